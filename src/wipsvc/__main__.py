@@ -1,0 +1,3 @@
+from wipsvc.cli import main
+
+main()

@@ -1,0 +1,98 @@
+"""The contracts between the pipeline and the outside world.
+
+Each external system sits behind one Protocol here. The pipeline only knows these
+types; real clients and embedded defaults implement them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+FieldSource = Literal["json-ld", "microdata", "opengraph", "llm", "html"]
+
+
+class StepError(Exception):
+    """A product-level failure; the batch goes on.
+
+    ``transient`` errors (timeouts, 429, 5xx) may succeed when retried; permanent
+    ones (a 404 page, invalid data, a script error) will not.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedPage:
+    url: str  # final URL after redirects
+    status_code: int
+    content_type: str
+    text: str
+
+
+class PageFetcher(Protocol):
+    async def fetch(self, url: str) -> FetchedPage:
+        """Fetch a product page; raises StepError for refused, failed or oversized fetches."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class ExtractedProduct:
+    """Product data pulled from a page; ``sources`` says where each field came from."""
+
+    fields: dict[str, str | list[str]] = field(default_factory=dict)
+    sources: dict[str, FieldSource] = field(default_factory=dict)
+    main_text: str = ""
+
+    def filled(self) -> list[str]:
+        return [name for name, value in self.fields.items() if value not in ("", [], None)]
+
+
+class Extractor(Protocol):
+    async def extract(self, page: FetchedPage, *, sku: str) -> ExtractedProduct: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptions:
+    body_html: str
+    features: list[str]
+    care_instructions: str
+    generator: str  # "template" or "llm"
+
+
+class Describer(Protocol):
+    async def describe(self, product: ExtractedProduct, *, sku: str) -> Descriptions: ...
+
+
+class SheetSession(Protocol):
+    """One job's view of a worksheet: opened once per job, used by all its products."""
+
+    async def find_row(self, sku: str) -> int | None: ...
+
+    async def append_row(self, sku: str, url: str) -> int:
+        """Append a SKU+URL row and return its 1-based row number."""
+        ...
+
+    async def write_fields(self, row_num: int, values: Mapping[str, str]) -> None:
+        """Write logical fields (mapped to columns by the collection) to one row."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Cleaner(Protocol):
+    """Post-processing of a finished row: Python rules or the sheet's Apps Script."""
+
+    def transform(self, values: dict[str, str]) -> dict[str, str]:
+        """Clean values before they are written (the embedded rules); identity elsewhere."""
+        ...
+
+    async def run(self, *, row_num: int, sku: str) -> None:
+        """Clean the row in place after it is written (Apps Script); no-op elsewhere."""
+        ...

@@ -1,0 +1,372 @@
+"""Fetching product pages without letting a submitted URL reach private networks.
+
+Every hop of a fetch is vetted: the host is resolved once, every address it resolves to
+must be public (or explicitly allowed), and the connection goes to the vetted address so
+that a second DNS answer cannot swap in a private one (DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import ipaddress
+import logging
+import re
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from http.cookies import CookieError, SimpleCookie
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from wipsvc.adapters.base import FetchedPage, StepError
+from wipsvc.config import Settings
+
+logger = logging.getLogger(__name__)
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# Python's is_global has changed between releases; these lists make the policy explicit.
+_NON_PUBLIC_NETWORKS: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
+        "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/96", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001:db8::/32", "fc00::/7",
+        "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
+_CLOUD_METADATA = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254"))
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SECRET_QUERY_KEY = re.compile(r"token|key|secret|pass|pwd|auth|sig|session|credential", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
+
+
+async def resolve_with_system_dns(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may appear in logs and messages: no userinfo, no credential-like query values."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        query = urlencode(
+            [(k, "REDACTED" if _SECRET_QUERY_KEY.search(k) else v) for k, v in parse_qsl(parts.query, True)]
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    except ValueError:
+        return "<invalid URL>"
+
+
+def address_problem(address: IPAddress) -> str | None:
+    """Why ``address`` must not be fetched from (e.g. "a private address"), or None if it is public."""
+    if address in _CLOUD_METADATA:
+        return "a cloud metadata address"
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return "an IPv4-mapped IPv6 address"
+        for embedded in _embedded_ipv4(address):
+            inner = address_problem(embedded)
+            if inner is not None:
+                return f"an IPv6 address embedding {embedded} ({inner})"
+    if address.is_reserved:
+        return "a reserved address"
+    if not address.is_global or any(address in network for network in _NON_PUBLIC_NETWORKS):
+        return "a private address"
+    return None
+
+
+def show_address(address: IPAddress) -> str:
+    # Python before 3.13 prints ::ffff:10.0.0.1 as ::ffff:a00:1, hiding the address it maps to.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    # 6to4, Teredo and NAT64 addresses route to the IPv4 address they carry.
+    embedded: list[ipaddress.IPv4Address] = []
+    if address.sixtofour is not None:
+        embedded.append(address.sixtofour)
+    if address.teredo is not None:
+        embedded.extend(address.teredo)
+    if address in _NAT64:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return embedded
+
+
+class SafeFetcher:
+    """``PageFetcher`` that refuses non-public destinations, caps size and time, and follows redirects."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        max_bytes: int,
+        max_redirects: int,
+        allowed_hosts: Sequence[str] = (),
+        user_agent: str,
+        resolver: Resolver | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
+        self._user_agent = user_agent
+        self._resolver: Resolver = resolver or resolve_with_system_dns
+        self._allowed_names: set[str] = set()
+        self._allowed_networks: list[IPNetwork] = []
+        for entry in allowed_hosts:
+            try:
+                self._allowed_networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                self._allowed_names.add(entry.strip().lower().rstrip("."))
+        self._client = httpx.AsyncClient(
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            # A shared jar would hand one site's cookies to any other site on the same IP; cookies
+            # live only within one fetch instead (see _CookieStore).
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Self:
+        options: dict[str, Any] = {
+            "timeout": settings.scrape_timeout_seconds,
+            "max_bytes": settings.scrape_max_bytes,
+            "max_redirects": settings.scrape_max_redirects,
+            "allowed_hosts": settings.scrape_allowed_hosts,
+            "user_agent": settings.scrape_user_agent,
+        }
+        options.update(overrides)
+        return cls(**options)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def fetch(self, url: str) -> FetchedPage:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._follow_redirects(url)
+        except TimeoutError:
+            raise self._timed_out(redact_url(url)) from None
+
+    async def vet(self, url: str) -> list[str]:
+        """Resolve ``url``'s host and return the addresses it may be fetched from; StepError if refused."""
+        return await self._vet(_parse_url(url))
+
+    async def _follow_redirects(self, url: str) -> FetchedPage:
+        current = _parse_url(url)
+        cookies = _CookieStore()
+        # Returning to a URL with new cookies is a cookie check, not a loop; the same URL with
+        # the same cookies would be answered the same way forever.
+        visited = {cookies.state_at(current)}
+        redirects = 0
+        while True:
+            addresses = await self._vet(current)
+            response = await self._send(current, addresses, cookies.header_for(current))
+            try:
+                location = response.headers.get("location")
+                if response.status_code not in REDIRECT_STATUSES or not location:
+                    return await self._read_page(current, response)
+                cookies.store(current, response)
+                target = _parse_url(urljoin(str(current), location))
+                redirects += 1
+                if cookies.state_at(target) in visited:
+                    raise StepError(f"redirect loop at {redact_url(str(target))}")
+                if redirects > self._max_redirects:
+                    raise StepError(f"too many redirects ({redirects}) fetching {redact_url(url)}")
+                logger.debug("redirect %s -> %s", redact_url(str(current)), redact_url(str(target)))
+                visited.add(cookies.state_at(target))
+                current = target
+            finally:
+                await response.aclose()
+
+    async def _vet(self, url: httpx.URL) -> list[str]:
+        host = url.raw_host.decode("ascii")
+        shown = redact_url(str(url))
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None:
+            problem = self._refusal(literal)
+            if problem is not None:
+                raise StepError(f"refused {shown}: {show_address(literal)} is {problem}")
+            return [host]
+        try:
+            answers = await self._resolver(host, url.port or (443 if url.scheme == "https" else 80))
+            addresses = [ipaddress.ip_address(answer) for answer in answers]
+        except socket.gaierror as exc:
+            raise StepError(
+                f"could not resolve {host} fetching {shown}", transient=exc.errno == socket.EAI_AGAIN
+            ) from None
+        except (OSError, ValueError):
+            raise StepError(f"could not resolve {host} fetching {shown}", transient=True) from None
+        if not addresses:
+            raise StepError(f"could not resolve {host} fetching {shown}")
+        if host.lower().rstrip(".") not in self._allowed_names:
+            for address in addresses:
+                problem = self._refusal(address)
+                if problem is not None:
+                    raise StepError(f"refused {shown}: {host} resolves to {show_address(address)}, {problem}")
+        return [str(address) for address in addresses]
+
+    def _timed_out(self, shown_url: str) -> StepError:
+        return StepError(f"timed out after {self._timeout} s fetching {shown_url}", transient=True)
+
+    def _refusal(self, address: IPAddress) -> str | None:
+        if any(address in network for network in self._allowed_networks):
+            return None
+        return address_problem(address)
+
+    async def _send(self, url: httpx.URL, addresses: list[str], cookie: str | None) -> httpx.Response:
+        host = url.raw_host.decode("ascii")
+        headers = {"Host": url.netloc.decode("ascii"), "User-Agent": self._user_agent}
+        headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+        if cookie:
+            headers["Cookie"] = cookie
+        extensions: dict[str, Any] = {}
+        if url.scheme == "https":
+            extensions["sni_hostname"] = host
+            # httpx pools connections by the IP we connect to, so a kept-alive TLS connection
+            # verified for one host name could otherwise carry a request for another.
+            headers["Connection"] = "close"
+        shown = redact_url(str(url))
+        for address in addresses:
+            request = self._client.build_request(
+                "GET", url.copy_with(host=address), headers=headers, extensions=extensions
+            )
+            try:
+                return await self._client.send(request, stream=True)
+            except httpx.ConnectError as exc:
+                logger.debug("connecting to %s for %s failed: %s", address, shown, exc)
+            except httpx.TimeoutException:
+                raise self._timed_out(shown) from None
+            except httpx.HTTPError as exc:
+                raise StepError(f"connection failed fetching {shown}: {exc}", transient=True) from None
+        raise StepError(f"could not connect to {host} fetching {shown}", transient=True)
+
+    async def _read_page(self, url: httpx.URL, response: httpx.Response) -> FetchedPage:
+        shown = redact_url(str(url))
+        status = response.status_code
+        if not 200 <= status < 300:
+            raise StepError(f"HTTP {status} fetching {shown}", transient=status == 429 or status >= 500)
+        media_type, _, params = response.headers.get("content-type", "").partition(";")
+        media_type = media_type.strip().lower()
+        if media_type and media_type not in HTML_TYPES:
+            raise StepError(f"not an HTML page: {shown} is {media_type}")
+        declared = response.headers.get("content-length", "").strip()
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise StepError(f"page too large: more than {self._max_bytes} bytes at {shown}")
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > self._max_bytes:
+                    raise StepError(f"page too large: more than {self._max_bytes} bytes at {shown}")
+        except httpx.TimeoutException:
+            raise self._timed_out(shown) from None
+        except httpx.TransportError as exc:
+            raise StepError(f"connection failed fetching {shown}: {exc}", transient=True) from None
+        except httpx.HTTPError as exc:
+            raise StepError(f"unreadable response from {shown}: {exc}") from None
+        if not media_type:
+            if not _looks_like_html(bytes(body)):
+                raise StepError(f"not an HTML page: {shown} has no content type and does not look like HTML")
+            media_type = "text/html"
+        text = bytes(body).decode(_charset(bytes(body), params), errors="replace")
+        logger.debug("fetched %s: HTTP %d, %d bytes", shown, status, len(body))
+        return FetchedPage(url=str(url), status_code=status, content_type=media_type, text=text)
+
+
+class _CookieStore:
+    """Cookies set during one fetch, sent back only to the origin that set them."""
+
+    def __init__(self) -> None:
+        self._by_origin: dict[tuple[str, bytes, int | None], dict[str, str]] = {}
+
+    def store(self, url: httpx.URL, response: httpx.Response) -> None:
+        jar = self._by_origin.setdefault((url.scheme, url.raw_host, url.port), {})
+        for header in response.headers.get_list("set-cookie"):
+            parsed: SimpleCookie = SimpleCookie()
+            try:
+                parsed.load(header)
+            except CookieError:
+                continue
+            for name, morsel in parsed.items():
+                if morsel["max-age"] == "0" or not morsel.value:
+                    jar.pop(name, None)
+                else:
+                    jar[name] = morsel.value
+
+    def state_at(self, url: httpx.URL) -> tuple[httpx.URL, str | None]:
+        return url.copy_with(fragment=None), self.header_for(url)
+
+    def header_for(self, url: httpx.URL) -> str | None:
+        jar = self._by_origin.get((url.scheme, url.raw_host, url.port))
+        return "; ".join(f"{name}={value}" for name, value in jar.items()) if jar else None
+
+
+def _parse_url(url: str) -> httpx.URL:
+    shown = redact_url(url)
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        raise StepError(f"refused {shown}: not a valid URL") from None
+    if parsed.scheme not in ("http", "https"):
+        raise StepError(f"refused {shown}: only http and https URLs are fetched")
+    if parsed.userinfo:
+        raise StepError(f"refused {shown}: URLs with a user name or password are not fetched")
+    if not parsed.raw_host:
+        raise StepError(f"refused {shown}: the URL has no host")
+    return parsed
+
+
+def _looks_like_html(body: bytes) -> bool:
+    start = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in start
+
+
+def _charset(body: bytes, content_type_params: str) -> str:
+    if body.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    declared = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type_params, re.IGNORECASE)
+    candidates = [declared.group(1) if declared else None]
+    meta = _META_CHARSET.search(body[:4096])
+    candidates.append(meta.group(1).decode("ascii") if meta else None)
+    for candidate in candidates:
+        if candidate:
+            try:
+                return codecs.lookup(candidate).name
+            except LookupError:
+                continue
+    return "utf-8"

@@ -1,0 +1,82 @@
+"""Collections: their sheet, column mapping, cleaning and LLM settings; the local sheet as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from wipsvc.api.deps import CollectionName, ServicesDep, check_name, existing_collection
+from wipsvc.api.errors import ERROR_RESPONSES
+from wipsvc.api.schemas import Collection, CollectionListResponse, CollectionResponse
+from wipsvc.collection import CollectionConfig, column_index
+from wipsvc.store import CollectionRecord
+
+router = APIRouter(prefix="/api/collections", tags=["collections"], responses=ERROR_RESPONSES)
+
+
+@router.get("", response_model=CollectionListResponse)
+async def list_collections(services: ServicesDep) -> CollectionListResponse:
+    """Every collection with its product counts by status."""
+    counts = await services.store.collections.product_counts()
+    records = await services.store.collections.all()
+    return CollectionListResponse(collections=[_view(r, counts.get(r.name, {})) for r in records])
+
+
+@router.get("/{name}", response_model=CollectionResponse)
+async def get_collection(name: CollectionName, services: ServicesDep) -> CollectionResponse:
+    collection = await existing_collection(name, services)
+    counts = await services.store.collections.product_counts()
+    return CollectionResponse(collection=_view(collection, counts.get(name, {})))
+
+
+@router.put("/{name}", response_model=CollectionResponse)
+async def put_collection(
+    name: CollectionName, config: CollectionConfig, services: ServicesDep
+) -> CollectionResponse:
+    """Create or replace a collection's configuration. Jobs already running keep the
+    backends they opened; new jobs use the new configuration."""
+    check_name(name)
+    record = await services.store.collections.put(name, config)
+    counts = await services.store.collections.product_counts()
+    return CollectionResponse(collection=_view(record, counts.get(name, {})))
+
+
+@router.get(
+    "/{name}/sheet.csv",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {"example": "sku,url,title\nABC123,https://shop.example/p/1,Sink\n"}}}
+    },
+)
+async def export_sheet(name: CollectionName, services: ServicesDep) -> Response:
+    """The collection's embedded worksheet as CSV, header row first."""
+    collection = await existing_collection(name, services)
+    rows = await services.store.collections.sheet_rows(name, collection.config.sheet.worksheet)
+    width = max((column_index(letter) + 1 for letter in collection.config.columns.values()), default=0)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for _, cells in rows:
+        line = [""] * width
+        for letter, value in cells.items():
+            index = column_index(letter)
+            if index < width:
+                line[index] = str(value)
+        writer.writerow(line)
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _view(record: CollectionRecord, counts: dict[str, int]) -> Collection:
+    return Collection(
+        name=record.name,
+        config=record.config,
+        product_counts=counts,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )

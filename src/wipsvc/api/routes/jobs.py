@@ -1,0 +1,150 @@
+"""The seed's job endpoints, plus retry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from wipsvc.api.deps import ExistingCollection, ServicesDep
+from wipsvc.api.errors import ERROR_RESPONSES, ApiError
+from wipsvc.api.schemas import (
+    CancelResponse,
+    Job,
+    JobListResponse,
+    JobResponse,
+    ProcessRequest,
+    ProcessResponse,
+    ProductResult,
+)
+from wipsvc.jobs.models import TERMINAL_JOB_STATUSES, JobStatus
+from wipsvc.services import Services
+from wipsvc.store import JobRecord
+
+router = APIRouter(prefix="/api/{collection}/wip", tags=["jobs"], responses=ERROR_RESPONSES)
+
+JobId = Annotated[str, Path(min_length=1, max_length=64, examples=["ce672290-f093-4801-b4a1-078f10ab0801"])]
+
+
+@router.post("/process", status_code=status.HTTP_202_ACCEPTED, response_model=ProcessResponse)
+async def start_job(
+    body: ProcessRequest, collection: ExistingCollection, services: ServicesDep
+) -> ProcessResponse:
+    """Start processing WIP products in the background; answers at once with a `job_id`."""
+    max_batch = services.settings.max_batch
+    if len(body.wip_ids) > max_batch:
+        raise ApiError(
+            422, "batch_too_large", f"{len(body.wip_ids)} products given; at most {max_batch} per job"
+        )
+    found = await services.store.collections.get_products(collection.name, body.wip_ids)
+    unknown = [wip_id for wip_id in body.wip_ids if wip_id not in found]
+    if unknown:
+        raise ApiError(
+            422,
+            "unknown_wip_ids",
+            f"unknown wip_ids in collection '{collection.name}': {', '.join(map(str, unknown))}",
+            {"unknown_wip_ids": unknown},
+        )
+    job = await services.registry.submit(collection.name, body.wip_ids)
+    return _accepted(job)
+
+
+@router.get("/jobs", response_model=JobListResponse)
+async def list_jobs(
+    collection: ExistingCollection,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Most recent jobs to return.")] = 10,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+) -> JobListResponse:
+    """Recent jobs of the collection, newest first."""
+    jobs = await services.store.jobs.recent(collection.name, limit=limit, status=status)
+    views = [await job_view(services, job) for job in jobs]
+    return JobListResponse(jobs=views, count=len(views))
+
+
+@router.get("/jobs/{job_id}", response_model=JobResponse)
+async def get_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> JobResponse:
+    """A job's status, counters and per-product results."""
+    return JobResponse(job=await job_view(services, await _job_of(services, collection.name, job_id)))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=CancelResponse)
+async def cancel_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> CancelResponse:
+    """Cancel a job. A queued job ends at once; a running one starts no new product and
+    ends `cancelled` once the products in flight finish."""
+    await _job_of(services, collection.name, job_id)
+    job = await services.registry.cancel(job_id)
+    message = (
+        "Job cancelled."
+        if job.status is JobStatus.CANCELLED
+        else "Cancellation requested: products already being processed will complete."
+    )
+    return CancelResponse(message=message, job=await job_view(services, job))
+
+
+@router.post("/jobs/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=ProcessResponse)
+async def retry_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> ProcessResponse:
+    """Re-run only the failed products of a finished job, as a new job linked to it."""
+    job = await _job_of(services, collection.name, job_id)
+    if job.status not in TERMINAL_JOB_STATUSES:
+        raise ApiError(409, "conflict", f"job {job_id} is still {job.status.value}; retry it once it ends")
+    failed = [item.wip_id for item in await services.store.jobs.items(job_id) if item.status == "failed"]
+    if not failed:
+        raise ApiError(409, "conflict", f"job {job_id} has no failed products")
+    new_job = await services.registry.submit(collection.name, failed, retry_of=job_id)
+    return _accepted(new_job)
+
+
+def _accepted(job: JobRecord) -> ProcessResponse:
+    count = job.total_products
+    return ProcessResponse(
+        job_id=job.job_id,
+        total_products=count,
+        message=f"Background processing started for {count} products. Use the job_id to track progress.",
+        status_url=f"/api/{job.collection_name}/wip/jobs/{job.job_id}",
+    )
+
+
+async def _job_of(services: Services, collection: str, job_id: str) -> JobRecord:
+    job = await services.store.jobs.get(job_id)
+    # Another collection's job answers exactly like a missing one.
+    if job is None or job.collection_name != collection:
+        raise ApiError(404, "not_found", f"job {job_id} not found in collection '{collection}'")
+    return job
+
+
+async def job_view(services: Services, job: JobRecord) -> Job:
+    return Job(
+        job_id=job.job_id,
+        collection_name=job.collection_name,
+        status=job.status,
+        total_products=job.total_products,
+        processed_products=job.processed_products,
+        successful_products=job.successful_products,
+        failed_products=job.failed_products,
+        results=[ProductResult.model_validate(result) for result in job.results],
+        error=job.error,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
+        wip_ids=job.wip_ids,
+        eta_seconds=await _eta(services, job),
+        cancel_requested=job.cancel_requested,
+        retry_of=job.retry_of,
+        token_usage=job.token_usage,
+    )
+
+
+async def _eta(services: Services, job: JobRecord) -> float | None:
+    if job.status in TERMINAL_JOB_STATUSES:
+        return 0.0
+    if job.status is JobStatus.QUEUED or job.event_seq == 0:
+        return None
+    last = await services.store.jobs.events_after(job.job_id, job.event_seq - 1, limit=1)
+    if not last or last[0].payload.get("eta_seconds") is None:
+        return None
+    # The estimate was made when the last product finished; time has passed since.
+    stamped = datetime.fromisoformat(last[0].payload["timestamp"])
+    elapsed = (datetime.now(UTC) - stamped).total_seconds()
+    return round(max(0.0, float(last[0].payload["eta_seconds"]) - elapsed), 1)

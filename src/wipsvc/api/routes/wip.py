@@ -1,0 +1,92 @@
+"""WIP products: create, list, inspect, reset."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from wipsvc.api.deps import CollectionName, ExistingCollection, ServicesDep, check_name
+from wipsvc.api.errors import ERROR_RESPONSES
+from wipsvc.api.schemas import (
+    CreateProductsRequest,
+    CreateProductsResponse,
+    WipProduct,
+    WipProductListResponse,
+    WipProductResponse,
+)
+from wipsvc.jobs.models import WipStatus
+from wipsvc.store import ProductRecord
+
+router = APIRouter(prefix="/api/{collection}/wip", tags=["wip products"], responses=ERROR_RESPONSES)
+
+WipId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=CreateProductsResponse)
+async def create_products(
+    body: CreateProductsRequest, collection: CollectionName, services: ServicesDep
+) -> CreateProductsResponse:
+    """Create WIP products (SKU + product-page URL). The collection is created on first use
+    with the embedded default backends. SKUs must be new in the collection."""
+    check_name(collection)
+    await services.store.collections.ensure(collection)
+    ids = await services.store.collections.create_products(
+        collection, [(product.sku, str(product.url)) for product in body.products]
+    )
+    return CreateProductsResponse(wip_ids=ids, collection_name=collection)
+
+
+@router.get("", response_model=WipProductListResponse)
+async def list_products(
+    collection: ExistingCollection,
+    services: ServicesDep,
+    status: Annotated[WipStatus | None, Query(description="Only products in this status.")] = None,
+    search: Annotated[str | None, Query(max_length=100, description="Part of the SKU or URL.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> WipProductListResponse:
+    """The collection's WIP products, oldest first."""
+    products, total = await services.store.collections.list_products(
+        collection.name, status=status, search=search, limit=limit, offset=offset
+    )
+    return WipProductListResponse(
+        products=[product_view(p) for p in products], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{wip_id}", response_model=WipProductResponse)
+async def get_product(
+    wip_id: WipId, collection: ExistingCollection, services: ServicesDep
+) -> WipProductResponse:
+    """One WIP product: status, extracted data, descriptions, sheet row and last error."""
+    return WipProductResponse(
+        product=product_view(await services.store.collections.get_product(collection.name, wip_id))
+    )
+
+
+@router.post("/{wip_id}/reset", response_model=WipProductResponse)
+async def reset_product(
+    wip_id: WipId, collection: ExistingCollection, services: ServicesDep
+) -> WipProductResponse:
+    """Put a stuck or failed product back to `pending` (409 while a job holds it)."""
+    product = await services.store.collections.reset_product(collection.name, wip_id)
+    return WipProductResponse(product=product_view(product))
+
+
+def product_view(product: ProductRecord) -> WipProduct:
+    return WipProduct(
+        wip_id=product.wip_id,
+        collection_name=product.collection_name,
+        sku=product.sku,
+        url=product.url,
+        status=product.status,
+        row_num=product.row_num,
+        extracted=product.extracted,
+        sources=product.sources,
+        descriptions=product.descriptions,
+        error=product.error,
+        active_job_id=product.active_job_id,
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+    )

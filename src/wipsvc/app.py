@@ -1,0 +1,91 @@
+"""The application factory: one ASGI app serving REST, Socket.IO and the dashboard."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import socketio
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+
+from wipsvc.adapters.base import PageFetcher
+from wipsvc.api.errors import install_error_handlers
+from wipsvc.api.routes import collections, health, jobs, wip
+from wipsvc.config import Settings
+from wipsvc.pipeline.steps import RetryPolicy
+from wipsvc.realtime.server import Realtime
+from wipsvc.services import Services
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+wipsvc turns work-in-progress products (a SKU and a product-page URL each) into finished
+rows of a collection's sheet, in the background: the row is added, the page scraped and
+its product data extracted, descriptions written, the sheet's cleaning run, and the
+product marked `ready`.
+
+Start a job with `POST /api/{collection}/wip/process`; follow it with
+`GET /api/{collection}/wip/jobs/{job_id}` or live over Socket.IO (event `wip_job_progress`).
+"""
+
+
+def create_api(
+    settings: Settings, *, fetcher: PageFetcher | None = None, retry: RetryPolicy | None = None
+) -> tuple[FastAPI, Realtime | None]:
+    """The FastAPI app and, if enabled, the Socket.IO server bound to the same services."""
+    realtime: Realtime | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await Services.start(settings, fetcher=fetcher, retry=retry)
+        app.state.services = services
+        unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
+        try:
+            yield
+        finally:
+            if unsubscribe:
+                unsubscribe()
+            await services.stop()
+
+    api = FastAPI(
+        title="wipsvc",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "jobs", "description": "Start, follow, cancel and retry background jobs."},
+            {"name": "wip products", "description": "The products waiting to be processed."},
+            {"name": "collections", "description": "Per-collection sheet, columns and backends."},
+            {"name": "health", "description": "Probes."},
+        ],
+    )
+    install_error_handlers(api)
+    if settings.cors_origins:
+        api.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
+    for router in (health.router, collections.router, jobs.router, wip.router):
+        api.include_router(router)
+
+    @api.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    if settings.socketio_enabled:
+        realtime = Realtime(settings, lambda: api.state.services)
+    return api, realtime
+
+
+def create_app(
+    settings: Settings, *, fetcher: PageFetcher | None = None, retry: RetryPolicy | None = None
+) -> Any:
+    """The ASGI app to serve (FastAPI, with Socket.IO mounted at /socket.io when enabled)."""
+    api, realtime = create_api(settings, fetcher=fetcher, retry=retry)
+    if realtime is None:
+        return api
+    # No on_startup/on_shutdown here, so that FastAPI's own lifespan runs.
+    return socketio.ASGIApp(realtime.server, other_asgi_app=api)

@@ -1,0 +1,85 @@
+"""Settings, read from ``WIPSVC_*`` environment variables and an optional ``.env`` file.
+
+There is no module-level instance: ``create_app(settings)`` and the CLI build one,
+and tests pass their own.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WIPSVC_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Service
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./data/wipsvc.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server binds to.")
+    log_level: str = Field("info", description="Python logging level.")
+    instance_id: str | None = Field(
+        None, description="Name of this instance in job leases (default: host name + random suffix)."
+    )
+
+    # Jobs
+    max_batch: int = Field(100, ge=1, le=10_000, description="Most products in one job.")
+    workers_per_job: int = Field(4, ge=1, le=64, description="Products of one job processed at once.")
+    product_delay_seconds: float = Field(
+        0.0, ge=0, description="Pause each worker takes between products (the original design used 20)."
+    )
+    jobs_per_collection: int = Field(1, ge=1, description="Jobs of one collection running at once.")
+    max_running_jobs: int = Field(8, ge=1, description="Jobs this instance runs at once.")
+    lease_seconds: float = Field(15.0, gt=0, description="How long a job's lease lasts unless renewed.")
+    claim_interval_seconds: float = Field(
+        2.0, gt=0, description="How often the registry looks for queued or orphaned jobs."
+    )
+
+    # Real-time
+    socketio_enabled: bool = Field(True, description="Serve Socket.IO progress events at /socket.io.")
+    redis_url: str | None = Field(
+        None, description="Redis URL shared by several instances (Socket.IO fan-out); unset = one instance."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed to call the API from a browser."
+    )
+
+    # Scraping
+    scrape_timeout_seconds: float = Field(20.0, gt=0, description="Whole-fetch time limit per page.")
+    scrape_max_bytes: int = Field(5_000_000, gt=0, description="Largest page body accepted.")
+    scrape_max_redirects: int = Field(5, ge=0, description="Redirects followed per page.")
+    scrape_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated hosts or CIDR ranges that may be fetched although not public.",
+    )
+    scrape_user_agent: str = Field("wipsvc/0.1 (+catalogue importer)", description="User-Agent header.")
+
+    # External services (base URLs are settings so that proxies, emulators and tests can redirect them)
+    sheets_api_url: str = Field("https://sheets.googleapis.com", description="Google Sheets API base URL.")
+    apps_script_api_url: str = Field("https://script.googleapis.com", description="Apps Script API base URL.")
+    google_credentials_file: str | None = Field(
+        None, description="Service-account JSON used for Google Sheets (collections may override)."
+    )
+    llm_base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible API base URL.")
+    llm_api_key: SecretStr | None = Field(
+        None, description="LLM API key (OPENAI_API_KEY is used when unset); no key = no LLM."
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Model used for extraction and descriptions.")
+
+    @field_validator("scrape_allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,89 @@
+"""Statuses of jobs, of products within a job, and of WIP products; transitions live here."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"  # a fatal job-level error only; failed products leave a job completed
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+ACTIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+
+_JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
+}
+
+
+def can_transition(current: JobStatus, new: JobStatus) -> bool:
+    return new in _JOB_TRANSITIONS.get(current, frozenset())
+
+
+class ItemStatus(StrEnum):
+    """A product's state within one job (the ledger)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # never started because the job was cancelled or failed
+
+
+TERMINAL_ITEM_STATUSES = frozenset({ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.SKIPPED})
+
+
+class WipStatus(StrEnum):
+    """A WIP product's own status, independent of any job."""
+
+    PENDING = "pending"
+    EXTRACTING = "extracting"
+    GENERATING = "generating"
+    CLEANING = "cleaning"
+    READY = "ready"
+    ERROR = "error"
+
+
+class Step(StrEnum):
+    """The five steps of the pipeline, in order."""
+
+    SHEET_ROW = "sheet_row"
+    EXTRACT = "extract"
+    DESCRIBE = "describe"
+    CLEAN = "clean"
+    COMPLETE = "complete"
+
+
+STEP_ORDER: tuple[Step, ...] = tuple(Step)
+
+# The WIP status a product shows while a step runs.
+WIP_STATUS_DURING: dict[Step, WipStatus] = {
+    Step.SHEET_ROW: WipStatus.PENDING,
+    Step.EXTRACT: WipStatus.EXTRACTING,
+    Step.DESCRIBE: WipStatus.GENERATING,
+    Step.CLEAN: WipStatus.CLEANING,
+    Step.COMPLETE: WipStatus.CLEANING,
+}
+
+
+class EventStatus(StrEnum):
+    """`status` of a `wip_job_progress` event."""
+
+    STARTED = "started"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+EVENT_STATUS_FOR_TERMINAL: dict[JobStatus, EventStatus] = {
+    JobStatus.COMPLETED: EventStatus.COMPLETED,
+    JobStatus.FAILED: EventStatus.FAILED,
+    JobStatus.CANCELLED: EventStatus.CANCELLED,
+}

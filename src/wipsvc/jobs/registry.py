@@ -1,0 +1,130 @@
+"""The job registry: accepts jobs, claims runnable ones, and owns their asyncio tasks.
+
+Restart recovery and several instances sharing one database are the same mechanism:
+every instance periodically claims queued jobs and running jobs whose lease expired
+(on SQLite, the only instance also takes every running job left by its predecessor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+
+from wipsvc.config import Settings
+from wipsvc.jobs.events import EventBus
+from wipsvc.jobs.runner import JobRunner
+from wipsvc.store import JobRecord, LeaseLost, Store
+
+log = logging.getLogger(__name__)
+
+RunnerFactory = Callable[[JobRecord, str], JobRunner]
+
+
+def default_owner(settings: Settings) -> str:
+    return settings.instance_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+
+
+class JobRegistry:
+    def __init__(
+        self, store: Store, bus: EventBus, settings: Settings, make_runner: RunnerFactory, owner: str
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._settings = settings
+        self._make_runner = make_runner
+        self.owner = owner
+        self._runners: dict[str, tuple[JobRunner, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def running_job_ids(self) -> list[str]:
+        return list(self._runners)
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="wipsvc-claim-loop")
+
+    async def stop(self) -> None:
+        """Cancel every task this registry owns, wait for them, and give the jobs back."""
+        self._stopping = True
+        tasks = [task for _, task in self._runners.values()] + list(self._background)
+        if self._loop_task is not None:
+            tasks.append(self._loop_task)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for job_id in list(self._runners):
+            with contextlib.suppress(Exception):
+                await self._store.jobs.release(job_id, self.owner)
+        self._runners.clear()
+
+    async def submit(
+        self, collection: str, wip_ids: Sequence[int], *, retry_of: str | None = None
+    ) -> JobRecord:
+        job = await self._store.jobs.create(str(uuid.uuid4()), collection, wip_ids, retry_of=retry_of)
+        self._wake.set()
+        return job
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        job, event = await self._store.jobs.request_cancel(job_id)
+        await self._bus.publish([event])
+        if job_id in self._runners:
+            self._runners[job_id][0].cancel()
+        elif event is not None:
+            self._wake.set()  # a queued job ended: the next one may start
+        return job
+
+    async def _claim_loop(self) -> None:
+        interval = self._settings.claim_interval_seconds
+        while True:
+            try:
+                await self._claim_once()
+            except Exception:
+                log.exception("claiming jobs failed; trying again in %.1f s", interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+
+    async def _claim_once(self) -> None:
+        capacity = self._settings.max_running_jobs - len(self._runners)
+        if capacity <= 0 or self._stopping:
+            return
+        jobs = await self._store.jobs.claim(
+            self.owner,
+            lease_seconds=self._settings.lease_seconds,
+            per_collection=self._settings.jobs_per_collection,
+            limit=capacity,
+            take_running=self._store.is_sqlite,
+        )
+        for job in jobs:
+            runner = self._make_runner(job, self.owner)
+            task = asyncio.create_task(runner.run(), name=f"wipsvc-job-{job.job_id}")
+            self._runners[job.job_id] = (runner, task)
+            task.add_done_callback(functools.partial(self._on_done, job.job_id))
+            log.info("job %s (%s) started on %s", job.job_id, job.collection_name, self.owner)
+
+    def _on_done(self, job_id: str, task: asyncio.Task[None]) -> None:
+        self._runners.pop(job_id, None)
+        if self._stopping or task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, LeaseLost):
+            # E.g. the database went away mid-job: give the job back so a claim resumes it.
+            log.error("job %s stopped on an error; it will be resumed", job_id, exc_info=error)
+            release = asyncio.get_running_loop().create_task(self._release_later(job_id))
+            self._background.add(release)
+            release.add_done_callback(self._background.discard)
+        self._wake.set()
+
+    async def _release_later(self, job_id: str) -> None:
+        await asyncio.sleep(self._settings.claim_interval_seconds)
+        with contextlib.suppress(Exception):
+            await self._store.jobs.release(job_id, self.owner)
+        self._wake.set()

@@ -1,0 +1,173 @@
+"""Runs one job: its products through the pipeline, `workers_per_job` at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from wipsvc.config import Settings
+from wipsvc.jobs.eta import EtaEstimator
+from wipsvc.jobs.events import EventBus
+from wipsvc.jobs.models import ItemStatus, JobStatus, Step, WipStatus
+from wipsvc.pipeline.steps import Backends, ProductState, RetryPolicy, StepFailure, run_product
+from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store
+
+log = logging.getLogger(__name__)
+
+OpenBackends = Callable[[JobRecord], Awaitable[Backends]]
+
+# The WIP status a product shows once a step is done, i.e. while the next one runs.
+_STATUS_AFTER: dict[Step, WipStatus] = {
+    Step.SHEET_ROW: WipStatus.EXTRACTING,
+    Step.EXTRACT: WipStatus.GENERATING,
+    Step.DESCRIBE: WipStatus.CLEANING,
+    Step.CLEAN: WipStatus.CLEANING,
+    Step.COMPLETE: WipStatus.CLEANING,
+}
+
+
+class JobRunner:
+    def __init__(
+        self,
+        job: JobRecord,
+        *,
+        store: Store,
+        bus: EventBus,
+        settings: Settings,
+        owner: str,
+        open_backends: OpenBackends,
+        retry: RetryPolicy,
+    ) -> None:
+        self.job = job
+        self._store = store
+        self._bus = bus
+        self._settings = settings
+        self._owner = owner
+        self._open_backends = open_backends
+        self._retry = retry
+        self._lease = settings.lease_seconds
+        self._cancel = asyncio.Event()
+        self._stop_lease = asyncio.Event()
+
+    def cancel(self) -> None:
+        """Start no new product; those in flight finish."""
+        self._cancel.set()
+
+    async def run(self) -> None:
+        job_id = self.job.job_id
+        try:
+            await self._bus.publish([await self._store.jobs.mark_started(job_id, self._owner, self._lease)])
+            status, error = await self._run_products()
+            await self._bus.publish([await self._store.jobs.finish(job_id, self._owner, status, error)])
+        except LeaseLost:
+            log.warning("job %s was taken over by another instance; stopping here", job_id)
+
+    async def _run_products(self) -> tuple[JobStatus, str | None]:
+        items = await self._store.jobs.items(self.job.job_id)
+        todo = [item for item in items if item.status in (ItemStatus.PENDING, ItemStatus.RUNNING)]
+        products = await self._store.collections.get_products(
+            self.job.collection_name, [i.wip_id for i in todo]
+        )
+        try:
+            backends = await self._open_backends(self.job)
+        except Exception as error:
+            log.exception("job %s could not open its backends", self.job.job_id)
+            return JobStatus.FAILED, f"could not open the collection's backends: {error}"
+        queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
+        for item in todo:
+            queue.put_nowait(item)
+        eta = EtaEstimator(len(todo), time.monotonic)
+        urls = {wip_id: product.url for wip_id, product in products.items()}
+        workers = min(self._settings.workers_per_job, len(todo)) or 1
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._keep_lease())
+                worker_tasks = [
+                    group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)
+                ]
+                await asyncio.gather(*worker_tasks)
+                self._stop_lease.set()
+        except* LeaseLost as lost:
+            raise lost.exceptions[0] from None
+        finally:
+            await backends.close()
+        return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease and pick up a cancel request made through another instance."""
+        interval = self._lease / 3
+        while not self._stop_lease.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_lease.wait(), interval)
+            if self._stop_lease.is_set():
+                return
+            if await self._store.jobs.renew_lease(self.job.job_id, self._owner, self._lease):
+                self.cancel()
+
+    async def _work(
+        self,
+        queue: asyncio.Queue[ItemRecord],
+        backends: Backends,
+        urls: dict[int, str],
+        eta: EtaEstimator,
+    ) -> None:
+        delay = self._settings.product_delay_seconds
+        first = True
+        while not self._cancel.is_set() and not queue.empty():
+            if not first and delay > 0:
+                # The original design's fixed pause between products, cut short by cancel.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._cancel.wait(), delay)
+                if self._cancel.is_set():
+                    return
+            first = False
+            item = queue.get_nowait()
+            await self._process(item, backends, urls[item.wip_id], eta)
+
+    async def _process(self, item: ItemRecord, backends: Backends, url: str, eta: EtaEstimator) -> None:
+        jobs, job_id, owner, lease = self._store.jobs, self.job.job_id, self._owner, self._lease
+        started = time.monotonic()
+        item = await jobs.start_item(job_id, item.wip_id, owner, lease)
+        state = ProductState.resume(item.wip_id, item.sku, url, item.step, item.row_num, item.checkpoint)
+
+        async def save(state: ProductState) -> None:
+            assert state.step_done is not None
+            values: dict[str, object] = {"row_num": state.row_num}
+            if state.extracted is not None:
+                values["extracted"] = state.extracted.get("fields")
+                values["sources"] = state.extracted.get("sources")
+            if state.descriptions is not None:
+                values["descriptions"] = state.descriptions
+            await jobs.checkpoint(
+                job_id,
+                state.wip_id,
+                owner,
+                lease,
+                step=state.step_done.value,
+                checkpoint=state.checkpoint(),
+                row_num=state.row_num,
+                wip_status=_STATUS_AFTER[state.step_done],
+                product_values=values,
+            )
+
+        error = error_step = None
+        try:
+            await run_product(state, backends, save, self._retry)
+        except StepFailure as failure:
+            error, error_step = failure.message, failure.step.value
+            log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
+        eta.product_finished()
+        event = await jobs.finish_item(
+            job_id,
+            item.wip_id,
+            owner,
+            lease,
+            error=error,
+            error_step=error_step,
+            duration=time.monotonic() - started,
+            eta=eta.estimate(),
+        )
+        await self._bus.publish([event])

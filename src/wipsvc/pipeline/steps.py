@@ -1,0 +1,212 @@
+"""The five steps that turn one WIP product into a finished sheet row.
+
+Each step runs only if the product's checkpoint says it has not completed yet, and its
+outcome is saved before the next one starts, so a product resumed after a crash picks
+up where it stopped and never appends a second sheet row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wipsvc.adapters.base import (
+    Cleaner,
+    Describer,
+    Descriptions,
+    ExtractedProduct,
+    Extractor,
+    PageFetcher,
+    SheetSession,
+    StepError,
+)
+from wipsvc.jobs.models import STEP_ORDER, Step
+
+log = logging.getLogger(__name__)
+
+# Fields of the sheet row written from the extraction and the descriptions.
+ROW_FIELDS = (
+    "title",
+    "brand",
+    "price",
+    "currency",
+    "gtin",
+    "mpn",
+    "availability",
+    "category",
+    "image_url",
+    "description",
+    "color",
+    "material",
+)
+READY = "ready"
+
+
+@dataclass(slots=True)
+class Backends:
+    """One job's adapters, opened for its collection."""
+
+    sheet: SheetSession
+    fetcher: PageFetcher
+    extractor: Extractor
+    describer: Describer
+    cleaner: Cleaner
+
+    async def close(self) -> None:
+        await self.sheet.close()
+
+
+@dataclass(slots=True)
+class ProductState:
+    """What a product carries from step to step; saved as the ledger's checkpoint."""
+
+    wip_id: int
+    sku: str
+    url: str
+    step_done: Step | None = None
+    row_num: int | None = None
+    extracted: dict[str, Any] | None = None
+    descriptions: dict[str, Any] | None = None
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"extracted": self.extracted, "descriptions": self.descriptions, "attempts": self.attempts}
+
+    @classmethod
+    def resume(
+        cls, wip_id: int, sku: str, url: str, step: str | None, row_num: int | None, data: dict[str, Any]
+    ) -> ProductState:
+        return cls(
+            wip_id=wip_id,
+            sku=sku,
+            url=url,
+            step_done=Step(step) if step else None,
+            row_num=row_num,
+            extracted=data.get("extracted"),
+            descriptions=data.get("descriptions"),
+            attempts=dict(data.get("attempts") or {}),
+        )
+
+    def remaining_steps(self) -> list[Step]:
+        if self.step_done is None:
+            return list(STEP_ORDER)
+        return list(STEP_ORDER[STEP_ORDER.index(self.step_done) + 1 :])
+
+
+class StepFailure(Exception):
+    def __init__(self, step: Step, message: str) -> None:
+        super().__init__(f"{step.value}: {message}")
+        self.step = step
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Transient errors are retried with exponential backoff and full jitter."""
+
+    max_attempts: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def delay(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+Save = Callable[[ProductState], Awaitable[None]]
+
+
+async def run_product(state: ProductState, backends: Backends, save: Save, retry: RetryPolicy) -> None:
+    """Run the steps the product still needs; raises StepFailure on the first failing one."""
+    for step in state.remaining_steps():
+        attempt = 0
+        while True:
+            attempt += 1
+            state.attempts[step.value] = state.attempts.get(step.value, 0) + 1
+            try:
+                await _STEPS[step](state, backends)
+                break
+            except StepError as error:
+                if not error.transient or attempt >= retry.max_attempts:
+                    suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise StepFailure(step, error.message + suffix) from error
+                log.info("retrying %s of %s after transient error: %s", step, state.sku, error.message)
+                await retry.sleep(retry.delay(attempt))
+            except Exception as error:  # a bug or an adapter's surprise fails one product, not the job
+                log.exception("step %s failed unexpectedly for %s", step, state.sku)
+                raise StepFailure(step, f"internal error: {type(error).__name__}: {error}") from error
+        state.step_done = step
+        await save(state)
+
+
+async def _sheet_row(state: ProductState, backends: Backends) -> None:
+    row = await backends.sheet.find_row(state.sku)
+    if row is None:
+        row = await backends.sheet.append_row(state.sku, state.url)
+    state.row_num = row
+
+
+async def _extract(state: ProductState, backends: Backends) -> None:
+    page = await backends.fetcher.fetch(state.url)
+    product = await backends.extractor.extract(page, sku=state.sku)
+    state.extracted = {"fields": product.fields, "sources": product.sources, "main_text": product.main_text}
+
+
+async def _describe(state: ProductState, backends: Backends) -> None:
+    result = await backends.describer.describe(_extracted(state), sku=state.sku)
+    state.descriptions = {
+        "body_html": result.body_html,
+        "features": result.features,
+        "care_instructions": result.care_instructions,
+        "generator": result.generator,
+    }
+
+
+async def _clean(state: ProductState, backends: Backends) -> None:
+    assert state.row_num is not None
+    values = backends.cleaner.transform(row_values(state))
+    await backends.sheet.write_fields(state.row_num, values)
+    await backends.cleaner.run(row_num=state.row_num, sku=state.sku)
+
+
+async def _complete(state: ProductState, backends: Backends) -> None:
+    assert state.row_num is not None
+    await backends.sheet.write_fields(state.row_num, {"status": READY})
+
+
+_STEPS: dict[Step, Callable[[ProductState, Backends], Awaitable[None]]] = {
+    Step.SHEET_ROW: _sheet_row,
+    Step.EXTRACT: _extract,
+    Step.DESCRIBE: _describe,
+    Step.CLEAN: _clean,
+    Step.COMPLETE: _complete,
+}
+
+
+def _extracted(state: ProductState) -> ExtractedProduct:
+    data = state.extracted or {}
+    return ExtractedProduct(
+        fields=dict(data.get("fields") or {}),
+        sources=dict(data.get("sources") or {}),
+        main_text=data.get("main_text") or "",
+    )
+
+
+def row_values(state: ProductState) -> dict[str, str]:
+    """The sheet row's fields from the extraction and the descriptions."""
+    fields = _extracted(state).fields
+    values = {name: _text(fields[name]) for name in ROW_FIELDS if fields.get(name)}
+    desc = Descriptions(**dict((state.descriptions or {}).items())) if state.descriptions else None
+    if desc is not None:
+        values["body_html"] = desc.body_html
+        values["features"] = "\n".join(desc.features)
+        values["care_instructions"] = desc.care_instructions
+    return values
+
+
+def _text(value: str | list[str]) -> str:
+    return ", ".join(value) if isinstance(value, list) else value

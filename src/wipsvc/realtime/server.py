@@ -1,0 +1,78 @@
+"""Socket.IO: relays `wip_job_progress` events from the bus to the clients allowed to see them.
+
+Clients receive their collections' events without subscribing (the original front-end
+code works as written). A client may also emit `subscribe` with `{job_id, after_seq}` to
+be sent the stored events it missed, in order; events carry `seq`, so a client that
+gets one twice (replayed and live) drops the duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+
+from wipsvc.config import Settings
+from wipsvc.services import Services
+from wipsvc.store import ProgressEvent
+
+log = logging.getLogger(__name__)
+
+EVENT = "wip_job_progress"
+ALL_COLLECTIONS_ROOM = "collections:*"
+
+
+def collection_room(name: str) -> str:
+    return f"collection:{name}"
+
+
+class Realtime:
+    def __init__(self, settings: Settings, services: Callable[[], Services]) -> None:
+        manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+        self.server = socketio.AsyncServer(
+            async_mode="asgi",
+            client_manager=manager,
+            cors_allowed_origins=settings.cors_origins or None,
+            logger=False,
+            engineio_logger=False,
+        )
+        self._services = services
+        self.server.on("connect", self._connect)
+        self.server.on("subscribe", self._subscribe)
+
+    async def relay(self, event: ProgressEvent) -> None:
+        """Bus handler: send one stored event to every client allowed to see it."""
+        await self.server.emit(
+            EVENT, event.payload, to=[collection_room(event.collection_name), ALL_COLLECTIONS_ROOM]
+        )
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        # Rooms are joined only after the client's access is known.
+        await self.server.save_session(sid, {"collections": None})
+        await self.server.enter_room(sid, ALL_COLLECTIONS_ROOM)
+
+    async def _subscribe(self, sid: str, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):
+            return {"ok": False, "error": "expected {job_id: str, after_seq: int}"}
+        after_seq = data.get("after_seq", 0)
+        if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
+            return {"ok": False, "error": "after_seq must be a non-negative integer"}
+        services = self._services()
+        job = await services.store.jobs.get(data["job_id"])
+        if job is None or not await self._may_see(sid, job.collection_name):
+            return {"ok": False, "error": "job not found"}
+        events = await services.store.jobs.events_after(job.job_id, after_seq)
+        for event in events:
+            await self.server.emit(EVENT, event.payload, to=sid)
+        return {
+            "ok": True,
+            "replayed": len(events),
+            "last_seq": job.event_seq if not events else events[-1].seq,
+        }
+
+    async def _may_see(self, sid: str, collection: str) -> bool:
+        session = await self.server.get_session(sid)
+        allowed = session.get("collections")
+        return allowed is None or collection in allowed

@@ -1,0 +1,71 @@
+"""Everything a running service holds, built and torn down in one place."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from wipsvc.adapters.base import PageFetcher
+from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.config import Settings
+from wipsvc.jobs.events import EventBus
+from wipsvc.jobs.registry import JobRegistry, default_owner
+from wipsvc.jobs.runner import JobRunner
+from wipsvc.pipeline.backends import BackendFactory
+from wipsvc.pipeline.steps import Backends, RetryPolicy
+from wipsvc.store import JobRecord, Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    bus: EventBus
+    registry: JobRegistry
+    backends: BackendFactory
+    fetcher: PageFetcher
+    owns_fetcher: bool
+    started_at: float
+
+    @classmethod
+    async def start(
+        cls,
+        settings: Settings,
+        *,
+        fetcher: PageFetcher | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Services:
+        store = await Store.open(settings.database_url)
+        bus = EventBus()
+        owns_fetcher = fetcher is None
+        fetcher = fetcher or SafeFetcher.from_settings(settings)
+        backends = BackendFactory(settings, store, fetcher)
+        retry_policy = retry or RetryPolicy()
+
+        async def open_backends(job: JobRecord) -> Backends:
+            collection = await store.collections.get(job.collection_name)
+            if collection is None:
+                raise RuntimeError(f"collection {job.collection_name} no longer exists")
+            return await backends.open(collection)
+
+        def make_runner(job: JobRecord, owner: str) -> JobRunner:
+            return JobRunner(
+                job,
+                store=store,
+                bus=bus,
+                settings=settings,
+                owner=owner,
+                open_backends=open_backends,
+                retry=retry_policy,
+            )
+
+        registry = JobRegistry(store, bus, settings, make_runner, default_owner(settings))
+        await registry.start()
+        return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time())
+
+    async def stop(self) -> None:
+        await self.registry.stop()
+        await self.backends.aclose()
+        if self.owns_fetcher:  # an injected fetcher belongs to whoever made it
+            await self.fetcher.aclose()
+        await self.store.close()

@@ -1,0 +1,80 @@
+"""Engine construction and schema upgrades."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+# Any constant works; it only has to be the same for every instance sharing a database.
+_MIGRATION_LOCK_KEY = 0x57495053
+
+
+def alembic_dir() -> Path:
+    """The `alembic/` folder at the project root (the package is installed editable)."""
+    return Path(__file__).resolve().parents[3] / "alembic"
+
+
+def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+    url = make_url(database_url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_async_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers go on while the single writer commits; NORMAL is durable in WAL mode
+    # except for the last transactions on power loss, which the lease/resume design tolerates.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(alembic_dir()))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(_alembic_config(connection), "head")
+
+
+async def upgrade_schema(engine: AsyncEngine) -> None:
+    """Bring the schema to the newest migration; safe with several instances starting at once."""
+    async with engine.begin() as conn, _migration_lock(conn):
+        await conn.run_sync(_upgrade)
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(conn: AsyncConnection) -> AsyncIterator[None]:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        # Transaction-scoped: released at commit, so a crashed instance never holds it.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    yield
+
+
+async def dispose(engine: AsyncEngine) -> None:
+    await asyncio.shield(engine.dispose())

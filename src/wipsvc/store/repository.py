@@ -1,0 +1,37 @@
+"""`Store`: the one object the rest of the service uses to reach the database."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from wipsvc.store.collections_repo import CollectionsRepository
+from wipsvc.store.database import Database
+from wipsvc.store.engine import create_engine, upgrade_schema
+from wipsvc.store.jobs_repo import JobsRepository
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.db = Database(engine)
+        self.collections = CollectionsRepository(self.db)
+        self.jobs = JobsRepository(self.db)
+
+    @classmethod
+    async def open(cls, database_url: str, *, upgrade: bool = True) -> Store:
+        engine = create_engine(database_url)
+        if upgrade:
+            await upgrade_schema(engine)
+        return cls(engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db.is_sqlite
+
+    async def ping(self) -> None:
+        async with self.db.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

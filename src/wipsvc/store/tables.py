@@ -1,0 +1,138 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations mirror these.
+
+`wip_jobs` keeps every column of the original design with its meaning (JSON arrays as
+TEXT), so other tools can keep reading it; columns after the seed's are our additions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always read back timezone-aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        # SQLite has no time zones: store naive UTC there.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+metadata = sa.MetaData()
+
+collections = sa.Table(
+    "collections",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("config", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+wip_products = sa.Table(
+    "wip_products",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collection_name", sa.String(64), sa.ForeignKey("collections.name"), nullable=False),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("row_num", sa.Integer),
+    sa.Column("extracted", sa.JSON),
+    sa.Column("sources", sa.JSON),
+    sa.Column("descriptions", sa.JSON),
+    sa.Column("error", sa.Text),
+    # The queued or running job this product belongs to; the guard against two active jobs.
+    sa.Column("active_job_id", sa.String(36)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("collection_name", "sku", name="uq_wip_products_collection_sku"),
+    sa.Index("ix_wip_products_collection_status", "collection_name", "status"),
+)
+
+wip_jobs = sa.Table(
+    "wip_jobs",
+    metadata,
+    sa.Column("job_id", sa.Text, primary_key=True),
+    sa.Column("collection_name", sa.Text, nullable=False),
+    sa.Column("wip_ids", sa.Text, nullable=False),  # JSON array
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("total_products", sa.Integer, nullable=False),
+    sa.Column("processed_products", sa.Integer, server_default="0", nullable=False),
+    sa.Column("successful_products", sa.Integer, server_default="0", nullable=False),
+    sa.Column("failed_products", sa.Integer, server_default="0", nullable=False),
+    sa.Column("results", sa.Text),  # JSON array
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UTCDateTime, server_default=sa.func.current_timestamp()),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("completed_at", UTCDateTime),
+    # Additions: ownership lease, cancel flag, event sequence, retry link.
+    sa.Column("owner", sa.Text),
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("cancel_requested", sa.Boolean, server_default=sa.false(), nullable=False),
+    sa.Column("event_seq", sa.Integer, server_default="0", nullable=False),
+    sa.Column("retry_of", sa.Text),
+    sa.Column("token_usage", sa.JSON),
+    sa.Index("ix_wip_jobs_collection_created", "collection_name", "created_at"),
+    sa.Index("ix_wip_jobs_status", "status"),
+)
+
+job_items = sa.Table(
+    "job_items",
+    metadata,
+    sa.Column("job_id", sa.Text, sa.ForeignKey("wip_jobs.job_id"), primary_key=True),
+    sa.Column("wip_id", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("sku", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("step", sa.String(16)),  # last step completed
+    sa.Column("row_num", sa.Integer),
+    sa.Column("checkpoint", sa.JSON, nullable=False),  # outputs of completed steps
+    sa.Column("attempts", sa.Integer, server_default="0", nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("error_step", sa.String(16)),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("duration", sa.Float),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("job_id", sa.Text, sa.ForeignKey("wip_jobs.job_id"), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+)
+
+# The embedded worksheet: one row per sheet row, cells keyed by column letter.
+sheet_rows = sa.Table(
+    "sheet_rows",
+    metadata,
+    sa.Column("collection_name", sa.String(64), primary_key=True),
+    sa.Column("worksheet", sa.String(100), primary_key=True),
+    sa.Column("row_num", sa.Integer, primary_key=True),
+    sa.Column("cells", sa.JSON, nullable=False),
+)

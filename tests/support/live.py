@@ -1,0 +1,79 @@
+"""A real wipsvc server (uvicorn) on 127.0.0.1 at an ephemeral port, inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import socketio
+
+from wipsvc.adapters.base import PageFetcher
+from wipsvc.app import create_api
+from wipsvc.config import Settings
+from wipsvc.embedded import EmbeddedServer
+from wipsvc.pipeline.steps import RetryPolicy
+from wipsvc.services import Services
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for tests: never read the developer's .env; short intervals; loopback shop allowed."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "scrape_allowed_hosts": ["127.0.0.1"],
+        "claim_interval_seconds": 0.2,
+        "lease_seconds": 5.0,
+        "workers_per_job": 2,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+async def no_sleep(_: float) -> None:
+    await asyncio.sleep(0)
+
+
+class LiveServer:
+    def __init__(
+        self, settings: Settings, *, fetcher: PageFetcher | None = None, retry: RetryPolicy | None = None
+    ) -> None:
+        self.settings = settings
+        self.api, realtime = create_api(settings, fetcher=fetcher, retry=retry or RetryPolicy(sleep=no_sleep))
+        app: Any = socketio.ASGIApp(realtime.server, other_asgi_app=self.api) if realtime else self.api
+        self._server = EmbeddedServer(app)
+        self.url = self._server.url
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.api.state.services
+        return services
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10, trust_env=False)
+
+    async def start(self) -> LiveServer:
+        await self._server.start()
+        return self
+
+    async def stop(self) -> None:
+        await self._server.stop()
+
+    async def __aenter__(self) -> LiveServer:
+        return await self.start()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+
+async def wait_for_job(
+    client: httpx.AsyncClient, collection: str, job_id: str, timeout: float = 30
+) -> dict[str, Any]:
+    """Poll the job until it ends; returns its final `job` object."""
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await client.get(f"/api/{collection}/wip/jobs/{job_id}")
+            response.raise_for_status()
+            job: dict[str, Any] = response.json()["job"]
+            if job["status"] in ("completed", "failed", "cancelled"):
+                return job
+            await asyncio.sleep(0.05)
