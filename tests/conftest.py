@@ -70,4 +70,5 @@ async def fetcher(guard: LoopbackOnlyTransport) -> AsyncIterator[SafeFetcher]:
         transport=guard,
     )
     yield fetcher
+    await fetcher.aclose()
     assert guard.violations == []

@@ -43,7 +43,9 @@ class JobsRepository:
         async with self.db.read() as conn:
             return await _get_job(conn, job_id)
 
-    async def recent(self, collection: str, *, limit: int, status: JobStatus | None = None) -> list[JobRecord]:
+    async def recent(
+        self, collection: str, *, limit: int, status: JobStatus | None = None
+    ) -> list[JobRecord]:
         query = sa.select(wip_jobs).where(wip_jobs.c.collection_name == collection)
         if status is not None:
             query = query.where(wip_jobs.c.status == status.value)
@@ -139,7 +141,7 @@ class JobsRepository:
                 wip_products.c.active_job_id != job_id,
             )
         )
-        return dict(rows)
+        return dict(rows.all())
 
     async def request_cancel(self, job_id: str) -> tuple[JobRecord, ProgressEvent | None]:
         """Cancel a queued job at once; flag a running one for its owner to stop."""

@@ -1,0 +1,162 @@
+"""The store on SQLite and on the machine's PostgreSQL: reservations, claims, leases, events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+
+from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
+from wipsvc.store import Conflict, LeaseLost, Store
+from wipsvc.store.tables import wip_jobs
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(database_url)
+    yield opened
+    await opened.close()
+
+
+async def _products(store: Store, collection: str, count: int) -> list[int]:
+    await store.collections.ensure(collection)
+    prefix = uuid.uuid4().hex[:6]
+    return await store.collections.create_products(
+        collection, [(f"{prefix}-{i}", f"https://shop.example/{i}") for i in range(count)]
+    )
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def test_schema_upgrade_is_idempotent(database_url: str) -> None:
+    for _ in range(2):
+        store = await Store.open(database_url)
+        await store.ping()
+        await store.close()
+
+
+async def test_concurrent_jobs_cannot_share_a_product(store: Store) -> None:
+    ids = await _products(store, "sinks", 4)
+    results = await asyncio.gather(
+        store.jobs.create(_new_id(), "sinks", ids[:3]),
+        store.jobs.create(_new_id(), "sinks", ids[2:]),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, Conflict) for r in results) == 1
+    winner = next(r for r in results if not isinstance(r, BaseException))
+    products = await store.collections.get_products("sinks", ids)
+    reserved = {wip_id for wip_id, p in products.items() if p.active_job_id == winner.job_id}
+    assert reserved == set(winner.wip_ids)
+    assert all(p.active_job_id is None for wip_id, p in products.items() if wip_id not in reserved)
+
+
+async def test_claims_respect_the_per_collection_cap_and_order(store: Store) -> None:
+    ids = await _products(store, "sinks", 3)
+    other = await _products(store, "taps", 1)
+    first = await store.jobs.create(_new_id(), "sinks", ids[:1])
+    second = await store.jobs.create(_new_id(), "sinks", ids[1:2])
+    taps = await store.jobs.create(_new_id(), "taps", other)
+    claimed = await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=10, take_running=False)
+    assert [job.job_id for job in claimed] == [first.job_id, taps.job_id]
+    assert await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=10, take_running=False) == []
+    # With the first job done, the second of its collection may start.
+    await store.jobs.finish(first.job_id, "a", JobStatus.COMPLETED)
+    claimed = await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=10, take_running=False)
+    assert [job.job_id for job in claimed] == [second.job_id]
+
+
+async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Store) -> None:
+    ids = await _products(store, "sinks", 2)
+    job = await store.jobs.create(_new_id(), "sinks", ids)
+    [claimed] = await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
+    await store.jobs.mark_started(job.job_id, "a", 30)
+    await store.jobs.start_item(job.job_id, ids[0], "a", 30)
+    # Nobody else may take a job with a live lease.
+    assert await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=1, take_running=False) == []
+    async with store.db.write() as conn:  # the owner dies: its lease runs out
+        await conn.execute(
+            wip_jobs.update()
+            .where(wip_jobs.c.job_id == job.job_id)
+            .values(lease_expires_at=claimed.created_at)
+        )
+    [taken] = await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=1, take_running=False)
+    assert taken.job_id == job.job_id
+    with pytest.raises(LeaseLost):
+        await store.jobs.finish_item(
+            job.job_id, ids[0], "a", 30, error=None, error_step=None, duration=1.0, eta=None
+        )
+    event = await store.jobs.finish_item(
+        job.job_id, ids[0], "b", 30, error=None, error_step=None, duration=1.0, eta=None
+    )
+    assert event is not None and event.payload["processed"] == 1
+
+
+async def test_a_product_is_counted_once_and_events_are_gapless(store: Store) -> None:
+    ids = await _products(store, "sinks", 3)
+    job = await store.jobs.create(_new_id(), "sinks", ids)
+    await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
+    await store.jobs.mark_started(job.job_id, "a", 30)
+    assert await store.jobs.mark_started(job.job_id, "a", 30) is None  # a resumed job does not restart
+
+    async def finish(wip_id: int, error: str | None) -> None:
+        await store.jobs.start_item(job.job_id, wip_id, "a", 30)
+        await store.jobs.finish_item(
+            job.job_id,
+            wip_id,
+            "a",
+            30,
+            error=error,
+            error_step="extract" if error else None,
+            duration=0.5,
+            eta=1,
+        )
+
+    await asyncio.gather(finish(ids[0], None), finish(ids[1], "boom"))
+    again = await store.jobs.finish_item(
+        job.job_id, ids[0], "a", 30, error=None, error_step=None, duration=0.5, eta=1
+    )
+    assert again is None
+    await store.jobs.finish(job.job_id, "a", JobStatus.CANCELLED)
+
+    final = await store.jobs.get(job.job_id)
+    assert final is not None and final.status is JobStatus.CANCELLED
+    assert (final.processed_products, final.successful_products, final.failed_products) == (2, 1, 1)
+    assert [r["status"] for r in final.results] == ["succeeded", "failed", "skipped"]
+    items = {item.wip_id: item for item in await store.jobs.items(job.job_id)}
+    assert items[ids[2]].status is ItemStatus.SKIPPED
+    products = await store.collections.get_products("sinks", ids)
+    assert [products[i].status for i in ids] == [WipStatus.READY, WipStatus.ERROR, WipStatus.PENDING]
+    assert all(p.active_job_id is None for p in products.values())
+    events = await store.jobs.events_after(job.job_id, 0)
+    assert [e.seq for e in events] == [1, 2, 3, 4]
+    assert [e.payload["status"] for e in events] == ["started", "processing", "processing", "cancelled"]
+    assert [e.seq for e in await store.jobs.events_after(job.job_id, 2)] == [3, 4]
+
+
+async def test_two_instances_never_claim_the_same_job(database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite serves a single instance")
+    stores = [await Store.open(database_url) for _ in range(2)]
+    try:
+        for n in range(6):
+            ids = await _products(stores[0], f"c{n}", 1)
+            await stores[0].jobs.create(_new_id(), f"c{n}", ids)
+        claims = await asyncio.gather(
+            *(
+                s.jobs.claim(f"owner-{i}", lease_seconds=30, per_collection=1, limit=6, take_running=False)
+                for i, s in enumerate(stores)
+            )
+        )
+        claimed = [job.job_id for batch in claims for job in batch]
+        assert len(claimed) == len(set(claimed)) == 6
+        async with stores[0].db.read() as conn:
+            owners = (await conn.execute(sa.select(wip_jobs.c.owner))).scalars().all()
+        assert sorted(set(owners)) == sorted({f"owner-{i}" for i, batch in enumerate(claims) if batch})
+    finally:
+        for s in stores:
+            await s.close()
