@@ -1,0 +1,307 @@
+"""Cleaning a finished row with the sheet's own Apps Script, in one of two ways.
+
+``AppsScriptApiCleaner`` calls the Apps Script API (``scripts.run``): the script must be deployed
+as an "API executable" in the same Cloud project as the OAuth client, and the call needs a *user*
+token (service accounts are refused), loaded from an authorized-user JSON with a refresh token.
+
+``AppsScriptWebAppCleaner`` POSTs to a deployed web app's ``doPost(e)`` with a shared secret. Google
+answers with a 302 to the rendered output, fetched with GET; a web app cannot set status codes, so
+the script reports ``{"ok": false, "error": …}`` in its JSON.
+
+Both leave values untouched before writing (``transform`` is the identity) and clean the written
+row in ``run``. Errors become ``StepError``: script errors and refusals are permanent; timeouts,
+429 and 5xx are transient. An execution may take up to 6 minutes, hence the 360 s default timeout.
+``check()`` validates the configuration without cleaning anything and returns a one-line summary
+(it raises ``StepError`` with the reason when something is wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import google.auth.exceptions
+import httpx
+import requests
+from google.auth.transport.requests import Request as GoogleAuthRequest
+from google.oauth2.credentials import Credentials
+
+from wipsvc.adapters.base import StepError
+from wipsvc.collection import CleaningConfig, CollectionConfig
+from wipsvc.config import Settings
+
+DEFAULT_TIMEOUT_SECONDS = 360.0  # Apps Script's own limit per execution is 6 minutes
+CONNECT_TIMEOUT_SECONDS = 15.0
+# check() calls this function, which no script defines: Apps Script answers "Script function not
+# found", which proves token, script id and API-executable deployment without running any code.
+CHECK_FUNCTION = "wipsvcConfigCheckNoSuchFunction"
+
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+# Operation error codes: 10 = SCRIPT_TIMEOUT and 1 = CANCELLED may pass on a later try;
+# 3 = INVALID_ARGUMENT is an exception thrown by the script.
+_TRANSIENT_EXECUTION_CODES = frozenset({1, 10})
+
+
+def load_user_credentials(path: str | Path) -> Credentials:
+    """An authorized-user credential (refresh token) from its JSON file."""
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+        credentials: Credentials = Credentials.from_authorized_user_info(info)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError) as exc:
+        raise StepError(f"Apps Script OAuth credentials {path} unusable: {exc}") from exc
+    # from_authorized_user_info always sets Google's token endpoint and ignores the file's
+    # ``token_uri``; honour it so that emulators and test token endpoints work.
+    if isinstance(info.get("token_uri"), str):
+        credentials = credentials.with_token_uri(info["token_uri"])
+    return credentials
+
+
+def build_apps_script_cleaner(
+    settings: Settings, config: CollectionConfig, *, client: httpx.AsyncClient | None = None
+) -> AppsScriptApiCleaner | AppsScriptWebAppCleaner | None:
+    """The collection's Apps Script cleaner, or None for the ``python`` backend.
+
+    ``client`` may be one long-lived client shared by all jobs: timeouts and redirect handling are
+    set per request, so its own defaults do not matter.
+    """
+    cleaning, worksheet = config.cleaning, config.sheet.worksheet
+    if cleaning.backend == "apps_script_api":
+        api_url = settings.apps_script_api_url
+        return AppsScriptApiCleaner(cleaning, worksheet=worksheet, api_url=api_url, client=client)
+    if cleaning.backend == "apps_script_webapp":
+        return AppsScriptWebAppCleaner(cleaning, worksheet=worksheet, client=client)
+    return None
+
+
+class _Http:
+    """An httpx client (injected, or owned and closed here) with per-request timeout and redirects."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None,
+        transport: httpx.AsyncBaseTransport | None,
+        timeout: float,
+        *,
+        follow_redirects: bool,
+    ) -> None:
+        self._owned = client is None
+        self.client = (
+            client if client is not None else httpx.AsyncClient(transport=transport, max_redirects=5)
+        )
+        self.timeout = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_SECONDS)
+        self.follow_redirects = follow_redirects
+
+    async def send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self.client.request(
+                method, url, timeout=self.timeout, follow_redirects=self.follow_redirects, **kwargs
+            )
+        except httpx.TimeoutException as exc:
+            raise StepError(f"{what} timed out ({type(exc).__name__})", transient=True) from exc
+        except httpx.TooManyRedirects as exc:
+            raise StepError(f"{what}: too many redirects") from exc
+        except httpx.HTTPError as exc:
+            raise StepError(f"{what} failed: {type(exc).__name__}: {exc}", transient=True) from exc
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.client.aclose()
+
+
+def _google_error(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+        return f"{error.get('status', '')} {error.get('message', '')}".strip() or response.reason_phrase
+    except (ValueError, AttributeError):
+        return _text_snippet(response.text) or response.reason_phrase
+
+
+def _text_snippet(body: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", body)).strip()[:200]
+
+
+class AppsScriptApiCleaner:
+    """``POST {api_url}/v1/scripts/{scriptId}:run`` with ``(worksheet, row_num, sku)``."""
+
+    def __init__(
+        self,
+        config: CleaningConfig,
+        *,
+        worksheet: str,
+        api_url: str = "https://script.googleapis.com",
+        credentials: Credentials | None = None,
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        if not config.script_id:
+            raise ValueError("cleaning backend apps_script_api needs script_id")
+        if credentials is None and not config.oauth_credentials_file:
+            raise ValueError("cleaning backend apps_script_api needs oauth_credentials_file")
+        self.config, self.worksheet = config, worksheet
+        self.url = f"{api_url.rstrip('/')}/v1/scripts/{quote(config.script_id, safe='')}:run"
+        self._credentials = credentials
+        self._http = _Http(client, transport, timeout, follow_redirects=False)
+        self._token_lock = asyncio.Lock()
+        self._auth_session: requests.Session | None = None
+
+    def transform(self, values: dict[str, str]) -> dict[str, str]:
+        return values
+
+    async def run(self, *, row_num: int, sku: str) -> None:
+        await self._execute(self.config.function, [self.worksheet, row_num, sku])
+
+    async def check(self) -> str:
+        await self._token(force=True)
+        try:
+            await self._execute(CHECK_FUNCTION, [])
+        except StepError as exc:
+            if "function not found" not in exc.message.lower():
+                raise
+            return (
+                f"Apps Script API: OAuth token refreshed; script {self.config.script_id} answered "
+                f"(a call to the non-existent {CHECK_FUNCTION} was refused as expected; nothing ran)"
+            )
+        return f"Apps Script API: OAuth token refreshed; script {self.config.script_id} answered"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        if self._auth_session is not None:
+            self._auth_session.close()
+
+    async def _execute(self, function: str, parameters: list[str | int]) -> Any:
+        payload = {"function": function, "parameters": parameters, "devMode": False}
+        for attempt in range(2):
+            token = await self._token(force=attempt > 0)
+            headers = {"Authorization": f"Bearer {token}"}
+            response = await self._http.send(
+                "Apps Script call", "POST", self.url, json=payload, headers=headers
+            )
+            # A 401 with a token we believed valid (revoked, or expired early): refresh once.
+            if response.status_code != 401:
+                break
+        if response.status_code != 200:
+            hint = " (is the script deployed as API executable in this Cloud project?)"
+            raise StepError(
+                f"Apps Script API error {response.status_code}: {_google_error(response)}"
+                + (hint if response.status_code in (403, 404) else ""),
+                transient=response.status_code in _TRANSIENT_STATUS,
+            )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise StepError(f"Apps Script API answered non-JSON: {_text_snippet(response.text)}") from exc
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            raise _execution_error(body["error"])
+        if not isinstance(body, dict) or "response" not in body:
+            raise StepError(f"Apps Script API answered unexpectedly: {str(body)[:200]}")
+        return body["response"].get("result")
+
+    async def _token(self, *, force: bool = False) -> str:
+        async with self._token_lock:
+            if self._credentials is None:
+                assert self.config.oauth_credentials_file is not None
+                self._credentials = load_user_credentials(self.config.oauth_credentials_file)
+            credentials = self._credentials
+            if force or not credentials.valid:
+                if self._auth_session is None:
+                    self._auth_session = requests.Session()
+                request = GoogleAuthRequest(self._auth_session)
+                # google-auth is synchronous (requests): refresh in a thread, one at a time.
+                try:
+                    await asyncio.to_thread(credentials.refresh, request)
+                except google.auth.exceptions.RefreshError as exc:
+                    raise StepError(
+                        f"Apps Script OAuth token refresh refused: {exc}", transient=exc.retryable
+                    ) from exc
+                except google.auth.exceptions.TransportError as exc:
+                    raise StepError(f"Apps Script OAuth token refresh failed: {exc}", transient=True) from exc
+            return str(credentials.token)
+
+
+def _execution_error(error: dict[str, Any]) -> StepError:
+    """``{"code", "message", "details": [ExecutionError]}`` → "Apps Script error: <msg> (fn:line)"."""
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    detail = next((d for d in details if "errorMessage" in d), details[0] if details else {})
+    message = str(detail.get("errorMessage") or error.get("message") or "unknown error")
+    if detail.get("errorType") not in (None, "", "ScriptError"):
+        message = f"{detail['errorType']}: {message}"
+    frames = [
+        f"{frame.get('function', '?')}:{frame.get('lineNumber', '?')}"
+        for frame in detail.get("scriptStackTraceElements") or []
+        if isinstance(frame, dict)
+    ]
+    stack = f" ({', '.join(frames)})" if frames else ""
+    return StepError(
+        f"Apps Script error: {message}{stack}", transient=error.get("code") in _TRANSIENT_EXECUTION_CODES
+    )
+
+
+class AppsScriptWebAppCleaner:
+    """POST ``{"secret", "sheet", "row", "sku"}`` to the web app; follow its 302; read ``{ok, error}``."""
+
+    def __init__(
+        self,
+        config: CleaningConfig,
+        *,
+        worksheet: str,
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        if not config.webapp_url or config.webapp_secret is None:
+            raise ValueError("cleaning backend apps_script_webapp needs webapp_url and webapp_secret")
+        if urlsplit(config.webapp_url).scheme not in ("http", "https"):
+            raise ValueError("webapp_url must be an http(s) URL")
+        self.config, self.worksheet = config, worksheet
+        self.url = config.webapp_url
+        self._secret = config.webapp_secret.get_secret_value()
+        # The URL is the operator's configuration, not user input, so following Google's redirect
+        # to the output host with httpx is fine (no SSRF guard needed here).
+        self._http = _Http(client, transport, timeout, follow_redirects=True)
+
+    def transform(self, values: dict[str, str]) -> dict[str, str]:
+        return values
+
+    async def run(self, *, row_num: int, sku: str) -> None:
+        payload = {"secret": self._secret, "sheet": self.worksheet, "row": row_num, "sku": sku}
+        response = await self._http.send("Apps Script web app", "POST", self.url, json=payload)
+        _check_status(response)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            # doPost threw, or Google served a login page (web app not deployed for "Anyone").
+            raise StepError(f"Apps Script web app answered non-JSON: {_text_snippet(response.text)}") from exc
+        if not isinstance(body, dict) or "ok" not in body:
+            raise StepError(f"Apps Script web app answered unexpectedly: {str(body)[:200]}")
+        if body["ok"] is not True:
+            raise StepError(f"Apps Script web app error: {body.get('error') or 'ok is false'}")
+
+    async def check(self) -> str:
+        """GET the web-app URL: that runs ``doGet`` (if any), never ``doPost``, so nothing is cleaned.
+
+        Any answer from the deployment proves URL and access settings; the secret can only be
+        verified by ``doPost``, which would clean a row, so it is not checked here.
+        """
+        response = await self._http.send("Apps Script web app", "GET", self.url)
+        _check_status(response)
+        if response.url.host == "accounts.google.com":
+            raise StepError("Apps Script web app asks for a Google login: deploy it with access 'Anyone'")
+        return f"Apps Script web app: deployment answered HTTP {response.status_code} (secret not verified)"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _check_status(response: httpx.Response) -> None:
+    if response.status_code == 200:
+        return
+    hint = " (web app not found: check the deployment URL)" if response.status_code == 404 else ""
+    raise StepError(
+        f"Apps Script web app HTTP {response.status_code}: {_text_snippet(response.text)}{hint}",
+        transient=response.status_code in _TRANSIENT_STATUS,
+    )
