@@ -14,11 +14,10 @@ from pydantic import SecretStr
 from tests.fakes import openai_api as behaviours
 from tests.fakes.openai_api import FakeOpenAI, RecordedRequest
 from tests.support.netguard import LoopbackOnlyTransport
-from wipsvc.adapters.base import ExtractedProduct, FetchedPage, StepError
+from wipsvc.adapters.base import ExtractedProduct, FetchedPage, StepError, TokenUsage
 from wipsvc.adapters.llm import (
     LLMDescriber,
     LLMExtractor,
-    TokenUsage,
     build_llm_client,
     llm_model,
 )

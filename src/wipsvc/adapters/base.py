@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 FieldSource = Literal["json-ld", "microdata", "opengraph", "llm", "html"]
 
@@ -54,8 +54,35 @@ class ExtractedProduct:
         return [name for name, value in self.fields.items() if value not in ("", [], None)]
 
 
+@dataclass(slots=True)
+class TokenUsage:
+    """Tokens spent by one or more LLM calls (``calls`` counts answered requests)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    calls: int = 0
+
+    def add(self, usage: Mapping[str, Any] | None) -> None:
+        self.calls += 1
+        if usage:
+            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens += int(usage.get("completion_tokens") or 0)
+            self.total_tokens += int(usage.get("total_tokens") or 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "calls": self.calls,
+        }
+
+
 class Extractor(Protocol):
-    async def extract(self, page: FetchedPage, *, sku: str) -> ExtractedProduct: ...
+    async def extract(
+        self, page: FetchedPage, *, sku: str, usage: TokenUsage | None = None
+    ) -> ExtractedProduct: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +94,9 @@ class Descriptions:
 
 
 class Describer(Protocol):
-    async def describe(self, product: ExtractedProduct, *, sku: str) -> Descriptions: ...
+    async def describe(
+        self, product: ExtractedProduct, *, sku: str, usage: TokenUsage | None = None
+    ) -> Descriptions: ...
 
 
 class SheetSession(Protocol):

@@ -29,7 +29,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
@@ -41,7 +40,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, Field
 
-from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, StepError
+from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, StepError, TokenUsage
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
 from wipsvc.pipeline.extract import extract_structured
@@ -60,23 +59,6 @@ MAX_FEATURES = 10
 
 _T = TypeVar("_T", bound=BaseModel)
 _SPACES = re.compile(r"\s+")
-
-
-@dataclass(slots=True)
-class TokenUsage:
-    """Tokens spent by one or more chat completions (``calls`` counts answered requests)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    calls: int = 0
-
-    def add(self, usage: dict[str, Any] | None) -> None:
-        self.calls += 1
-        if usage:
-            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            self.completion_tokens += int(usage.get("completion_tokens") or 0)
-            self.total_tokens += int(usage.get("total_tokens") or 0)
 
 
 def llm_api_key(settings: Settings) -> str | None:

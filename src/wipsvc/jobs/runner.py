@@ -134,7 +134,6 @@ class JobRunner:
         state = ProductState.resume(item.wip_id, item.sku, url, item.step, item.row_num, item.checkpoint)
 
         async def save(state: ProductState) -> None:
-            assert state.step_done is not None
             values: dict[str, object] = {"row_num": state.row_num}
             if state.extracted is not None:
                 values["extracted"] = state.extracted.get("fields")
@@ -146,10 +145,12 @@ class JobRunner:
                 state.wip_id,
                 owner,
                 lease,
-                step=state.step_done.value,
+                step=state.step_done.value if state.step_done else None,
                 checkpoint=state.checkpoint(),
                 row_num=state.row_num,
-                wip_status=_STATUS_AFTER[state.step_done],
+                wip_status=_STATUS_AFTER.get(state.step_done, WipStatus.PENDING)
+                if state.step_done
+                else WipStatus.PENDING,
                 product_values=values,
             )
 
@@ -159,6 +160,7 @@ class JobRunner:
         except StepFailure as failure:
             error, error_step = failure.message, failure.step.value
             log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
+            await save(state)  # keep what the failed step spent (tokens, attempts)
         eta.product_finished()
         event = await jobs.finish_item(
             job_id,
@@ -169,5 +171,6 @@ class JobRunner:
             error_step=error_step,
             duration=time.monotonic() - started,
             eta=eta.estimate(),
+            token_usage=state.token_usage,
         )
         await self._bus.publish([event])

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from wipsvc.adapters.base import Cleaner, Describer, Extractor, PageFetcher
+import httpx
+from openai import AsyncOpenAI
+
+from wipsvc.adapters.apps_script import build_apps_script_cleaner
+from wipsvc.adapters.base import Cleaner, Describer, Extractor, PageFetcher, SheetSession
+from wipsvc.adapters.google_sheets import GoogleSheetsBackend
+from wipsvc.adapters.llm import LLMDescriber, LLMExtractor, build_llm_client, llm_model
 from wipsvc.adapters.local_sheet import LocalSheetBackend
 from wipsvc.config import Settings
 from wipsvc.pipeline.clean import PythonCleaner
@@ -13,32 +19,60 @@ from wipsvc.store import CollectionRecord, Store
 
 
 class BackendFactory:
-    """Opens one job's backends. Shared, long-lived clients (HTTP pools) live here."""
+    """Opens one job's backends. Long-lived clients (HTTP pools, Google sessions) are shared
+    by every job of the process and closed with the factory."""
 
-    def __init__(self, settings: Settings, store: Store, fetcher: PageFetcher) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        fetcher: PageFetcher,
+        *,
+        google_sheets: GoogleSheetsBackend | None = None,
+        llm_client: AsyncOpenAI | None = None,
+    ) -> None:
         self._settings = settings
         self._fetcher = fetcher
         self._local_sheets = LocalSheetBackend(store)
+        self._google_sheets = google_sheets or GoogleSheetsBackend.from_settings(settings)
+        self._llm = llm_client if llm_client is not None else build_llm_client(settings)
+        self._http = httpx.AsyncClient(trust_env=False)  # Apps Script calls; operator-configured URLs
 
     async def open(self, collection: CollectionRecord) -> Backends:
-        config = collection.config
-        sheet = await self._local_sheets.open(collection.name, config)
         return Backends(
-            sheet=sheet,
+            sheet=await self._sheet(collection),
             fetcher=self._fetcher,
             extractor=self._extractor(collection),
             describer=self._describer(collection),
             cleaner=self._cleaner(collection),
         )
 
+    async def _sheet(self, collection: CollectionRecord) -> SheetSession:
+        if collection.config.sheet.backend == "google":
+            return await self._google_sheets.open(collection.config)
+        return await self._local_sheets.open(collection.name, collection.config)
+
+    def _uses_llm(self, collection: CollectionRecord) -> AsyncOpenAI | None:
+        return self._llm if collection.config.llm.enabled else None
+
     def _extractor(self, collection: CollectionRecord) -> Extractor:
-        return StructuredDataExtractor()
+        client = self._uses_llm(collection)
+        if client is None:
+            return StructuredDataExtractor()
+        return LLMExtractor(client, model=llm_model(self._settings, collection.config.llm))
 
     def _describer(self, collection: CollectionRecord) -> Describer:
-        return TemplateDescriber()
+        client = self._uses_llm(collection)
+        if client is None:
+            return TemplateDescriber()
+        return LLMDescriber(client, model=llm_model(self._settings, collection.config.llm))
 
     def _cleaner(self, collection: CollectionRecord) -> Cleaner:
-        return PythonCleaner(collection.config.cleaning.rules)
+        script = build_apps_script_cleaner(self._settings, collection.config, client=self._http)
+        return script if script is not None else PythonCleaner(collection.config.cleaning.rules)
 
     async def aclose(self) -> None:
-        """Close shared clients."""
+        await self._google_sheets.aclose()
+        await self._http.aclose()
+        if self._llm is not None:
+            await self._llm.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from wipsvc.adapters.base import Descriptions, ExtractedProduct
+from wipsvc.adapters.base import Descriptions, ExtractedProduct, TokenUsage
 
 GENERATOR_NAME = "template"
 
@@ -234,5 +234,7 @@ def describe_with_template(product: ExtractedProduct, *, sku: str) -> Descriptio
 class TemplateDescriber:
     """The :class:`~wipsvc.adapters.base.Describer` that needs no external service."""
 
-    async def describe(self, product: ExtractedProduct, *, sku: str) -> Descriptions:
+    async def describe(
+        self, product: ExtractedProduct, *, sku: str, usage: TokenUsage | None = None
+    ) -> Descriptions:
         return describe_with_template(product, sku=sku)

@@ -23,7 +23,7 @@ import extruct
 import trafilatura
 from extruct.utils import parse_html
 
-from wipsvc.adapters.base import ExtractedProduct, FetchedPage, FieldSource, StepError
+from wipsvc.adapters.base import ExtractedProduct, FetchedPage, FieldSource, StepError, TokenUsage
 from wipsvc.adapters.scraper import redact_url
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ def extract_structured(html: str, base_url: str) -> ExtractedProduct:
 class StructuredDataExtractor:
     """``Extractor`` that needs a product title in JSON-LD, microdata or OpenGraph."""
 
-    async def extract(self, page: FetchedPage, *, sku: str) -> ExtractedProduct:
+    async def extract(
+        self, page: FetchedPage, *, sku: str, usage: TokenUsage | None = None
+    ) -> ExtractedProduct:
         # lxml and trafilatura parsing is CPU-bound: keep it off the event loop.
         product = await asyncio.to_thread(extract_structured, page.text, page.url)
         if product.sources.get("title") in (None, "html"):

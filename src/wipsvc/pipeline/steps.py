@@ -23,6 +23,7 @@ from wipsvc.adapters.base import (
     PageFetcher,
     SheetSession,
     StepError,
+    TokenUsage,
 )
 from wipsvc.jobs.models import STEP_ORDER, Step
 
@@ -72,9 +73,19 @@ class ProductState:
     extracted: dict[str, Any] | None = None
     descriptions: dict[str, Any] | None = None
     attempts: dict[str, int] = field(default_factory=dict)
+    token_usage: dict[str, int] = field(default_factory=dict)
 
     def checkpoint(self) -> dict[str, Any]:
-        return {"extracted": self.extracted, "descriptions": self.descriptions, "attempts": self.attempts}
+        return {
+            "extracted": self.extracted,
+            "descriptions": self.descriptions,
+            "attempts": self.attempts,
+            "token_usage": self.token_usage or None,
+        }
+
+    def add_usage(self, usage: TokenUsage) -> None:
+        for key, value in usage.as_dict().items():
+            self.token_usage[key] = self.token_usage.get(key, 0) + value
 
     @classmethod
     def resume(
@@ -89,6 +100,7 @@ class ProductState:
             extracted=data.get("extracted"),
             descriptions=data.get("descriptions"),
             attempts=dict(data.get("attempts") or {}),
+            token_usage=dict(data.get("token_usage") or {}),
         )
 
     def remaining_steps(self) -> list[Step]:
@@ -152,12 +164,20 @@ async def _sheet_row(state: ProductState, backends: Backends) -> None:
 
 async def _extract(state: ProductState, backends: Backends) -> None:
     page = await backends.fetcher.fetch(state.url)
-    product = await backends.extractor.extract(page, sku=state.sku)
+    usage = TokenUsage()
+    try:
+        product = await backends.extractor.extract(page, sku=state.sku, usage=usage)
+    finally:
+        state.add_usage(usage)  # failed and retried calls are billed too
     state.extracted = {"fields": product.fields, "sources": product.sources, "main_text": product.main_text}
 
 
 async def _describe(state: ProductState, backends: Backends) -> None:
-    result = await backends.describer.describe(_extracted(state), sku=state.sku)
+    usage = TokenUsage()
+    try:
+        result = await backends.describer.describe(_extracted(state), sku=state.sku, usage=usage)
+    finally:
+        state.add_usage(usage)
     state.descriptions = {
         "body_html": result.body_html,
         "features": result.features,

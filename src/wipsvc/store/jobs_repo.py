@@ -315,6 +315,7 @@ class JobsRepository:
         error_step: str | None,
         duration: float,
         eta: float | None,
+        token_usage: dict[str, int] | None = None,
     ) -> ProgressEvent | None:
         """Close one product: ledger, WIP status, job counters and results, one event.
         Idempotent: a product already closed is counted once."""
@@ -353,6 +354,8 @@ class JobsRepository:
                     results=await _results_json(conn, job_id),
                 )
             )
+            if token_usage:
+                await _add_token_usage(conn, job_id, token_usage)
             item = (
                 (
                     await conn.execute(
@@ -375,18 +378,16 @@ class JobsRepository:
             await _fence(conn, job_id, owner, lease_seconds=0)
             return await _finish(conn, job_id, status, error, eta=0.0)
 
-    async def add_token_usage(self, job_id: str, usage: dict[str, int]) -> None:
-        async with self.db.write() as conn:
-            current = (
-                await conn.execute(sa.select(wip_jobs.c.token_usage).where(wip_jobs.c.job_id == job_id))
-            ).scalar()
-            total = dict(current or {})
-            for key, value in usage.items():
-                total[key] = total.get(key, 0) + value
-            await conn.execute(wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(token_usage=total))
-
 
 # -- shared pieces of the transactions above ------------------------------------------------
+
+
+async def _add_token_usage(conn: AsyncConnection, job_id: str, usage: dict[str, int]) -> None:
+    query = sa.select(wip_jobs.c.token_usage).where(wip_jobs.c.job_id == job_id)
+    total = dict((await conn.execute(query)).scalar() or {})
+    for key, value in usage.items():
+        total[key] = total.get(key, 0) + value
+    await conn.execute(wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(token_usage=total))
 
 
 def _item(job_id: str, wip_id: int) -> sa.Update:
