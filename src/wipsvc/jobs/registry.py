@@ -42,6 +42,8 @@ class JobRegistry:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        # On SQLite this is the only instance: what its predecessor left running is orphaned.
+        self._take_orphans_now = store.is_sqlite
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -101,8 +103,11 @@ class JobRegistry:
             lease_seconds=self._settings.lease_seconds,
             per_collection=self._settings.jobs_per_collection,
             limit=capacity,
-            take_running=self._store.is_sqlite,
+            take_running=self._take_orphans_now,
         )
+        # Only at start-up: later, a second process sharing the file by mistake must not
+        # take jobs from a live owner; their leases expire if it dies.
+        self._take_orphans_now = False
         for job in jobs:
             runner = self._make_runner(job, self.owner)
             task = asyncio.create_task(runner.run(), name=f"wipsvc-job-{job.job_id}")

@@ -146,7 +146,7 @@ class JobsRepository:
     async def request_cancel(self, job_id: str) -> tuple[JobRecord, ProgressEvent | None]:
         """Cancel a queued job at once; flag a running one for its owner to stop."""
         async with self.db.write() as conn:
-            job = await _get_job(conn, job_id)
+            job = await _get_job(conn, job_id, lock=True)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
             if job.status is JobStatus.QUEUED:
@@ -394,8 +394,11 @@ def _item(job_id: str, wip_id: int) -> sa.Update:
     return job_items.update().where(job_items.c.job_id == job_id, job_items.c.wip_id == wip_id)
 
 
-async def _get_job(conn: AsyncConnection, job_id: str) -> JobRecord | None:
-    row = (await conn.execute(sa.select(wip_jobs).where(wip_jobs.c.job_id == job_id))).mappings().first()
+async def _get_job(conn: AsyncConnection, job_id: str, *, lock: bool = False) -> JobRecord | None:
+    query = sa.select(wip_jobs).where(wip_jobs.c.job_id == job_id)
+    if lock:  # PostgreSQL: hold the row against a concurrent claim (SQLite has one writer anyway)
+        query = query.with_for_update()
+    row = (await conn.execute(query)).mappings().first()
     return JobRecord.from_row(row) if row else None
 
 
