@@ -1,0 +1,87 @@
+"""Service-wide figures for dashboards: throughput, job counts and external-service quotas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from wipsvc.api.deps import ServicesDep
+from wipsvc.api.errors import ERROR_RESPONSES
+from wipsvc.jobs.models import JobStatus
+from wipsvc.store.stats_repo import StatsRepository
+from wipsvc.store.tables import utcnow
+
+router = APIRouter(prefix="/api", tags=["health"], responses=ERROR_RESPONSES)
+
+WINDOW_MINUTES = 15
+
+_EXAMPLE: dict[str, Any] = {
+    "success": True,
+    "generated_at": "2025-10-13T23:59:30Z",
+    "window_start": "2025-10-13T23:45:00Z",
+    "products_finished_last_15m": [0, 0, 3, 5, 4, 6, 5, 0, 0, 2, 4, 4, 5, 3, 1],
+    "products_failed_last_15m": [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0],
+    "running_jobs": 1,
+    "queued_jobs": 2,
+    "quotas": {
+        "sheets_write": {
+            "limit": 60,
+            "period_seconds": 60.0,
+            "max_concurrent": 6,
+            "burst": 6,
+            "available": 42,
+            "in_flight": 1,
+            "waiting": 0,
+            "admitted": 318,
+            "throttled": 0,
+            "paused_for": 0.0,
+        },
+    },
+}
+
+
+class StatsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
+
+    success: bool = True
+    generated_at: datetime = Field(description="When these figures were read (UTC).")
+    window_start: datetime = Field(description="Start of the first minute of the per-minute lists (UTC).")
+    products_finished_last_15m: list[int] = Field(
+        description="Products finished (succeeded or failed) per clock minute, oldest first; "
+        "the last entry is the current, still running minute.",
+        min_length=WINDOW_MINUTES,
+        max_length=WINDOW_MINUTES,
+    )
+    products_failed_last_15m: list[int] = Field(
+        description="Of those, the products that failed, per minute.",
+        min_length=WINDOW_MINUTES,
+        max_length=WINDOW_MINUTES,
+    )
+    running_jobs: int = Field(ge=0, description="Jobs running now, on every instance.")
+    queued_jobs: int = Field(ge=0, description="Jobs waiting for a free slot.")
+    quotas: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per external service (Sheets, Apps Script, LLM…): usage against its limit "
+        "and recent 429 answers. Keys and shape are open; clients should render what they find.",
+    )
+
+
+@router.get("/stats", response_model=StatsResponse)
+async def get_stats(services: ServicesDep) -> StatsResponse:
+    """Throughput over the last 15 minutes, running and queued jobs, and quota usage."""
+    repo = StatsRepository(services.store.db)
+    now = utcnow()
+    throughput = await repo.throughput(WINDOW_MINUTES, now=now)
+    jobs = await repo.job_counts()
+    return StatsResponse(
+        generated_at=now,
+        window_start=throughput.window_start,
+        products_finished_last_15m=throughput.finished,
+        products_failed_last_15m=throughput.failed,
+        running_jobs=jobs[JobStatus.RUNNING],
+        queued_jobs=jobs[JobStatus.QUEUED],
+        quotas=services.backends.limits.snapshot(),
+    )

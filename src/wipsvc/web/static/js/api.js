@@ -1,0 +1,149 @@
+// REST client: the public /api only, with the API key (if any) as a Bearer token.
+
+const KEY_STORAGE = "wipsvc.apiKey";
+
+export class ApiError extends Error {
+  constructor(status, code, message, details = null) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+
+  /** A sentence for people: the service's own message, prefixed by what kind of problem it is. */
+  get friendly() {
+    const prefix = {
+      0: "Cannot reach the service",
+      401: "Not authorised",
+      403: "Forbidden",
+      404: "Not found",
+      409: "Conflict",
+      422: "Invalid input",
+      429: "Too many requests",
+    }[this.status] || (this.status >= 500 ? "Server error" : `Error ${this.status}`);
+    return `${prefix}: ${this.message}`;
+  }
+}
+
+export function getApiKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) || "";
+  } catch {
+    return ""; // storage disabled (private mode, policies): work without a key
+  }
+}
+
+export function setApiKey(key) {
+  try {
+    if (key) localStorage.setItem(KEY_STORAGE, key);
+    else localStorage.removeItem(KEY_STORAGE);
+  } catch {
+    /* storage disabled: the key lasts until the page reloads */
+  }
+}
+
+let unauthorizedHandler = null;
+
+/** Called with the ApiError whenever the API answers 401 (the app shows the key dialog). */
+export function onUnauthorized(handler) {
+  unauthorizedHandler = handler;
+}
+
+/** Resolve an API path against the page, so the dashboard also works behind a path prefix. */
+export function apiUrl(path, query = {}) {
+  const url = new URL(`api/${path.replace(/^\/+/, "")}`, document.baseURI);
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== null && value !== undefined && value !== "") url.searchParams.set(name, String(value));
+  }
+  return url;
+}
+
+export async function api(path, { method = "GET", body, query, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  const key = getApiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(apiUrl(path, query), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      credentials: "same-origin",
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "network", error.message || "network error");
+  }
+  let data = null;
+  const text = await response.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!response.ok) {
+    const err = data && data.error;
+    const error = new ApiError(
+      response.status,
+      (err && err.code) || `http_${response.status}`,
+      (err && err.message) || response.statusText || `HTTP ${response.status}`,
+      err && err.details,
+    );
+    if (response.status === 401 && unauthorizedHandler) unauthorizedHandler(error);
+    throw error;
+  }
+  return data;
+}
+
+/** Download a non-JSON resource (the sheet CSV) with the same credentials, as a file. */
+export async function download(path, filename) {
+  const headers = {};
+  const key = getApiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let response;
+  try {
+    response = await fetch(apiUrl(path), { headers, credentials: "same-origin" });
+  } catch (error) {
+    throw new ApiError(0, "network", error.message || "network error");
+  }
+  if (!response.ok) {
+    let err = null;
+    try {
+      err = (await response.json()).error;
+    } catch {
+      err = null;
+    }
+    const error = new ApiError(response.status, (err && err.code) || `http_${response.status}`,
+      (err && err.message) || response.statusText || `HTTP ${response.status}`);
+    if (response.status === 401 && unauthorizedHandler) unauthorizedHandler(error);
+    throw error;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+export const enc = encodeURIComponent;
+
+// Thin wrappers naming the endpoints the views use.
+export const endpoints = {
+  collections: () => api("collections"),
+  collection: (name) => api(`collections/${enc(name)}`),
+  downloadSheet: (name) => download(`collections/${enc(name)}/sheet.csv`, `${name}.csv`),
+  products: (name, query) => api(`${enc(name)}/wip`, { query }),
+  createProducts: (name, products) => api(`${enc(name)}/wip`, { method: "POST", body: { products } }),
+  resetProduct: (name, id) => api(`${enc(name)}/wip/${id}/reset`, { method: "POST" }),
+  startJob: (name, wipIds) => api(`${enc(name)}/wip/process`, { method: "POST", body: { wip_ids: wipIds } }),
+  jobs: (name, query) => api(`${enc(name)}/wip/jobs`, { query }),
+  job: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}`),
+  cancelJob: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}/cancel`, { method: "POST" }),
+  retryJob: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}/retry`, { method: "POST" }),
+  stats: () => api("stats"),
+};

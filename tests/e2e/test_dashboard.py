@@ -1,0 +1,325 @@
+"""The dashboard, driven like a person would in headless Chromium, against a real server.
+
+Needs Debian's `chromium` (/usr/bin/chromium) and the `playwright` Python package (which
+drives that browser; Playwright's own browser downloads are never used). Without them the
+browser tests skip; the page-serving tests still run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.support.live import LiveServer, make_settings
+from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
+
+if TYPE_CHECKING:
+    from playwright.async_api import BrowserContext, Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without these Chromium reaches for the internet (updates, sync, QUIC probes).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    configured = os.environ.get("WIPSVC_SCREENSHOT_DIR")
+    directory = Path(configured) if configured else tmp_path / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed: apt-get install -y chromium")
+    async_api = pytest.importorskip(
+        "playwright.async_api", reason="Playwright is not installed: pip install playwright"
+    )
+    async with async_api.async_playwright() as playwright:
+        # A fresh profile folder per test (Playwright hands it to Chromium as --user-data-dir).
+        context: BrowserContext = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 800},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            await context.close()
+
+
+async def open_page(browser: BrowserContext) -> tuple[Page, list[str]]:
+    """A page that records the browser's JavaScript errors, so a test can assert there were none.
+    HTTP error answers are not among them: the page asks for collections that may not exist yet."""
+    page = await browser.new_page()
+    errors: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", on_console)
+    return page, errors
+
+
+def lines(products: list[tuple[str, str]]) -> str:
+    return "\n".join(f"{sku},{url}" for sku, url in products)
+
+
+async def add_products(page: Page, text: str) -> None:
+    await page.fill("#add-lines", text)
+    await page.click("#add-submit")
+    await page.wait_for_selector("#add-result .notice")
+
+
+async def job_id_from(page: Page) -> str:
+    await page.wait_for_url(re.compile(r".*#/c/[^/]+/jobs/[0-9a-f-]+$"))
+    return page.url.rsplit("/", 1)[-1]
+
+
+async def wait_status(page: Page, status: str) -> None:
+    await page.wait_for_selector(f'h1 .badge[data-status="{status}"]')
+
+
+async def test_add_products_run_a_job_and_cancel_another(
+    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher, browser: BrowserContext, screenshot_dir: Path
+) -> None:
+    settings = make_settings(sqlite_url, product_delay_seconds=0.5, workers_per_job=1)
+    async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
+        page, errors = await open_page(browser)
+        products = shop.products()
+
+        # A collection that does not exist yet: the page offers the form to create it.
+        await page.goto(f"{server.url}/#/c/sinks")
+        await page.get_by_text("has no products yet").wait_for()
+        await add_products(page, lines(products))
+        assert f"Added {len(products)} products" in await page.inner_text("#add-result")
+        await page.locator("#selected-count", has_text=f"{len(products)} products selected").wait_for()
+        await page.locator("#products tbody tr input:checked").nth(len(products) - 1).wait_for()
+        assert await page.locator("#products tbody tr").count() == len(products)
+
+        # Start a job with the selection; the job page follows it live to the end.
+        await page.click("#start-job")
+        first_job = await job_id_from(page)
+        bar = page.locator('#job-summary [role="progressbar"]')
+        await page.wait_for_function(
+            "() => document.querySelector('#job-summary [role=progressbar]')"
+            "?.getAttribute('aria-valuenow') === '100'"
+        )
+        await wait_status(page, "completed")
+        assert (
+            await bar.get_attribute("aria-valuetext")
+            == f"100% — {len(products)} of {len(products)} processed"
+        )
+        # Every product has its row; durations and fields come from REST once it catches up.
+        await page.wait_for_function(
+            "() => [...document.querySelectorAll('#job-results tbody td[data-label=Duration]')]"
+            ".every((td) => td.textContent.trim() !== '…' && td.textContent.trim() !== '—')"
+        )
+        rows = page.locator("#job-results tbody tr")
+        assert await rows.count() == len(products)
+        for sku, _ in products:
+            row = page.locator("#job-results tbody tr", has=page.get_by_text(sku, exact=True))
+            outcome = await row.get_attribute("data-outcome")
+            sheet_row = await row.locator('td[data-label="Sheet row"]').inner_text()
+            assert sheet_row.isdigit() and int(sheet_row) >= 2
+            if sku in BROKEN_SKUS:
+                assert outcome == "failed"
+                assert "Extract:" in await row.locator('td[data-label="Error"]').inner_text()
+                assert (
+                    await row.locator('.steps li[data-state="failed"]').get_attribute("data-step")
+                    == "extract"
+                )
+            else:
+                assert outcome == "succeeded"
+                assert "title" in await row.locator('td[data-label="Extracted fields"]').inner_text()
+                assert await row.locator('.steps li[data-state="done"]').count() == 5
+        # Every event once, in order: started, one per product, completed.
+        seqs = await page.locator("#job-log li").evaluate_all(
+            "(items) => items.map((li) => Number(li.dataset.seq))"
+        )
+        assert sorted(seqs) == list(range(1, len(products) + 3))
+        assert await page.inner_text("#retry-job") == f"Retry {len(BROKEN_SKUS)} failed product"
+        await page.screenshot(path=str(screenshot_dir / "job-completed.png"), full_page=True)
+
+        # A second job (the same pages three times over, new SKUs), slow enough to cancel from its page.
+        await page.goto(f"{server.url}/#/c/sinks")
+        await page.wait_for_selector("#products tbody tr")
+        slow = [(f"SLOW-{i}", url) for i, (_, url) in enumerate(products * 3)]
+        await add_products(page, lines(slow))
+        await page.click("#start-job")
+        second_job = await job_id_from(page)
+        assert second_job != first_job
+        await page.click("#cancel-job")
+        await page.wait_for_selector("#job-feedback .notice")
+        assert re.search(r"Cancellation requested|Job cancelled", await page.inner_text("#job-feedback"))
+        await wait_status(page, "cancelled")
+        job = (await client.get(f"/api/sinks/wip/jobs/{second_job}")).json()["job"]
+        assert job["status"] == "cancelled" and job["processed_products"] < len(slow)
+        await page.wait_for_selector('#job-results tbody tr[data-outcome="skipped"]')
+        await page.screenshot(path=str(screenshot_dir / "job-cancelled.png"), full_page=True)
+
+        # The overview: the collection's counts, both jobs, the health panel.
+        await page.click("text=Overview")
+        card = page.locator('.collection-card[data-collection="sinks"]')
+        await card.wait_for()
+        assert f"{len(products) + len(slow)} products" in await card.inner_text()
+        await page.wait_for_selector(f'.jobs-table tr[data-job-id="{second_job}"]')
+        first_row = page.locator(f'.jobs-table tr[data-job-id="{first_job}"]')
+        assert await first_row.get_attribute("data-status") == "completed"
+        await page.wait_for_function(
+            "() => Number(document.querySelector('#stat-finished')?.textContent) >= 9"
+        )
+        quotas = await page.inner_text(".quotas")
+        assert "sheets_write" in quotas and "throttled" in quotas
+        await page.screenshot(path=str(screenshot_dir / "overview.png"), full_page=True)
+
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.goto(f"{server.url}/#/c/sinks/jobs/{first_job}")
+        await page.wait_for_selector("#job-results tbody tr")
+        await page.screenshot(path=str(screenshot_dir / "job-phone.png"), full_page=True)
+        assert errors == []
+
+
+async def test_live_updates_catch_up_after_a_reconnect(
+    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher, browser: BrowserContext
+) -> None:
+    settings = make_settings(sqlite_url, product_delay_seconds=0.3, workers_per_job=1)
+    async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
+        products = shop.products()
+        created = await client.post(
+            "/api/sinks/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
+        )
+        ids = created.json()["wip_ids"]
+        page, errors = await open_page(browser)
+        await page.goto(f"{server.url}/")
+        await page.wait_for_selector("#live-status[data-state='connected']")
+        job_id = (await client.post("/api/sinks/wip/process", json={"wip_ids": ids})).json()["job_id"]
+        await page.goto(f"{server.url}/#/c/sinks/jobs/{job_id}")
+        await page.wait_for_selector("#job-log li")
+
+        # Drop the socket while the job runs; events go on without us.
+        await page.evaluate("() => window.wipsvc.live.socket.disconnect()")
+        await page.wait_for_selector("#live-status[data-state='reconnecting']")
+        seen = await page.locator("#job-log li").count()
+        await _until_processed(client, job_id, at_least=seen + 1)
+        await page.evaluate("() => window.wipsvc.live.socket.connect()")
+
+        # On reconnect the page subscribes from the last seq it saw and is replayed the rest.
+        await page.wait_for_selector("#job-catchup:has-text('Caught up after reconnecting')")
+        await wait_status(page, "completed")
+        await page.wait_for_function(
+            f"() => document.querySelectorAll('#job-log li').length === {len(ids) + 2}"
+        )
+        seqs = await page.locator("#job-log li").evaluate_all(
+            "(items) => items.map((li) => Number(li.dataset.seq))"
+        )
+        assert seqs == list(range(len(ids) + 2, 0, -1))  # newest first, none twice, none missing
+        assert errors == []
+
+
+async def _until_processed(client: Any, job_id: str, *, at_least: int) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            job = (await client.get(f"/api/sinks/wip/jobs/{job_id}")).json()["job"]
+            if job["processed_products"] >= at_least or job["status"] == "completed":
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_error_messages_and_input_checks(sqlite_url: str, browser: BrowserContext) -> None:
+    """409 and 404 show the service's own message; lines the API would refuse are caught first."""
+    async with LiveServer(make_settings(sqlite_url)) as server:
+        page, errors = await open_page(browser)
+        await page.goto(f"{server.url}/#/c/sinks")
+        await add_products(page, "A-1,http://127.0.0.1:9/a")
+        await add_products(page, "A-1,http://127.0.0.1:9/a")
+        conflict = "Conflict: SKUs already exist in collection 'sinks': A-1"
+        assert conflict in await page.inner_text("#add-result")
+        await add_products(page, "no url here\nB-1,ftp://example/b")
+        result = await page.inner_text("#add-result")
+        assert "line 1" in result and "line 2" in result and "Nothing was added" in result
+
+        await page.goto(f"{server.url}/#/c/sinks/jobs/nope")
+        await page.get_by_text("Not found: job nope not found in collection 'sinks'").wait_for()
+
+        # The parser itself: quoted cells, a header naming the columns, tabs, duplicates.
+        parsed = await page.evaluate(
+            """async () => {
+                const { parseProducts } = await import('./static/js/csv.js');
+                return [
+                  parseProducts('\\uFEFFname,url,SKU\\n"Sink, big",https://s.example/a?x=1,A-1\\n'),
+                  parseProducts('A-1\\thttps://s.example/a\\n\\n# note\\nA-1\\thttps://s.example/b'),
+                ];
+            }"""
+        )
+        assert parsed[0] == {"products": [{"sku": "A-1", "url": "https://s.example/a?x=1"}], "errors": []}
+        assert parsed[1]["products"] == [{"sku": "A-1", "url": "https://s.example/a"}]
+        assert parsed[1]["errors"] == ["line 4: SKU A-1 already on line 1"]
+        assert errors == []
+
+
+async def test_the_page_and_its_assets_are_served(sqlite_url: str) -> None:
+    """No browser needed: the page, its modules and the vendored Socket.IO client are served,
+    with a strict Content-Security-Policy, and none of it is in the OpenAPI schema."""
+    async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
+        page = await client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        for asset in re.findall(r'(?:src|href)="(static/[^"]+)"', page.text):
+            response = await client.get(f"/{asset}")
+            assert response.status_code == 200, asset
+            assert response.headers["cache-control"] == "no-cache"
+        module = await client.get("/static/js/app.js")
+        assert module.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+        vendored = await client.get("/static/vendor/socket.io.min.js")
+        assert "Socket.IO v4" in vendored.text[:200]
+        assert (await client.get("/static/nope.js")).status_code == 404
+        paths = (await client.get("/openapi.json")).json()["paths"]
+        assert "/" not in paths and not any(p.startswith("/static") for p in paths)
+        assert (await client.get("/docs")).status_code == 200
+
+
+async def test_a_real_api_key_unlocks_rest_and_live_updates(sqlite_url: str, browser: BrowserContext) -> None:
+    """With keys issued, the page asks for one, then uses it for REST and Socket.IO alike."""
+    auth = pytest.importorskip("wipsvc.auth", reason="API keys are not part of this build")
+    async with LiveServer(make_settings(sqlite_url)) as server:
+        issued = await auth.create_key(server.services.store.keys, None, label="dashboard test")
+        page, errors = await open_page(browser)
+        await page.goto(f"{server.url}/")
+        await page.locator("#api-key-dialog").wait_for(state="visible")
+        assert "API key required" in await page.inner_text("#api-key-reason")
+        await page.fill("#api-key-input", "wip_00000000_not-a-real-key-at-all-000000")
+        await page.press("#api-key-input", "Enter")
+        await page.locator("#api-key-reason", has_text="refused the stored key").wait_for()
+        assert await page.is_visible("#api-key-dialog")
+        await page.fill("#api-key-input", issued.key)
+        await page.press("#api-key-input", "Enter")
+        await page.get_by_text("No collections yet").wait_for()
+        assert await page.evaluate("() => localStorage.getItem('wipsvc.apiKey')") == issued.key
+        await page.wait_for_selector("#live-status[data-state='connected']")
+        await page.wait_for_selector("#stat-running")
+        assert await page.is_hidden("#banner")
+        assert errors == []
