@@ -1,6 +1,7 @@
 """A fake OpenAI-compatible chat-completions API, served over real HTTP on 127.0.0.1.
 
-``with FakeOpenAI() as fake:`` serves (at ``fake.base_url``) ``POST /v1/chat/completions``. When the
+``with FakeOpenAI() as fake:`` serves (at ``fake.base_url``) ``POST /v1/chat/completions`` and
+``GET /v1/models`` (the ids in ``fake.models``; what a configuration check calls). When the
 request carries ``response_format.json_schema.schema`` the answer is JSON valid for that schema: string
 fields are taken from ``name: value`` lines of the user message when present (so extraction-like
 prompts get values from the page), otherwise from plausible per-name defaults. Tests steer it with
@@ -112,14 +113,21 @@ class _Rule:
 @dataclass
 class FakeOpenAI:
     api_key: str = "sk-test-key"
+    models: tuple[str, ...] = ("gpt-4o-mini", "fake-model")
     requests: list[RecordedRequest] = field(default_factory=list)
+    model_list_requests: int = 0  # GET /v1/models, answered or refused
     _answers: JSON = field(default_factory=dict)
     _queue: deque[Behaviour] = field(default_factory=deque)
     _rules: list[_Rule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self._chat, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
         self._server = ThreadedServer(self.app)
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -185,6 +193,14 @@ class FakeOpenAI:
                         rule.times -= 1
                     return rule.behaviour
             return Behaviour("ok")
+
+    async def _models(self, request: Request) -> Response:
+        with self._lock:
+            self.model_list_requests += 1
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        data = [{"id": model, "object": "model", "created": 0, "owned_by": "fake"} for model in self.models]
+        return JSONResponse({"object": "list", "data": data})
 
     async def _chat(self, request: Request) -> Response:
         body: JSON = await request.json()
