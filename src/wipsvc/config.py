@@ -31,7 +31,14 @@ class Settings(BaseSettings):
 
     # Jobs
     max_batch: int = Field(100, ge=1, le=10_000, description="Most products in one job.")
-    workers_per_job: int = Field(4, ge=1, le=64, description="Products of one job processed at once.")
+    workers_per_job: int = Field(
+        32,
+        ge=1,
+        le=64,
+        description="Products of one job processed at once. Every external call still waits for its "
+        "quota bucket, so more workers never exceed a quota; they only keep the slow steps (LLM, "
+        "Apps Script) busy while others wait.",
+    )
     product_delay_seconds: float = Field(
         0.0, ge=0, description="Pause each worker takes between products (the original design used 20)."
     )
@@ -73,6 +80,49 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field("gpt-4o-mini", description="Model used for extraction and descriptions.")
 
+    # Quotas: one bucket per external resource, shared by every job of this instance. A limit is
+    # the most calls in any window of `quota_period_seconds`; None = no limit of ours (a 429 still
+    # pauses the resource).
+    sheets_write_per_minute: int | None = Field(
+        60, ge=1, description="Google Sheets write requests per minute per user (Google's default quota)."
+    )
+    sheets_read_per_minute: int | None = Field(
+        60, ge=1, description="Google Sheets read requests per minute per user (Google's default quota)."
+    )
+    apps_script_per_minute: int | None = Field(
+        None, ge=1, description="Apps Script executions per minute (Google publishes no such quota)."
+    )
+    apps_script_max_concurrent: int | None = Field(
+        30, ge=1, description="Apps Script executions at once (Google's limit: 30 per user)."
+    )
+    llm_requests_per_minute: int | None = Field(
+        500, ge=1, description="LLM requests per minute (OpenAI's tier-1 limit; set your account's)."
+    )
+    llm_tokens_per_minute: int | None = Field(
+        None, ge=1, description="LLM tokens per minute, prompt estimate + max completion (None = unlimited)."
+    )
+    quota_period_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="The window the *_per_minute limits are counted over: Google's minute. Benchmarks "
+        "shorten it together with the fakes' latencies to run in scaled time.",
+    )
+    rate_limit_backoff_seconds: float = Field(
+        1.0, gt=0, description="First pause of a resource after a 429 without Retry-After; doubles per 429."
+    )
+    rate_limit_max_backoff_seconds: float = Field(
+        32.0, gt=0, description="Longest pause after a 429 without Retry-After (Google's max_backoff)."
+    )
+    sheets_coalesce: bool = Field(
+        True, description="Send Sheets writes of several products that are ready together as one request."
+    )
+    sheets_coalesce_window_ms: float = Field(
+        250.0,
+        ge=0,
+        description="How long the first write waits for others to join its request (ms). Under quota "
+        "pressure writes also gather while they wait for a token.",
+    )
+
     @field_validator("scrape_allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -83,3 +133,17 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    # --- Access and resource limits (API keys: `wipsvc keys …`; see wipsvc.auth, wipsvc.api.limits) ---
+    max_request_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted, in bytes; larger ones get 413."
+    )
+    job_starts_per_minute: int = Field(
+        30,
+        ge=1,
+        description="Jobs (process or retry) one API key, or one client address when no keys exist, "
+        "may start per minute on each instance, in bursts of up to as many; more get 429 with Retry-After.",
+    )
+    max_active_jobs_per_collection: int = Field(
+        20, ge=1, description="Most queued plus running jobs per collection; starting another gets 409."
+    )

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import itertools
+
+import pytest
+
 from wipsvc.jobs.eta import EtaEstimator
 
 
@@ -36,3 +40,101 @@ def test_follows_a_change_of_speed_through_its_window() -> None:
         clock.now += 1.0
         eta.product_finished()
     assert eta.estimate() == 80.0  # 80 left at the new speed of 1 s each
+
+
+STEPS = [("sheet_row", 1.0), ("extract", 7.0), ("describe", 6.0), ("clean", 3.3), ("complete", 0.5)]
+
+
+def run_job(
+    eta: EtaEstimator, clock: Clock, products: int, workers: int, gap: float = 0.0
+) -> list[tuple[float, float]]:
+    """Feed the estimator a job at steady speed; (estimate, true remaining) at each completion."""
+    events: list[tuple[float, str, int, str]] = []
+    free = [0.0] * workers
+    for product in range(products):
+        worker = product % workers
+        t = free[worker] + (gap if product >= workers else 0.0)
+        events.append((t, "start", product, ""))
+        for name, seconds in STEPS:
+            t += seconds
+            events.append((t, "step", product, name))
+        events.append((t, "finish", product, ""))
+        free[worker] = t
+    events.sort(key=lambda event: event[0])  # stable: a product's start follows the finish before it
+    end = events[-1][0]
+    seen: list[tuple[float, float]] = []
+    for t, kind, product, step in events:
+        clock.now = t
+        if kind == "start":
+            eta.product_started(product, [name for name, _ in STEPS])
+        elif kind == "step":
+            eta.step_finished(product, step)
+        else:
+            eta.product_finished(product)
+            estimate = eta.estimate()
+            assert estimate is not None
+            seen.append((estimate, end - t))
+    return seen
+
+
+def test_step_model_falls_at_steady_speed_and_tracks_the_remaining_time() -> None:
+    clock = Clock()
+    eta = EtaEstimator(40, clock, workers=4)
+    assert eta.estimate() is None
+    seen = run_job(eta, clock, 40, workers=4)
+    estimates = [estimate for estimate, _ in seen]
+    assert all(later <= earlier + 1e-9 for earlier, later in itertools.pairwise(estimates))
+    assert estimates[-1] == 0.0
+    for estimate, actual in seen[:-1]:
+        # Products finish in waves of 4: the completion rate alone would be off by a whole
+        # product's time near the end; the worker model is not.
+        assert estimate == pytest.approx(actual, rel=0.01, abs=0.1)
+
+
+def test_partial_last_wave_still_takes_a_whole_product() -> None:
+    clock = Clock()
+    eta = EtaEstimator(18, clock, workers=8)  # waves of 8, 8, then 2
+    seen = run_job(eta, clock, 18, workers=8)
+    for estimate, actual in seen[:-1]:
+        assert estimate == pytest.approx(actual, rel=0.01, abs=0.1)
+
+
+def test_the_pause_between_products_of_the_original_design_counts() -> None:
+    clock = Clock()
+    eta = EtaEstimator(5, clock, workers=1, gap=20.0)
+    seen = run_job(eta, clock, 5, workers=1, gap=20.0)
+    assert seen[0][0] == pytest.approx(4 * (20.0 + 17.8))
+    for estimate, actual in seen:
+        assert estimate == pytest.approx(actual, abs=0.01)
+
+
+def test_a_paused_quota_bucket_holds_the_products_in_flight() -> None:
+    clock = Clock()
+    pause = {"seconds": 0.0}
+    eta = EtaEstimator(3, clock, workers=2, paused_for=lambda: pause["seconds"])
+    eta.product_started("a", [name for name, _ in STEPS])
+    eta.product_started("b", [name for name, _ in STEPS])
+    for name, seconds in STEPS:
+        clock.now += seconds
+        eta.step_finished("a", name)
+    eta.product_finished("a")
+    eta.product_started("c", [name for name, _ in STEPS])
+    calm = eta.estimate()
+    pause["seconds"] = 60.0
+    paused = eta.estimate()
+    assert calm is not None and paused is not None
+    assert calm == pytest.approx(17.8) and paused == pytest.approx(60.0)
+
+
+def test_a_resumed_product_needs_only_its_remaining_steps() -> None:
+    clock = Clock()
+    eta = EtaEstimator(2, clock, workers=2)
+    eta.product_started("fresh", [name for name, _ in STEPS])
+    eta.product_started("resumed", ["clean", "complete"])
+    for name, seconds in STEPS:
+        clock.now += seconds
+        eta.step_finished("fresh", name)
+    eta.product_finished("fresh")
+    # "resumed" started its clean step 17.8 s ago; the average clean + complete is 3.8 s: it is
+    # late, so a tenth of its current step is taken to be left, plus its last step.
+    assert eta.estimate() == pytest.approx(0.33 + 0.5)

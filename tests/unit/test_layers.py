@@ -22,7 +22,7 @@ WEB = (
     "wipsvc.app",
 )
 # What each core package may import from the project (besides itself and the leaf modules).
-LEAVES = ("wipsvc.config", "wipsvc.collection", "wipsvc.jobs.models")
+LEAVES = ("wipsvc.config", "wipsvc.collection", "wipsvc.jobs.models", "wipsvc.limits")
 ALLOWED = {
     "store": ("wipsvc.store",),
     "adapters": ("wipsvc.adapters", "wipsvc.store", "wipsvc.pipeline.extract"),

@@ -10,7 +10,8 @@ the script reports ``{"ok": false, "error": …}`` in its JSON.
 
 Both leave values untouched before writing (``transform`` is the identity) and clean the written
 row in ``run``. Errors become ``StepError``: script errors and refusals are permanent; timeouts,
-429 and 5xx are transient. An execution may take up to 6 minutes, hence the 360 s default timeout.
+429 and 5xx are transient. Given a quota bucket, every request first takes a token from it and a
+429 pauses it for every job. An execution may take up to 6 minutes, hence the 360 s default timeout.
 ``check()`` validates the configuration without cleaning anything and returns a one-line summary
 (it raises ``StepError`` with the reason when something is wrong).
 """
@@ -33,6 +34,7 @@ from google.oauth2.credentials import Credentials
 from wipsvc.adapters.base import StepError
 from wipsvc.collection import CleaningConfig, CollectionConfig
 from wipsvc.config import Settings
+from wipsvc.limits import QuotaBucket
 
 DEFAULT_TIMEOUT_SECONDS = 360.0  # Apps Script's own limit per execution is 6 minutes
 CONNECT_TIMEOUT_SECONDS = 15.0
@@ -61,7 +63,11 @@ def load_user_credentials(path: str | Path) -> Credentials:
 
 
 def build_apps_script_cleaner(
-    settings: Settings, config: CollectionConfig, *, client: httpx.AsyncClient | None = None
+    settings: Settings,
+    config: CollectionConfig,
+    *,
+    client: httpx.AsyncClient | None = None,
+    bucket: QuotaBucket | None = None,
 ) -> AppsScriptApiCleaner | AppsScriptWebAppCleaner | None:
     """The collection's Apps Script cleaner, or None for the ``python`` backend.
 
@@ -71,9 +77,11 @@ def build_apps_script_cleaner(
     cleaning, worksheet = config.cleaning, config.sheet.worksheet
     if cleaning.backend == "apps_script_api":
         api_url = settings.apps_script_api_url
-        return AppsScriptApiCleaner(cleaning, worksheet=worksheet, api_url=api_url, client=client)
+        return AppsScriptApiCleaner(
+            cleaning, worksheet=worksheet, api_url=api_url, client=client, bucket=bucket
+        )
     if cleaning.backend == "apps_script_webapp":
-        return AppsScriptWebAppCleaner(cleaning, worksheet=worksheet, client=client)
+        return AppsScriptWebAppCleaner(cleaning, worksheet=worksheet, client=client, bucket=bucket)
     return None
 
 
@@ -87,6 +95,7 @@ class _Http:
         timeout: float,
         *,
         follow_redirects: bool,
+        bucket: QuotaBucket | None = None,
     ) -> None:
         self._owned = client is None
         self.client = (
@@ -94,8 +103,18 @@ class _Http:
         )
         self.timeout = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT_SECONDS)
         self.follow_redirects = follow_redirects
+        self.bucket = bucket
 
     async def send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self.bucket is None:
+            return await self._send(what, method, url, **kwargs)
+        async with self.bucket.permit() as permit:
+            response = await self._send(what, method, url, **kwargs)
+            if response.status_code == 429:
+                permit.throttled(_retry_after(response))  # pauses every job's Apps Script calls
+            return response
+
+    async def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self.client.request(
                 method, url, timeout=self.timeout, follow_redirects=self.follow_redirects, **kwargs
@@ -110,6 +129,13 @@ class _Http:
     async def aclose(self) -> None:
         if self._owned:
             await self.client.aclose()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def _google_error(response: httpx.Response) -> str:
@@ -137,6 +163,7 @@ class AppsScriptApiCleaner:
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        bucket: QuotaBucket | None = None,
     ) -> None:
         if not config.script_id:
             raise ValueError("cleaning backend apps_script_api needs script_id")
@@ -145,7 +172,7 @@ class AppsScriptApiCleaner:
         self.config, self.worksheet = config, worksheet
         self.url = f"{api_url.rstrip('/')}/v1/scripts/{quote(config.script_id, safe='')}:run"
         self._credentials = credentials
-        self._http = _Http(client, transport, timeout, follow_redirects=False)
+        self._http = _Http(client, transport, timeout, follow_redirects=False, bucket=bucket)
         self._token_lock = asyncio.Lock()
         self._auth_session: requests.Session | None = None
 
@@ -215,11 +242,18 @@ class AppsScriptApiCleaner:
                 try:
                     await asyncio.to_thread(credentials.refresh, request)
                 except google.auth.exceptions.RefreshError as exc:
+                    # args[0] is Google's "error: description"; str(exc) would add the raw body's repr.
+                    reason = " ".join(str(exc.args[0] if exc.args else exc).split())[:300]
                     raise StepError(
-                        f"Apps Script OAuth token refresh refused: {exc}", transient=exc.retryable
+                        f"Apps Script OAuth token refresh refused: {reason}", transient=exc.retryable
                     ) from exc
                 except google.auth.exceptions.TransportError as exc:
-                    raise StepError(f"Apps Script OAuth token refresh failed: {exc}", transient=True) from exc
+                    cause = exc.__cause__ or exc
+                    raise StepError(
+                        f"Apps Script OAuth token refresh failed: cannot reach {credentials.token_uri} "
+                        f"({type(cause).__name__})",
+                        transient=True,
+                    ) from exc
             return str(credentials.token)
 
 
@@ -252,6 +286,7 @@ class AppsScriptWebAppCleaner:
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        bucket: QuotaBucket | None = None,
     ) -> None:
         if not config.webapp_url or config.webapp_secret is None:
             raise ValueError("cleaning backend apps_script_webapp needs webapp_url and webapp_secret")
@@ -262,7 +297,7 @@ class AppsScriptWebAppCleaner:
         self._secret = config.webapp_secret.get_secret_value()
         # The URL is the operator's configuration, not user input, so following Google's redirect
         # to the output host with httpx is fine (no SSRF guard needed here).
-        self._http = _Http(client, transport, timeout, follow_redirects=True)
+        self._http = _Http(client, transport, timeout, follow_redirects=True, bucket=bucket)
 
     def transform(self, values: dict[str, str]) -> dict[str, str]:
         return values

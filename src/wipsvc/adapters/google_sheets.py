@@ -3,10 +3,14 @@
 Request budget (the per-user quota is 60 reads and 60 writes a minute): ``open()`` reads
 the spreadsheet and worksheet metadata (cached by gspread-asyncio's client afterwards)
 and the SKU column, once; then each product costs one ``values.append`` (its response
-carries the new row number) and one ``values.batchUpdate``. Errors surface from
-gspread-asyncio instead of being retried forever under its lock; this module retries
-429/5xx/network errors with Google's truncated exponential backoff, a bounded number of
-times, and turns every failure into a one-line :class:`StepError`.
+carries the new row number) and one ``values.batchUpdate`` per write. With a coalescing
+window, the appends and writes of products that are ready together share one request
+(see :mod:`wipsvc.adapters.coalesce`). With :class:`~wipsvc.limits.Limits`, every request
+first takes a token from the read or write bucket, and a 429 pauses that bucket for all
+jobs instead of sleeping here. Errors surface from gspread-asyncio instead of being retried
+forever under its lock; this module retries 429/5xx/network errors with Google's truncated
+exponential backoff, a bounded number of times, and turns every failure into a one-line
+:class:`StepError`.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ from gspread.utils import absolute_range_name
 from requests.adapters import HTTPAdapter
 
 from wipsvc.adapters.base import StepError
+from wipsvc.adapters.coalesce import Batch, Coalescer
 from wipsvc.collection import CollectionConfig, column_index, column_letter
 from wipsvc.config import Settings
+from wipsvc.limits import Limits, QuotaBucket
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +97,9 @@ class _Manager(gspread_asyncio.AsyncioGspreadClientManager):  # type: ignore[mis
 class _Target:
     """What an error message needs to name: the spreadsheet, worksheet and account."""
 
-    def __init__(self, config: CollectionConfig, default_credentials: str | None) -> None:
+    def __init__(
+        self, config: CollectionConfig, default_credentials: str | None, api_url: str = GOOGLE_SHEETS_URL
+    ) -> None:
         sheet = config.sheet
         if not sheet.spreadsheet_id:
             raise StepError("sheet.spreadsheet_id is not set for the Google Sheets backend")
@@ -102,6 +110,7 @@ class _Target:
         self.worksheet = sheet.worksheet
         self.credentials_file = path
         self.account = "the service account"
+        self.api_url = api_url  # named when it cannot be reached: it is configurable
 
     def describe(self, exc: BaseException) -> tuple[str, bool] | None:
         """(one-line message, transient) for errors of Google's making; None for anything else."""
@@ -125,7 +134,25 @@ class _Target:
         if isinstance(exc, google.auth.exceptions.TransportError):
             return f"cannot reach Google's token endpoint: {type(exc).__name__}", True
         if isinstance(exc, requests.RequestException):
-            return f"cannot reach Google Sheets: {type(exc).__name__}", True
+            return f"cannot reach Google Sheets at {self.api_url}: {type(exc).__name__}", True
+        return None
+
+
+def _is_quota_error(exc: BaseException) -> bool:
+    """A 429, or Google's RESOURCE_EXHAUSTED under another status."""
+    if not isinstance(exc, gspread.exceptions.APIError):
+        return False
+    return exc.response.status_code == 429 or exc.error.get("status") == "RESOURCE_EXHAUSTED"
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds from a Retry-After header (Google rarely sends one)."""
+    if not isinstance(exc, gspread.exceptions.APIError):
+        return None
+    value = exc.response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:  # an HTTP date: rare enough to fall back to our backoff
         return None
 
 
@@ -150,6 +177,8 @@ class GoogleSheetsBackend:
         timeout: float = 60.0,
         sleep: Sleep = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        limits: Limits | None = None,
+        coalesce_window: float | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -161,32 +190,44 @@ class GoogleSheetsBackend:
         self._timeout = timeout
         self._sleep = sleep
         self._jitter = jitter  # seconds in [0, 1): Google's random_ms
+        self.limits = limits
+        self.coalesce_window = coalesce_window  # None: one request per write
         self._managers: dict[str, _Manager] = {}
         self._sessions: list[requests.Session] = []  # HTTP sessions to close in aclose()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GoogleSheetsBackend:
-        return cls(settings.sheets_api_url, settings.google_credentials_file)
+    def from_settings(cls, settings: Settings, limits: Limits | None = None) -> GoogleSheetsBackend:
+        return cls(
+            settings.sheets_api_url,
+            settings.google_credentials_file,
+            limits=limits,
+            coalesce_window=settings.sheets_coalesce_window_ms / 1000 if settings.sheets_coalesce else None,
+        )
+
+    @property
+    def reads(self) -> QuotaBucket | None:
+        return self.limits.sheets_read if self.limits else None
+
+    @property
+    def writes(self) -> QuotaBucket | None:
+        return self.limits.sheets_write if self.limits else None
 
     async def open(self, config: CollectionConfig) -> GoogleSheetsSession:
-        target = _Target(config, self.credentials_file)
+        target = _Target(config, self.credentials_file, self.api_url)
         manager = self._managers.get(target.credentials_file)
         if manager is None:
             manager = self._managers[target.credentials_file] = self._new_manager(target.credentials_file)
         client = await self._authorize(manager, target)
-
-        async def open_worksheet() -> Any:
-            spreadsheet = await client.open_by_key(target.spreadsheet_id)
-            await spreadsheet.worksheet(target.worksheet)  # raises WorksheetNotFound
-            return spreadsheet
-
-        session = GoogleSheetsSession(self, await self.call(open_worksheet, target), config, target)
+        # One request each, so each takes its own read token.
+        spreadsheet = await self.call(lambda: client.open_by_key(target.spreadsheet_id), target, self.reads)
+        await self.call(lambda: spreadsheet.worksheet(target.worksheet), target, self.reads)  # or not found
+        session = GoogleSheetsSession(self, spreadsheet, config, target)
         await session.load_rows()
         return session
 
     async def check(self, config: CollectionConfig) -> str:
         """Verify credentials, API, spreadsheet, worksheet and column range; one line on success."""
-        target = _Target(config, self.credentials_file)
+        target = _Target(config, self.credentials_file, self.api_url)
         # A fresh manager: nothing cached, the answer is about the sheet as it is now.
         client = await self._authorize(self._new_manager(target.credentials_file), target)
         try:
@@ -239,9 +280,16 @@ class GoogleSheetsBackend:
             self._sessions.append(session)
         return client
 
-    async def call(self, operation: Callable[[], Awaitable[T]], target: _Target) -> T:
-        """Run one API operation, retrying transient failures with truncated exponential backoff."""
+    async def call(
+        self, operation: Callable[[], Awaitable[T]], target: _Target, bucket: QuotaBucket | None = None
+    ) -> T:
+        """Run one API request, retrying transient failures with truncated exponential backoff.
+
+        With a bucket, each attempt first takes a token; a 429 is reported to the bucket, which
+        pauses every caller of the resource, and the retry waits there instead of sleeping here.
+        """
         for attempt in range(1, self.max_attempts + 1):
+            permit = await bucket.acquire() if bucket is not None else None
             try:
                 return await operation()
             except StepError:
@@ -251,18 +299,29 @@ class GoogleSheetsBackend:
                 if described is None:
                     raise
                 message, transient = described
+                throttled = permit is not None and _is_quota_error(exc)
+                if throttled and permit is not None:
+                    permit.throttled(_retry_after(exc))
                 if not transient:
                     raise StepError(message) from exc
                 if attempt == self.max_attempts:
-                    raise StepError(f"{message} after {attempt} attempts", transient=True) from exc
+                    suffix = f" after {attempt} attempts" if attempt > 1 else ""
+                    raise StepError(message + suffix, transient=True) from exc
+                if throttled:
+                    logger.info("%s; retry %d/%d after the pause", message, attempt, self.max_attempts - 1)
+                    continue
                 delay = min(self.base_delay * 2 ** (attempt - 1) + self._jitter(), self.max_backoff)
                 logger.warning("%s; retry %d/%d in %.1fs", message, attempt, self.max_attempts - 1, delay)
                 await self._sleep(delay)
+            finally:
+                if permit is not None:
+                    permit.release()
         raise AssertionError("unreachable")
 
 
 class GoogleSheetsSession:
-    """One job's worksheet: SKU -> row cached at open, one append and one batch write per product."""
+    """One job's worksheet: SKU -> row cached at open; appends and batch writes, coalesced across
+    products when the backend has a window."""
 
     def __init__(
         self, backend: GoogleSheetsBackend, spreadsheet: Any, config: CollectionConfig, target: _Target
@@ -276,9 +335,15 @@ class GoogleSheetsSession:
         self._has_header = True
         # One append at a time: find-then-append must not race for a SKU, nor two header rows.
         self._append_lock = asyncio.Lock()
+        self._appends: Coalescer[tuple[str, str], int] | None = None
+        self._writes: Coalescer[list[dict[str, Any]], None] | None = None
+        if backend.coalesce_window is not None:
+            window = backend.coalesce_window
+            self._appends = Coalescer(self._flush_appends, window=window, isolate=_permanent, name="append")
+            self._writes = Coalescer(self._flush_writes, window=window, isolate=_permanent, name="write")
 
     async def load_rows(self) -> None:
-        await self._backend.call(self._read_skus, self._target)
+        await self._backend.call(self._read_skus, self._target, self._backend.reads)
 
     async def _read_skus(self) -> None:
         letter = self._columns["sku"]
@@ -301,55 +366,91 @@ class GoogleSheetsSession:
         key = sku.strip()
         if not key:
             raise StepError("empty SKU")
-        async with self._append_lock:
-            if key in self._rows:  # a re-run: the row is there already
-                return self._rows[key]
-            row_num = await self._append(key, url)
-            self._rows[key] = row_num
-            return row_num
+        if key in self._rows:  # a re-run: the row is there already
+            return self._rows[key]
+        if self._appends is not None:
+            return await self._appends.submit((key, url))
 
-    async def _append(self, sku: str, url: str) -> int:
-        values = {"sku": sku, "url": url}
-        # An empty sheet gets the header row in the same request, as the local sheet does.
-        fields = list(self._columns) if not self._has_header else ["sku", "url"]
-        indexes = [column_index(self._columns[name]) for name in fields]
-        first, last = min(indexes), max(indexes)
-        rows = [[""] * (last - first + 1) for _ in range(1 if self._has_header else 2)]
-        for name, index in zip(fields, indexes, strict=True):
-            if not self._has_header:
-                rows[0][index - first] = name
-            rows[-1][index - first] = values.get(name, "")
-        table = absolute_range_name(self._title, f"{column_letter(first)}:{column_letter(last)}")
-        params = {"valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}
+        async def item() -> list[tuple[str, str]]:
+            return [(key, url)]
+
+        async with self._append_lock:
+            return (await self._append_rows(item))[0]
+
+    async def _flush_appends(self, batch: Batch[tuple[str, str]]) -> list[int]:
+        async with self._append_lock:
+            return await self._append_rows(batch.take)
+
+    async def _append_rows(self, take: Callable[[], Awaitable[list[tuple[str, str]]]]) -> list[int]:
+        """One ``values.append`` for the SKUs not in the sheet yet; their rows, in item order.
+
+        ``take`` runs once a write token is held, so that items arriving meanwhile still join.
+        The answer's ``updatedRange`` spans first..last appended row.
+        """
+        items: list[tuple[str, str]] | None = None
         maybe_written = False
 
-        async def attempt() -> int:
-            nonlocal maybe_written
+        async def attempt() -> None:
+            nonlocal items, maybe_written
+            if items is None:
+                items = await take()
             if maybe_written:
-                # The last try may have landed: look before appending a duplicate.
-                await self._read_skus()
-                if sku in self._rows:
-                    return self._rows[sku]
+                # The last try may have landed: look before appending duplicates.
+                await self._backend.call(self._read_skus, self._target, self._backend.reads)
+            urls: dict[str, str] = {}
+            for sku, url in items:
+                urls.setdefault(sku, url)  # the first URL given for a SKU wins
+            missing = [sku for sku in urls if sku not in self._rows]
+            if not missing:
+                return
+            rows, first = self._append_body(missing, urls)
+            last = column_letter(first + len(rows[0]) - 1)
+            table = absolute_range_name(self._title, f"{column_letter(first)}:{last}")
+            params = {"valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}
             try:
                 answer = await self._spreadsheet.values_append(table, params, {"values": rows})
             except Exception as exc:
                 maybe_written = _maybe_applied(exc)
                 raise
-            return self._row_from(str(answer["updates"]["updatedRange"]), column_letter(first))
+            updated = str(answer["updates"]["updatedRange"])
+            top, bottom = self._rows_from(updated, column_letter(first))
+            if bottom - top + 1 != len(rows):
+                raise StepError(f"appended {len(rows)} rows but Google Sheets reports {updated!r}")
+            for offset, sku in enumerate(missing):
+                self._rows[sku] = bottom - len(missing) + 1 + offset
+            self._has_header = True
 
-        row_num = await self._backend.call(attempt, self._target)
-        self._has_header = True
-        return row_num
+        await self._backend.call(attempt, self._target, self._backend.writes)
+        assert items is not None
+        return [self._rows[sku] for sku, _ in items]
 
-    def _row_from(self, updated_range: str, expected_column: str) -> int:
-        """The last row of ``updatedRange`` ('Sheet1!A7:P7' -> 7)."""
+    def _append_body(self, skus: list[str], urls: Mapping[str, str]) -> tuple[list[list[str]], int]:
+        """The rows to append (a header first on an empty sheet) and their first column."""
+        # An empty sheet gets the header row in the same request, as the local sheet does.
+        fields = list(self._columns) if not self._has_header else ["sku", "url"]
+        indexes = [column_index(self._columns[name]) for name in fields]
+        first, last = min(indexes), max(indexes)
+        rows: list[list[str]] = []
+        if not self._has_header:
+            rows.append([""] * (last - first + 1))
+            for name, index in zip(fields, indexes, strict=True):
+                rows[0][index - first] = name
+        for sku in skus:
+            row = [""] * (last - first + 1)
+            row[column_index(self._columns["sku"]) - first] = sku
+            row[column_index(self._columns["url"]) - first] = urls[sku]
+            rows.append(row)
+        return rows, first
+
+    def _rows_from(self, updated_range: str, expected_column: str) -> tuple[int, int]:
+        """First and last row of ``updatedRange`` ('Sheet1!A7:P9' -> (7, 9))."""
         match = _UPDATED_RANGE.match(updated_range.rpartition("!")[2])
         if match is None:
             raise StepError(f"unexpected updatedRange from Google Sheets: {updated_range!r}")
         if match[1] != expected_column:
             # Google appends from the first column of the table it detected; say so if it moved.
             logger.warning("append landed at %s, expected column %s", updated_range, expected_column)
-        return int(match[4] or match[2])
+        return int(match[2]), int(match[4] or match[2])
 
     async def write_fields(self, row_num: int, values: Mapping[str, str]) -> None:
         data = [
@@ -362,8 +463,39 @@ class GoogleSheetsSession:
         ]
         if not data:
             return
-        body = {"valueInputOption": "RAW", "data": data}
-        await self._backend.call(lambda: self._spreadsheet.values_batch_update(body), self._target)
+        if self._writes is not None:
+            await self._writes.submit(data)
+        else:
+
+            async def item() -> list[list[dict[str, Any]]]:
+                return [data]
+
+            await self._send_writes(item)
+
+    async def _flush_writes(self, batch: Batch[list[dict[str, Any]]]) -> list[None]:
+        return [None] * await self._send_writes(batch.take)
+
+    async def _send_writes(self, take: Callable[[], Awaitable[list[list[dict[str, Any]]]]]) -> int:
+        """One ``values.batchUpdate`` with every range of the items ``take`` gives once a token is held."""
+        items: list[list[dict[str, Any]]] | None = None
+
+        async def attempt() -> None:
+            nonlocal items
+            if items is None:
+                items = await take()
+            body = {"valueInputOption": "RAW", "data": [data for item in items for data in item]}
+            await self._spreadsheet.values_batch_update(body)
+
+        await self._backend.call(attempt, self._target, self._backend.writes)
+        return len(items or ())
 
     async def close(self) -> None:
+        for coalescer in (self._appends, self._writes):
+            if coalescer is not None:
+                await coalescer.aclose()
         self._rows.clear()
+
+
+def _permanent(error: BaseException) -> bool:
+    """Worth retrying a failed batch item by item: a bad product must not fail the others."""
+    return isinstance(error, StepError) and not error.transient

@@ -19,6 +19,12 @@ the pipeline passes one fresh ``TokenUsage()`` per product to both calls and rea
 product's total afterwards. The extra argument has a default, so both classes still satisfy
 the ``Extractor`` / ``Describer`` Protocols. Each adapter also keeps a running total of all its
 calls in ``.usage``.
+
+Quotas: given :class:`~wipsvc.limits.Limits`, every HTTP request first takes a token from the
+LLM request bucket and its estimated tokens (prompt characters / 4 + the completion cap, as the
+vendors count them) from the token bucket. The SDK's own retries would bypass the buckets, so
+the adapter then retries itself (as often as the client's ``max_retries``): a 429 pauses the
+request bucket for every job (``Retry-After`` or the bucket's backoff) and the retry waits there.
 """
 
 from __future__ import annotations
@@ -27,9 +33,10 @@ import asyncio
 import html
 import json
 import os
+import random
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -43,7 +50,12 @@ from pydantic import BaseModel, Field
 from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, StepError, TokenUsage
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
+from wipsvc.limits import Limits
 from wipsvc.pipeline.extract import extract_structured
+
+if TYPE_CHECKING:
+    from openai._legacy_response import LegacyAPIResponse
+    from openai.types.chat import ParsedChatCompletion
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_SDK_RETRIES = 2
@@ -132,8 +144,13 @@ class _LLMAdapter:
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
         max_text_chars: int | None = None,
         max_tokens: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.client, self.model = client, model
+        self.limits = limits
+        # Our retries replace the SDK's when the buckets must see every request.
+        self._http_retries = client.max_retries
+        self._bare = client.with_options(max_retries=0) if limits is not None else client
         self.attempts = 1 + max(0, output_retries)
         self.max_text_chars = max_text_chars or self.default_max_text_chars
         self.max_tokens = max_tokens or self.default_max_tokens
@@ -149,12 +166,7 @@ class _LLMAdapter:
         reason = ""
         for _ in range(self.attempts):
             try:
-                raw = await self.client.chat.completions.with_raw_response.parse(
-                    model=self.model,
-                    messages=messages,
-                    response_format=schema,
-                    max_completion_tokens=self.max_tokens,
-                )
+                raw = await self._request(schema, messages)
             except openai.APITimeoutError as exc:
                 raise StepError("LLM request timed out (after the SDK's retries)", transient=True) from exc
             except openai.APIConnectionError as exc:
@@ -189,6 +201,41 @@ class _LLMAdapter:
                 return message.parsed
         raise StepError(f"{reason} (after {self.attempts} attempts)")
 
+    async def _request(
+        self, schema: type[_T], messages: list[ChatCompletionMessageParam]
+    ) -> LegacyAPIResponse[ParsedChatCompletion[_T]]:
+        """One completion; with limits, each HTTP attempt through the buckets (see the module doc)."""
+        if self.limits is None:
+            return await self._send(self.client, schema, messages)
+        tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4 + self.max_tokens
+        for attempt in range(self._http_retries + 1):
+            last = attempt == self._http_retries
+            async with self.limits.llm_requests.permit() as permit, self.limits.llm_tokens.permit(tokens):
+                try:
+                    return await self._send(self._bare, schema, messages)
+                except openai.RateLimitError as exc:
+                    permit.throttled(_retry_after(exc.response))
+                    if last:
+                        raise
+                    continue  # leave the permits; the next attempt waits out the pause
+                except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
+                    status = getattr(exc, "status_code", None)
+                    if last or (status is not None and status not in (408, 409) and status < 500):
+                        raise
+            # As the SDK would: a short, jittered, growing delay for this call only.
+            await asyncio.sleep(min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random()))
+        raise AssertionError("unreachable")
+
+    async def _send(
+        self, client: AsyncOpenAI, schema: type[_T], messages: list[ChatCompletionMessageParam]
+    ) -> LegacyAPIResponse[ParsedChatCompletion[_T]]:
+        return await client.chat.completions.with_raw_response.parse(
+            model=self.model,
+            messages=messages,
+            response_format=schema,
+            max_completion_tokens=self.max_tokens,
+        )
+
 
 class LLMExtractor(_LLMAdapter):
     """Structured data first; the model fills only the fields it lacks (``sources[f] = "llm"``).
@@ -206,6 +253,7 @@ class LLMExtractor(_LLMAdapter):
         output_retries: int = DEFAULT_OUTPUT_RETRIES,
         max_text_chars: int | None = None,
         max_tokens: int | None = None,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__(
             client,
@@ -213,6 +261,7 @@ class LLMExtractor(_LLMAdapter):
             output_retries=output_retries,
             max_text_chars=max_text_chars,
             max_tokens=max_tokens,
+            limits=limits,
         )
         if unknown := set(fields) - set(PRODUCT_FIELDS):
             raise ValueError(f"not extractable fields: {', '.join(sorted(unknown))}")
@@ -364,6 +413,18 @@ def _json_body(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``retry-after-ms`` or ``retry-after`` (seconds), as the SDK reads them."""
+    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(header)
+        if value is not None:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                continue
+    return None
 
 
 def _api_message(exc: openai.APIStatusError) -> str:

@@ -1,36 +1,118 @@
-"""Remaining-time estimates from the rate at which products finish."""
+"""Remaining-time estimates from per-step moving averages, the job's workers and the quota buckets."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Running:
+    steps: list[str]  # the steps this product still has to do, in order
+    mark: float  # when its current step began
 
 
 class EtaEstimator:
-    """Estimates seconds left from recent completions.
+    """Estimates seconds left for a job. Unknown (None) until the first product finishes.
 
-    Uses the completion rate over a sliding window (so a job that speeds up or slows
-    down is followed), measured from when this runner started (so a resumed job does
-    not count time it spent dead). Unknown (None) until the first product finishes.
+    With step timings (the runner reports ``product_started``/``step_finished``) it models the
+    job: each product in flight needs the moving averages of its remaining steps, less the time
+    already spent in the current one; the products not started yet are spread over the job's
+    ``workers``, each needing a whole product's time (plus ``gap``, the configured pause between
+    products). A bucket pausing after a 429 (``paused_for``) holds every product in flight at least
+    that long. Waiting for quota tokens is part of each step's measured time, so a quota that binds
+    shows in the averages. Modelling the workers rather than the completion rate matters when
+    products finish in waves: the last wave still takes a whole product's time.
+
+    Without step timings it falls back to the completion rate over a sliding window (measured from
+    when this runner started, so that a resumed job does not count time it spent dead).
     """
 
-    def __init__(self, remaining: int, clock: Callable[[], float], window: int = 20) -> None:
+    def __init__(
+        self,
+        remaining: int,
+        clock: Callable[[], float],
+        window: int = 20,
+        *,
+        workers: int = 1,
+        gap: float = 0.0,
+        paused_for: Callable[[], float] | None = None,
+    ) -> None:
         self._remaining = remaining
         self._clock = clock
+        self._window = window
         self._started = clock()
         self._finished: deque[float] = deque(maxlen=window)
         self._count = 0
+        self._workers = max(1, workers)
+        self._gap = gap
+        self._paused_for = paused_for
+        self._durations: dict[str, deque[float]] = {}
+        self._all_steps: list[str] = []  # a whole product's steps, in order
+        self._running: dict[Hashable, _Running] = {}
 
-    def product_finished(self) -> None:
+    def product_started(self, key: Hashable, steps: Sequence[str]) -> None:
+        """A product began; ``steps`` are those it still has to do (fewer when resumed)."""
+        if len(steps) > len(self._all_steps):
+            self._all_steps = list(steps)
+        self._running[key] = _Running(list(steps), self._clock())
+
+    def step_finished(self, key: Hashable, step: str) -> None:
+        running = self._running.get(key)
+        if running is None or step not in running.steps:
+            return  # reported twice (a failed product saves its last checkpoint again)
+        now = self._clock()
+        self._durations.setdefault(step, deque(maxlen=self._window)).append(now - running.mark)
+        running.steps.remove(step)
+        running.mark = now
+
+    def product_finished(self, key: Hashable | None = None) -> None:
         self._remaining = max(0, self._remaining - 1)
         self._count += 1
         self._finished.append(self._clock())
+        if key is not None:
+            self._running.pop(key, None)
 
     def estimate(self) -> float | None:
         if not self._finished:
             return None
         if self._remaining == 0:
             return 0.0
+        modelled = self._modelled()
+        return modelled if modelled is not None else self._from_rate()
+
+    def _average(self, step: str) -> float | None:
+        samples = self._durations.get(step)
+        return sum(samples) / len(samples) if samples else None
+
+    def _modelled(self) -> float | None:
+        averages = {step: self._average(step) for step in self._all_steps}
+        if not averages or any(value is None for value in averages.values()):
+            return None
+        mean = {step: value or 0.0 for step, value in averages.items()}
+        per_product = self._gap + sum(mean.values())
+        now = self._clock()
+        pause = self._paused_for() if self._paused_for is not None else 0.0
+        busy: list[float] = []
+        for running in self._running.values():
+            left = sum(mean.get(step, 0.0) for step in running.steps)
+            if running.steps:
+                # Time already spent in the current step counts, but a slow step is not over yet.
+                spent = now - running.mark
+                current = mean.get(running.steps[0], 0.0)
+                left -= min(spent, current * 0.9)
+            busy.append(max(left, pause))
+        pending = max(0, self._remaining - len(busy))
+        free_at = sorted(busy + [0.0] * max(0, self._workers - len(busy)))[: max(self._workers, 1)]
+        # Equal products go round-robin to the workers in the order they become free.
+        finish = [
+            start + (pending // len(free_at) + (1 if index < pending % len(free_at) else 0)) * per_product
+            for index, start in enumerate(free_at)
+        ]
+        return max([*finish, *busy])
+
+    def _from_rate(self) -> float | None:
         if len(self._finished) == self._count:
             # Every completion is in the window: measure from the runner's start.
             span, done = self._finished[-1] - self._started, len(self._finished)

@@ -11,22 +11,14 @@ from collections.abc import Awaitable, Callable
 from wipsvc.config import Settings
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
-from wipsvc.jobs.models import ItemStatus, JobStatus, Step, WipStatus
+from wipsvc.jobs.models import ItemStatus, JobStatus
+from wipsvc.pipeline.backends import LimitedBackends
 from wipsvc.pipeline.steps import Backends, ProductState, RetryPolicy, StepFailure, run_product
 from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store
 
 log = logging.getLogger(__name__)
 
 OpenBackends = Callable[[JobRecord], Awaitable[Backends]]
-
-# The WIP status a product shows once a step is done, i.e. while the next one runs.
-_STATUS_AFTER: dict[Step, WipStatus] = {
-    Step.SHEET_ROW: WipStatus.EXTRACTING,
-    Step.EXTRACT: WipStatus.GENERATING,
-    Step.DESCRIBE: WipStatus.CLEANING,
-    Step.CLEAN: WipStatus.CLEANING,
-    Step.COMPLETE: WipStatus.CLEANING,
-}
 
 
 class JobRunner:
@@ -79,9 +71,16 @@ class JobRunner:
         queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
         for item in todo:
             queue.put_nowait(item)
-        eta = EtaEstimator(len(todo), time.monotonic)
         urls = {wip_id: product.url for wip_id, product in products.items()}
         workers = min(self._settings.workers_per_job, len(todo)) or 1
+        limits = backends.limits if isinstance(backends, LimitedBackends) else None
+        eta = EtaEstimator(
+            len(todo),
+            time.monotonic,
+            workers=workers,
+            gap=self._settings.product_delay_seconds,
+            paused_for=limits.paused_for if limits is not None else None,
+        )
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._keep_lease())
@@ -132,8 +131,11 @@ class JobRunner:
         started = time.monotonic()
         item = await jobs.start_item(job_id, item.wip_id, owner, lease)
         state = ProductState.resume(item.wip_id, item.sku, url, item.step, item.row_num, item.checkpoint)
+        eta.product_started(item.wip_id, [step.value for step in state.remaining_steps()])
 
         async def save(state: ProductState) -> None:
+            if state.step_done is not None:
+                eta.step_finished(state.wip_id, state.step_done.value)
             values: dict[str, object] = {"row_num": state.row_num}
             if state.extracted is not None:
                 values["extracted"] = state.extracted.get("fields")
@@ -148,9 +150,7 @@ class JobRunner:
                 step=state.step_done.value if state.step_done else None,
                 checkpoint=state.checkpoint(),
                 row_num=state.row_num,
-                wip_status=_STATUS_AFTER.get(state.step_done, WipStatus.PENDING)
-                if state.step_done
-                else WipStatus.PENDING,
+                wip_status=state.wip_status(),
                 product_values=values,
             )
 
@@ -161,7 +161,7 @@ class JobRunner:
             error, error_step = failure.message, failure.step.value
             log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
             await save(state)  # keep what the failed step spent (tokens, attempts)
-        eta.product_finished()
+        eta.product_finished(item.wip_id)
         event = await jobs.finish_item(
             job_id,
             item.wip_id,

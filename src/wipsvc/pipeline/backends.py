@@ -1,6 +1,12 @@
-"""Chooses each collection's adapters: real clients where configured, embedded defaults otherwise."""
+"""Chooses each collection's adapters: real clients where configured, embedded defaults otherwise.
+
+The factory also owns the process's quota buckets (:class:`~wipsvc.limits.Limits`): every real
+client it builds takes its tokens from them, so all jobs of the process share one quota.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import httpx
 from openai import AsyncOpenAI
@@ -11,11 +17,19 @@ from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.llm import LLMDescriber, LLMExtractor, build_llm_client, llm_model
 from wipsvc.adapters.local_sheet import LocalSheetBackend
 from wipsvc.config import Settings
+from wipsvc.limits import Limits
 from wipsvc.pipeline.clean import PythonCleaner
 from wipsvc.pipeline.describe import TemplateDescriber
 from wipsvc.pipeline.extract import StructuredDataExtractor
 from wipsvc.pipeline.steps import Backends
 from wipsvc.store import CollectionRecord, Store
+
+
+@dataclass(slots=True)
+class LimitedBackends(Backends):
+    """Backends whose external calls draw on ``limits`` (the runner reads their state for ETAs)."""
+
+    limits: Limits | None = None
 
 
 class BackendFactory:
@@ -30,21 +44,25 @@ class BackendFactory:
         *,
         google_sheets: GoogleSheetsBackend | None = None,
         llm_client: AsyncOpenAI | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self._settings = settings
         self._fetcher = fetcher
+        self.limits = limits or Limits.from_settings(settings)
         self._local_sheets = LocalSheetBackend(store)
-        self._google_sheets = google_sheets or GoogleSheetsBackend.from_settings(settings)
+        # An injected Sheets backend keeps its own limits and coalescing (tests steer it so).
+        self._google_sheets = google_sheets or GoogleSheetsBackend.from_settings(settings, self.limits)
         self._llm = llm_client if llm_client is not None else build_llm_client(settings)
         self._http = httpx.AsyncClient(trust_env=False)  # Apps Script calls; operator-configured URLs
 
     async def open(self, collection: CollectionRecord) -> Backends:
-        return Backends(
+        return LimitedBackends(
             sheet=await self._sheet(collection),
             fetcher=self._fetcher,
             extractor=self._extractor(collection),
             describer=self._describer(collection),
             cleaner=self._cleaner(collection),
+            limits=self.limits,
         )
 
     async def _sheet(self, collection: CollectionRecord) -> SheetSession:
@@ -59,16 +77,20 @@ class BackendFactory:
         client = self._uses_llm(collection)
         if client is None:
             return StructuredDataExtractor()
-        return LLMExtractor(client, model=llm_model(self._settings, collection.config.llm))
+        model = llm_model(self._settings, collection.config.llm)
+        return LLMExtractor(client, model=model, limits=self.limits)
 
     def _describer(self, collection: CollectionRecord) -> Describer:
         client = self._uses_llm(collection)
         if client is None:
             return TemplateDescriber()
-        return LLMDescriber(client, model=llm_model(self._settings, collection.config.llm))
+        model = llm_model(self._settings, collection.config.llm)
+        return LLMDescriber(client, model=model, limits=self.limits)
 
     def _cleaner(self, collection: CollectionRecord) -> Cleaner:
-        script = build_apps_script_cleaner(self._settings, collection.config, client=self._http)
+        script = build_apps_script_cleaner(
+            self._settings, collection.config, client=self._http, bucket=self.limits.apps_script
+        )
         return script if script is not None else PythonCleaner(collection.config.cleaning.rules)
 
     async def aclose(self) -> None:

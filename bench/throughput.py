@@ -1,0 +1,310 @@
+"""Throughput of the seed's design against the default design, side by side, on the protocol fakes.
+
+    python bench/throughput.py [--products 100] [--scale 1.0] [--seed-scale 0.02]
+
+Each design gets the real service (``bench/service.py``: ``create_app`` under uvicorn, in its own
+process) and its own fakes: Google Sheets (Google's quotas: 60 reads and 60 writes a minute),
+OAuth, Apps Script API, an OpenAI-compatible LLM and a shop; both run at once. Latencies
+(unscaled): page 1 s, LLM extraction 6 s, LLM descriptions 6 s, Apps Script 3 s, each Sheets
+request 0.3 s; page and LLM times vary by up to ±25% per product (fixed per SKU). Every time —
+latencies, quota window, coalescing window, backoff, the seed's 20 s delay — is multiplied by the
+design's scale, and results are converted back to unscaled time. The default design runs in real
+time; the seed at 1/50 of it, or it would take an hour. Our own code's time is not scaled, so it
+weighs 50 times more in the seed's run: the seed's model rate (without it) is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python bench/throughput.py` from the repo root: the fakes live in tests/
+
+from tests.fakes import openai_api as behaviours  # noqa: E402
+from tests.fakes.apps_script import FakeAppsScript  # noqa: E402
+from tests.fakes.google_oauth import FakeGoogleOAuth  # noqa: E402
+from tests.fakes.openai_api import FakeOpenAI, RecordedRequest  # noqa: E402
+from tests.fakes.server import ThreadedServer  # noqa: E402
+from tests.fakes.sheets import FakeSheets  # noqa: E402
+
+from wipsvc.collection import DEFAULT_COLUMNS  # noqa: E402
+from wipsvc.config import Settings  # noqa: E402
+
+# Unscaled seconds. One product's critical path: append, page, extraction, descriptions, write,
+# Apps Script, write.
+PAGE, LLM_EXTRACT, LLM_DESCRIBE, APPS_SCRIPT, SHEETS = 1.0, 6.0, 6.0, 3.0, 0.3
+PRODUCT_LATENCY = SHEETS + PAGE + LLM_EXTRACT + LLM_DESCRIBE + SHEETS + APPS_SCRIPT + SHEETS
+SEED_DELAY = 20.0
+QUOTA = 60  # Sheets reads and writes per minute per user
+
+
+def jitter(n: int, salt: float) -> float:
+    """A fixed factor in [0.75, 1.25), mean 1, per product: pages and LLM answers vary in time
+    (identical latencies would keep a job's products in lockstep waves, which nothing real does)."""
+    return 0.75 + 0.5 * ((n * salt) % 1.0)
+
+
+def latency(n: int) -> float:
+    """Product n's external latency on its critical path (unscaled)."""
+    varying = (jitter(n, 0.618) - 1) * PAGE + (jitter(n, 0.414) - 1) * (LLM_EXTRACT + LLM_DESCRIBE)
+    return PRODUCT_LATENCY + varying
+
+
+def ideal_makespan(products: int, workers: int, gap: float) -> float:
+    """An engine that costs nothing itself: products in order, each to the first free worker."""
+    free = [0.0] * workers
+    for n in range(products):
+        worker = min(range(workers), key=lambda w: free[w])
+        start = free[worker] + (gap if n >= workers else 0.0)
+        free[worker] = start + latency(n)
+    return max(free)
+
+
+@dataclass
+class Design:
+    name: str
+    scale: float
+    env: dict[str, str]
+    workers: int
+    delay: float = 0.0
+    polls: list[tuple[float, int, float | None]] = field(default_factory=list)
+    elapsed: float = 0.0
+    job: dict[str, Any] = field(default_factory=dict)
+    sheets_reads: int = 0
+    sheets_writes: int = 0
+    throttled: int = 0
+
+
+def page_app(scale: float) -> Starlette:
+    async def product(request: Request) -> HTMLResponse:
+        n = request.path_params["n"]
+        await asyncio.sleep(PAGE * jitter(int(n), 0.618) * scale)
+        # Structured data gives title and price; the LLM has to find brand, GTIN and the rest.
+        price = 100 + int(n)
+        offer = f'{{"@type": "Offer", "price": "{price}.00", "priceCurrency": "GBP"}}'
+        product = f'"@type": "Product", "name": "Sink {n}", "offers": {offer}'
+        ld = f'{{"@context": "https://schema.org", {product}}}'
+        text = " ".join(
+            f"Sink {n} is made of brushed steel by Kelso, gtin 5012345{int(n):06}." for _ in range(8)
+        )
+        return HTMLResponse(
+            f'<!DOCTYPE html><html><head><title>Sink {n}</title><script type="application/ld+json">{ld}'
+            f"</script></head><body><main><h1>Bench sink {n}</h1><p>{text}</p></main></body></html>"
+        )
+
+    return Starlette(routes=[Route("/products/{n}", product)])
+
+
+async def run_design(design: Design, products: int, workdir: Path) -> None:
+    scale = design.scale
+    with (
+        FakeGoogleOAuth() as oauth,
+        FakeSheets(
+            oauth, read_quota=QUOTA, write_quota=QUOTA, quota_window=60 * scale, latency=SHEETS * scale
+        ) as sheets,
+        FakeOpenAI() as llm,
+        FakeAppsScript(latency=APPS_SCRIPT * scale) as script,
+        ThreadedServer(page_app(scale)) as shop,
+    ):
+        for n in range(products):
+            sku, factor = f"SKU: BENCH-{n:04}\n", jitter(n, 0.414) * scale
+            llm.when(_for(sku, "ExtractedFields"), behaviours.delay(LLM_EXTRACT * factor))
+            llm.when(_for(sku, None), behaviours.delay(LLM_DESCRIBE * factor))
+        sid = sheets.add_spreadsheet()
+        header = sorted(DEFAULT_COLUMNS, key=lambda name: DEFAULT_COLUMNS[name])
+        sheets.set_rows(sid, "Sheet1", [header])
+        service_account = oauth.write_service_account(workdir / f"{design.name}-sa.json")
+        user = oauth.write_authorized_user(workdir / f"{design.name}-user.json")
+        env = {
+            "WIPSVC_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / design.name}.db",
+            "WIPSVC_LOG_LEVEL": "warning",
+            "WIPSVC_SCRAPE_ALLOWED_HOSTS": "127.0.0.1",
+            "WIPSVC_SHEETS_API_URL": sheets.url,
+            "WIPSVC_APPS_SCRIPT_API_URL": script.url,
+            "WIPSVC_GOOGLE_CREDENTIALS_FILE": str(service_account),
+            "WIPSVC_LLM_BASE_URL": llm.base_url,
+            "WIPSVC_LLM_API_KEY": llm.api_key,
+            "WIPSVC_QUOTA_PERIOD_SECONDS": str(60 * scale),
+            "WIPSVC_RATE_LIMIT_BACKOFF_SECONDS": str(1 * scale),
+            "WIPSVC_RATE_LIMIT_MAX_BACKOFF_SECONDS": str(32 * scale),
+            "WIPSVC_SHEETS_COALESCE_WINDOW_MS": str(250 * scale),
+            **design.env,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "bench" / "service.py"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **env},
+        )
+        assert process.stdout is not None and process.stdin is not None
+        url = (await process.stdout.readline()).decode().strip()
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as client:
+                await run_job(design, client, sid, str(user), script.script_id, shop.url, products)
+        finally:
+            process.stdin.close()
+            await process.wait()
+        design.sheets_reads = sheets.count(kind="read", status=200)
+        design.sheets_writes = sheets.count(kind="write", status=200)
+        design.throttled = sheets.count(status=429) + sum(
+            1 for r in llm.requests if r.outcome == "rate_limit"
+        )
+
+
+def _for(sku: str, schema: str | None) -> Callable[[RecordedRequest], bool]:
+    """Matches one product's LLM requests (of one schema, or any)."""
+    return lambda r: sku in r.user_text and (schema is None or r.schema_name == schema)
+
+
+async def run_job(
+    design: Design, client: httpx.AsyncClient, sid: str, user: str, script_id: str, shop: str, products: int
+) -> None:
+    config = {
+        "sheet": {"backend": "google", "spreadsheet_id": sid},
+        "cleaning": {"backend": "apps_script_api", "script_id": script_id, "oauth_credentials_file": user},
+    }
+    (await client.put("/api/collections/bench", json=config)).raise_for_status()
+    items = [{"sku": f"BENCH-{n:04}", "url": f"{shop}/products/{n}"} for n in range(products)]
+    response = await client.post("/api/bench/wip", json={"products": items})
+    response.raise_for_status()
+    ids = response.json()["wip_ids"]
+    started = time.monotonic()
+    response = await client.post("/api/bench/wip/process", json={"wip_ids": ids})
+    response.raise_for_status()
+    job_url = response.json()["status_url"]
+    while True:
+        job = (await client.get(job_url)).json()["job"]
+        now = time.monotonic() - started
+        if not design.polls or design.polls[-1][1] != job["processed_products"]:
+            design.polls.append((now, job["processed_products"], job.get("eta_seconds")))
+        if job["status"] in ("completed", "failed", "cancelled"):
+            break
+        await asyncio.sleep(0.02)
+    design.elapsed = job_seconds(job) or now
+    design.job = job
+
+
+def job_seconds(job: dict[str, Any]) -> float | None:
+    if job.get("started_at") and job.get("completed_at"):
+        return (
+            datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["started_at"])
+        ).total_seconds()
+    return None
+
+
+def report(design: Design, products: int) -> float:
+    minutes = design.elapsed / design.scale / 60
+    rate = products / minutes
+    makespan = ideal_makespan(products, design.workers, design.delay)
+    writes = design.sheets_writes / products
+    bounds = {
+        f"{design.workers} workers x ~{PRODUCT_LATENCY:.1f} s per product (12 s of it LLM)": (
+            products / makespan * 60
+        ),
+        f"Sheets writes {QUOTA}/min / {writes:.2f} per product": QUOTA / writes,
+        "LLM 500 requests/min / 2 per product": 250.0,
+    }
+    binding = min(bounds, key=lambda name: bounds[name])
+    job = design.job
+    print(f"\n== {design.name} (time scale {design.scale}) ==")
+    print(
+        f"  job: {job['status']}, {job['successful_products']}/{products} succeeded, "
+        f"{job['failed_products']} failed"
+    )
+    print(f"  time: {design.elapsed:.1f} s scaled = {design.elapsed / design.scale:.0f} s unscaled")
+    print(f"  products per minute (unscaled): {rate:.2f}")
+    print(
+        f"  Sheets requests per product: {(design.sheets_reads + design.sheets_writes) / products:.2f} "
+        f"({writes:.2f} writes, {design.sheets_reads / products:.2f} reads)"
+    )
+    print(f"  429s received: {design.throttled}")
+    for name, value in bounds.items():
+        print(f"  bound {'*' if name == binding else ' '} {value:7.2f}/min  {name}")
+    print(f"  binding bound: {bounds[binding]:.2f}/min; measured/bound = {rate / bounds[binding]:.3f}")
+    design.job["_bound"] = bounds[binding]
+    return rate
+
+
+def eta_errors(design: Design, products: int) -> None:
+    errors: dict[float, float] = {}
+    for at, done, eta in design.polls:
+        remaining = design.elapsed - at
+        if eta is None or done == 0 or done >= products or remaining <= 0:
+            continue
+        errors[done / products] = abs(eta - remaining) / remaining
+    middle = [error for progress, error in errors.items() if 0.1 <= progress <= 0.9]
+    if not middle:
+        return
+    marks = {mark: min(errors, key=lambda p: abs(p - mark)) for mark in (0.25, 0.5, 0.75)}
+    shown = ", ".join(f"{int(m * 100)}% done: {errors[p] * 100:.0f}%" for m, p in marks.items())
+    print(
+        f"  ETA error vs actual remaining time: median {statistics.median(middle) * 100:.1f}%, "
+        f"worst {max(middle) * 100:.1f}% (10-90% done; {shown})"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--products", type=int, default=100)
+    parser.add_argument("--scale", type=float, default=1.0, help="time scale of the default design")
+    parser.add_argument("--seed-scale", type=float, default=0.02, help="time scale of the seed's design")
+    args = parser.parse_args()
+    defaults = Settings(_env_file=None)
+    seed = Design(
+        "seed",
+        args.seed_scale,
+        {
+            "WIPSVC_WORKERS_PER_JOB": "1",
+            "WIPSVC_PRODUCT_DELAY_SECONDS": str(SEED_DELAY * args.seed_scale),
+            "WIPSVC_SHEETS_COALESCE": "false",
+        },
+        workers=1,
+        delay=SEED_DELAY,
+    )
+    default = Design("default", args.scale, {}, workers=defaults.workers_per_job)
+    print(
+        f"{args.products} products per design; machine: {os.cpu_count()} CPUs, "
+        f"Python {sys.version.split()[0]}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        wall = time.monotonic()
+        await asyncio.gather(
+            run_design(seed, args.products, Path(tmp)), run_design(default, args.products, Path(tmp))
+        )
+        wall = time.monotonic() - wall
+    seed_rate = report(seed, args.products)
+    seed_model = args.products / ideal_makespan(args.products, 1, SEED_DELAY) * 60
+    print(f"  (the seed's model, without our own code's time: {seed_model:.2f}/min)")
+    default_rate = report(default, args.products)
+    eta_errors(default, args.products)
+    print("\n== ratios ==")
+    print(
+        f"  default / seed:  {default_rate / seed_rate:.1f}  "
+        f"(against the seed's model rate: {default_rate / seed_model:.1f})"
+    )
+    print(f"  default / bound: {default_rate / default.job['_bound']:.3f}")
+    print(f"  wall time: {wall:.0f} s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
