@@ -8,17 +8,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import socketio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
 
 from wipsvc.adapters.base import PageFetcher
+from wipsvc.adapters.google_sheets import GoogleSheetsBackend
+from wipsvc.api.deps import get_access
 from wipsvc.api.errors import install_error_handlers
-from wipsvc.api.routes import collections, health, jobs, wip
+from wipsvc.api.limits import install_limits
+from wipsvc.api.routes import collections, health, jobs, stats, wip
+from wipsvc.auth import check_bind
 from wipsvc.config import Settings
 from wipsvc.pipeline.steps import RetryPolicy
 from wipsvc.realtime.server import Realtime
 from wipsvc.services import Services
+from wipsvc.web import include_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +38,23 @@ Start a job with `POST /api/{collection}/wip/process`; follow it with
 
 
 def create_api(
-    settings: Settings, *, fetcher: PageFetcher | None = None, retry: RetryPolicy | None = None
+    settings: Settings,
+    *,
+    fetcher: PageFetcher | None = None,
+    retry: RetryPolicy | None = None,
+    google_sheets: GoogleSheetsBackend | None = None,
 ) -> tuple[FastAPI, Realtime | None]:
-    """The FastAPI app and, if enabled, the Socket.IO server bound to the same services."""
+    """The FastAPI app and, if enabled, the Socket.IO server bound to the same services.
+
+    ``fetcher``, ``retry`` and ``google_sheets`` replace the defaults built from ``settings``
+    (tests inject fakes or fast backoff through them)."""
     realtime: Realtime | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        services = await Services.start(settings, fetcher=fetcher, retry=retry)
+        # Before anything starts (and before the server binds): never serve open to a network.
+        await check_bind(settings)
+        services = await Services.start(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
         app.state.services = services
         unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
         try:
@@ -64,16 +77,16 @@ def create_api(
         ],
     )
     install_error_handlers(api)
+    install_limits(api, settings)  # added before CORS, so CORS headers also reach 413 answers
     if settings.cors_origins:
         api.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
-    for router in (health.router, collections.router, jobs.router, wip.router):
-        api.include_router(router)
-
-    @api.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    api.include_router(health.router)
+    # Every /api route needs an API key (when keys exist); set here so no route can forget it.
+    for router in (stats.router, collections.router, jobs.router, wip.router):
+        api.include_router(router, dependencies=[Depends(get_access)])
+    include_dashboard(api)
 
     if settings.socketio_enabled:
         realtime = Realtime(settings, lambda: api.state.services)

@@ -101,6 +101,11 @@ class CollectionConfig(_Model):
     columns: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_COLUMNS),
         description="Logical field -> column letter. `sku` and `url` are required.",
+        # What _check_columns enforces, stated in the schema (all but "no two fields share a column").
+        json_schema_extra={
+            "required": ["sku", "url"],
+            "additionalProperties": {"type": "string", "pattern": "^[A-Za-z]{1,3}$"},
+        },
     )
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)

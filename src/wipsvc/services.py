@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from wipsvc.adapters.base import PageFetcher
+from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
@@ -34,12 +35,13 @@ class Services:
         *,
         fetcher: PageFetcher | None = None,
         retry: RetryPolicy | None = None,
+        google_sheets: GoogleSheetsBackend | None = None,
     ) -> Services:
         store = await Store.open(settings.database_url)
         bus = EventBus()
         owns_fetcher = fetcher is None
         fetcher = fetcher or SafeFetcher.from_settings(settings)
-        backends = BackendFactory(settings, store, fetcher)
+        backends = BackendFactory(settings, store, fetcher, google_sheets=google_sheets)
         retry_policy = retry or RetryPolicy()
 
         async def open_backends(job: JobRecord) -> Backends:

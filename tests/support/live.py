@@ -9,6 +9,7 @@ import httpx
 import socketio
 
 from wipsvc.adapters.base import PageFetcher
+from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.app import create_api
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
@@ -35,10 +36,20 @@ async def no_sleep(_: float) -> None:
 
 class LiveServer:
     def __init__(
-        self, settings: Settings, *, fetcher: PageFetcher | None = None, retry: RetryPolicy | None = None
+        self,
+        settings: Settings,
+        *,
+        fetcher: PageFetcher | None = None,
+        retry: RetryPolicy | None = None,
+        google_sheets: GoogleSheetsBackend | None = None,
     ) -> None:
         self.settings = settings
-        self.api, realtime = create_api(settings, fetcher=fetcher, retry=retry or RetryPolicy(sleep=no_sleep))
+        self.api, realtime = create_api(
+            settings,
+            fetcher=fetcher,
+            retry=retry or RetryPolicy(sleep=no_sleep),
+            google_sheets=google_sheets,
+        )
         app: Any = socketio.ASGIApp(realtime.server, other_asgi_app=self.api) if realtime else self.api
         self._server = EmbeddedServer(app)
         self.url = self._server.url

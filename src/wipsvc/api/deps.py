@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from wipsvc.api.errors import ApiError
+from wipsvc.auth import Principal, Unauthorized, arrived_via_loopback, authenticate
 from wipsvc.collection import COLLECTION_NAME_PATTERN
 from wipsvc.services import Services
 from wipsvc.store import CollectionRecord
@@ -31,7 +33,73 @@ CollectionName = Annotated[
 ]
 
 
-async def existing_collection(collection: CollectionName, services: ServicesDep) -> CollectionRecord:
+class HeaderedApiError(ApiError):
+    """An `ApiError` whose answer carries headers (`WWW-Authenticate`, `Retry-After`)."""
+
+    def __init__(
+        self, status_code: int, code: str, message: str, details: Any = None, *, headers: dict[str, str]
+    ) -> None:
+        super().__init__(status_code, code, message, details)
+        self.headers = headers
+
+
+# Declared as security schemes so that OpenAPI documents them and /docs offers "Authorize".
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key from `wipsvc keys create`, sent as `Authorization: Bearer <key>`.",
+)
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="apiKey",
+    description="The same API key, sent as `X-API-Key: <key>` instead.",
+)
+
+
+async def get_access(
+    request: Request,
+    services: ServicesDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Principal:
+    """The caller, from its API key; 401 without a valid one (unless the service runs open)."""
+    presented = bearer.credentials if bearer else header_key
+    try:
+        return await authenticate(
+            services.store.keys,
+            presented,
+            client=request.client.host if request.client else "unknown",
+            via_loopback=arrived_via_loopback(request.scope.get("server")),
+        )
+    except Unauthorized as error:
+        raise HeaderedApiError(
+            401, "unauthorized", str(error), headers={"WWW-Authenticate": 'Bearer realm="wipsvc"'}
+        ) from None
+
+
+Access = Annotated[Principal, Depends(get_access)]
+
+
+def ensure_visible(access: Principal, collection: str) -> None:
+    """404 for a collection outside the key's reach, worded exactly like a missing one."""
+    if not access.may_see(collection):
+        raise ApiError(404, "not_found", f"collection '{collection}' not found")
+
+
+async def allowed_collection_name(collection: CollectionName, access: Access) -> str:
+    ensure_visible(access, collection)
+    return collection
+
+
+# A collection name the caller may use, whether or not the collection exists yet.
+AllowedCollectionName = Annotated[str, Depends(allowed_collection_name)]
+
+
+async def existing_collection(
+    collection: CollectionName, services: ServicesDep, access: Access
+) -> CollectionRecord:
+    ensure_visible(access, collection)
     record = await services.store.collections.get(collection)
     if record is None:
         raise ApiError(404, "not_found", f"collection '{collection}' not found")

@@ -36,11 +36,21 @@ class ErrorResponse(BaseModel):
 # -- jobs ------------------------------------------------------------------------------------
 
 
+# Ids are 32-bit in the database (PostgreSQL `integer`): a larger one must be refused here,
+# not reach a query (asyncpg and sqlite3 raise on out-of-range parameters: a 500).
+MAX_WIP_ID = 2**31 - 1
+
+
 class ProcessRequest(_Strict):
     wip_ids: list[StrictInt] = Field(
         min_length=1,
         description="WIP product ids of this collection, no duplicates.",
         examples=[[1, 2, 3, 4, 5]],
+        # The validator's rules, stated in the schema for clients and schema-driven tests.
+        json_schema_extra={
+            "uniqueItems": True,
+            "items": {"type": "integer", "minimum": 1, "maximum": MAX_WIP_ID},
+        },
     )
 
     @field_validator("wip_ids")
@@ -51,6 +61,8 @@ class ProcessRequest(_Strict):
             raise ValueError(f"duplicate wip_ids: {', '.join(map(str, duplicates))}")
         if any(i < 1 for i in ids):
             raise ValueError("wip_ids must be positive")
+        if any(i > MAX_WIP_ID for i in ids):
+            raise ValueError(f"wip_ids must be at most {MAX_WIP_ID}")
         return ids
 
 

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
+from socketio.exceptions import ConnectionRefusedError as SocketRefused
 
+from wipsvc.auth import Unauthorized, arrived_via_loopback, authenticate
 from wipsvc.config import Settings
 from wipsvc.services import Services
 from wipsvc.store import ProgressEvent
@@ -49,9 +51,24 @@ class Realtime:
         )
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        # Rooms are joined only after the client's access is known.
-        await self.server.save_session(sid, {"collections": None})
-        await self.server.enter_room(sid, ALL_COLLECTIONS_ROOM)
+        scope = environ.get("asgi.scope") or {}
+        client = scope.get("client")
+        try:
+            principal = await authenticate(
+                self._services().store.keys,
+                _presented_key(environ, auth),
+                client=str(client[0]) if client else "unknown",
+                via_loopback=arrived_via_loopback(scope.get("server")),
+            )
+        except Unauthorized:
+            raise SocketRefused("unauthorized") from None
+        # Rooms are joined only now that the client's access is known.
+        allowed = None if principal.collections is None else sorted(principal.collections)
+        await self.server.save_session(sid, {"collections": allowed, "key_id": principal.key_id})
+        if allowed is None:
+            await self.server.enter_room(sid, ALL_COLLECTIONS_ROOM)
+        for name in allowed or ():
+            await self.server.enter_room(sid, collection_room(name))
 
     async def _subscribe(self, sid: str, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):
@@ -60,6 +77,8 @@ class Realtime:
         if not isinstance(after_seq, int) or isinstance(after_seq, bool) or after_seq < 0:
             return {"ok": False, "error": "after_seq must be a non-negative integer"}
         services = self._services()
+        if not await self._key_still_valid(sid, services):
+            return {"ok": False, "error": "unauthorized"}
         job = await services.store.jobs.get(data["job_id"])
         if job is None or not await self._may_see(sid, job.collection_name):
             return {"ok": False, "error": "job not found"}
@@ -72,7 +91,27 @@ class Realtime:
             "last_seq": job.event_seq if not events else events[-1].seq,
         }
 
+    async def _key_still_valid(self, sid: str, services: Services) -> bool:
+        # A key revoked after this client connected stops replays at once.
+        key_id = (await self.server.get_session(sid)).get("key_id")
+        if key_id is None:
+            return True
+        record = await services.store.keys.get(key_id)
+        return record is not None and not record.revoked
+
     async def _may_see(self, sid: str, collection: str) -> bool:
         session = await self.server.get_session(sid)
         allowed = session.get("collections")
         return allowed is None or collection in allowed
+
+
+def _presented_key(environ: dict[str, Any], auth: Any) -> str | None:
+    """The key from the connect `auth` payload (`{"api_key": …}`), else from the same
+    headers REST takes (for clients that cannot send an auth payload)."""
+    if isinstance(auth, dict) and isinstance(auth.get("api_key"), str) and auth["api_key"]:
+        return str(auth["api_key"])
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return str(environ.get("HTTP_X_API_KEY", "")) or None

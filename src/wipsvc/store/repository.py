@@ -9,6 +9,7 @@ from wipsvc.store.collections_repo import CollectionsRepository
 from wipsvc.store.database import Database
 from wipsvc.store.engine import create_engine, upgrade_schema
 from wipsvc.store.jobs_repo import JobsRepository
+from wipsvc.store.keys_repo import KeysRepository
 
 
 class Store:
@@ -17,6 +18,7 @@ class Store:
         self.db = Database(engine)
         self.collections = CollectionsRepository(self.db)
         self.jobs = JobsRepository(self.db)
+        self.keys = KeysRepository(self.db)
 
     @classmethod
     async def open(cls, database_url: str, *, upgrade: bool = True) -> Store:

@@ -136,3 +136,18 @@ sheet_rows = sa.Table(
     sa.Column("row_num", sa.Integer, primary_key=True),
     sa.Column("cells", sa.JSON, nullable=False),
 )
+
+# API keys: only a SHA-256 hash of each key is kept; `prefix` (not secret) names it in listings.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("prefix", sa.String(16), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("all_collections", sa.Boolean, server_default=sa.false(), nullable=False),
+    sa.Column("collections", sa.JSON, nullable=False),  # names; ignored when all_collections
+    sa.Column("label", sa.String(100)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+)

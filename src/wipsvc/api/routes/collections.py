@@ -8,7 +8,14 @@ import io
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from wipsvc.api.deps import CollectionName, ServicesDep, check_name, existing_collection
+from wipsvc.api.deps import (
+    Access,
+    CollectionName,
+    ServicesDep,
+    check_name,
+    ensure_visible,
+    existing_collection,
+)
 from wipsvc.api.errors import ERROR_RESPONSES
 from wipsvc.api.schemas import Collection, CollectionListResponse, CollectionResponse
 from wipsvc.collection import CollectionConfig, column_index
@@ -18,27 +25,28 @@ router = APIRouter(prefix="/api/collections", tags=["collections"], responses=ER
 
 
 @router.get("", response_model=CollectionListResponse)
-async def list_collections(services: ServicesDep) -> CollectionListResponse:
-    """Every collection with its product counts by status."""
+async def list_collections(services: ServicesDep, access: Access) -> CollectionListResponse:
+    """Every collection the API key may use, with its product counts by status."""
     counts = await services.store.collections.product_counts()
-    records = await services.store.collections.all()
+    records = [r for r in await services.store.collections.all() if access.may_see(r.name)]
     return CollectionListResponse(collections=[_view(r, counts.get(r.name, {})) for r in records])
 
 
 @router.get("/{name}", response_model=CollectionResponse)
-async def get_collection(name: CollectionName, services: ServicesDep) -> CollectionResponse:
-    collection = await existing_collection(name, services)
+async def get_collection(name: CollectionName, services: ServicesDep, access: Access) -> CollectionResponse:
+    collection = await existing_collection(name, services, access)
     counts = await services.store.collections.product_counts()
     return CollectionResponse(collection=_view(collection, counts.get(name, {})))
 
 
 @router.put("/{name}", response_model=CollectionResponse)
 async def put_collection(
-    name: CollectionName, config: CollectionConfig, services: ServicesDep
+    name: CollectionName, config: CollectionConfig, services: ServicesDep, access: Access
 ) -> CollectionResponse:
     """Create or replace a collection's configuration. Jobs already running keep the
     backends they opened; new jobs use the new configuration."""
     check_name(name)
+    ensure_visible(access, name)
     record = await services.store.collections.put(name, config)
     counts = await services.store.collections.product_counts()
     return CollectionResponse(collection=_view(record, counts.get(name, {})))
@@ -51,9 +59,9 @@ async def put_collection(
         200: {"content": {"text/csv": {"example": "sku,url,title\nABC123,https://shop.example/p/1,Sink\n"}}}
     },
 )
-async def export_sheet(name: CollectionName, services: ServicesDep) -> Response:
+async def export_sheet(name: CollectionName, services: ServicesDep, access: Access) -> Response:
     """The collection's embedded worksheet as CSV, header row first."""
-    collection = await existing_collection(name, services)
+    collection = await existing_collection(name, services, access)
     rows = await services.store.collections.sheet_rows(name, collection.config.sheet.worksheet)
     width = max((column_index(letter) + 1 for letter in collection.config.columns.values()), default=0)
     buffer = io.StringIO()

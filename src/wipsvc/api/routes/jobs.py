@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from wipsvc.api.deps import ExistingCollection, ServicesDep
 from wipsvc.api.errors import ERROR_RESPONSES, ApiError
+from wipsvc.api.limits import JobCap, JobStartLimit
 from wipsvc.api.schemas import (
     CancelResponse,
     Job,
@@ -24,12 +25,26 @@ from wipsvc.store import JobRecord
 
 router = APIRouter(prefix="/api/{collection}/wip", tags=["jobs"], responses=ERROR_RESPONSES)
 
-JobId = Annotated[str, Path(min_length=1, max_length=64, examples=["ce672290-f093-4801-b4a1-078f10ab0801"])]
+# Job ids are UUIDs; the pattern also keeps bytes PostgreSQL cannot store (NUL) out of queries.
+JobId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        examples=["ce672290-f093-4801-b4a1-078f10ab0801"],
+    ),
+]
 
 
-@router.post("/process", status_code=status.HTTP_202_ACCEPTED, response_model=ProcessResponse)
+@router.post(
+    "/process",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ProcessResponse,
+    dependencies=[JobStartLimit],
+)
 async def start_job(
-    body: ProcessRequest, collection: ExistingCollection, services: ServicesDep
+    body: ProcessRequest, collection: ExistingCollection, services: ServicesDep, cap: JobCap
 ) -> ProcessResponse:
     """Start processing WIP products in the background; answers at once with a `job_id`."""
     max_batch = services.settings.max_batch
@@ -46,7 +61,8 @@ async def start_job(
             f"unknown wip_ids in collection '{collection.name}': {', '.join(map(str, unknown))}",
             {"unknown_wip_ids": unknown},
         )
-    job = await services.registry.submit(collection.name, body.wip_ids)
+    async with cap.slot(services, collection.name):
+        job = await services.registry.submit(collection.name, body.wip_ids)
     return _accepted(job)
 
 
@@ -83,8 +99,15 @@ async def cancel_job(job_id: JobId, collection: ExistingCollection, services: Se
     return CancelResponse(message=message, job=await job_view(services, job))
 
 
-@router.post("/jobs/{job_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=ProcessResponse)
-async def retry_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> ProcessResponse:
+@router.post(
+    "/jobs/{job_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ProcessResponse,
+    dependencies=[JobStartLimit],
+)
+async def retry_job(
+    job_id: JobId, collection: ExistingCollection, services: ServicesDep, cap: JobCap
+) -> ProcessResponse:
     """Re-run only the failed products of a finished job, as a new job linked to it."""
     job = await _job_of(services, collection.name, job_id)
     if job.status not in TERMINAL_JOB_STATUSES:
@@ -92,7 +115,8 @@ async def retry_job(job_id: JobId, collection: ExistingCollection, services: Ser
     failed = [item.wip_id for item in await services.store.jobs.items(job_id) if item.status == "failed"]
     if not failed:
         raise ApiError(409, "conflict", f"job {job_id} has no failed products")
-    new_job = await services.registry.submit(collection.name, failed, retry_of=job_id)
+    async with cap.slot(services, collection.name):
+        new_job = await services.registry.submit(collection.name, failed, retry_of=job_id)
     return _accepted(new_job)
 
 

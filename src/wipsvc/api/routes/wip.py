@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from wipsvc.api.deps import CollectionName, ExistingCollection, ServicesDep, check_name
+from wipsvc.api.deps import AllowedCollectionName, ExistingCollection, ServicesDep, check_name
 from wipsvc.api.errors import ERROR_RESPONSES
 from wipsvc.api.schemas import (
     CreateProductsRequest,
@@ -25,7 +25,7 @@ WipId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=CreateProductsResponse)
 async def create_products(
-    body: CreateProductsRequest, collection: CollectionName, services: ServicesDep
+    body: CreateProductsRequest, collection: AllowedCollectionName, services: ServicesDep
 ) -> CreateProductsResponse:
     """Create WIP products (SKU + product-page URL). The collection is created on first use
     with the embedded default backends. SKUs must be new in the collection."""
@@ -42,7 +42,11 @@ async def list_products(
     collection: ExistingCollection,
     services: ServicesDep,
     status: Annotated[WipStatus | None, Query(description="Only products in this status.")] = None,
-    search: Annotated[str | None, Query(max_length=100, description="Part of the SKU or URL.")] = None,
+    search: Annotated[
+        str | None,
+        # No NUL: PostgreSQL text cannot hold it, and the query would fail with a 500.
+        Query(max_length=100, pattern=r"^[^\x00]*$", description="Part of the SKU or URL."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> WipProductListResponse:
