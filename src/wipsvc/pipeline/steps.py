@@ -25,7 +25,7 @@ from wipsvc.adapters.base import (
     StepError,
     TokenUsage,
 )
-from wipsvc.jobs.models import STEP_ORDER, Step
+from wipsvc.jobs.models import STEP_ORDER, Step, WipStatus
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,41 @@ class ProductState:
         )
 
     def remaining_steps(self) -> list[Step]:
-        if self.step_done is None:
-            return list(STEP_ORDER)
-        return list(STEP_ORDER[STEP_ORDER.index(self.step_done) + 1 :])
+        """Steps still to run. The first three are known done by their outputs (they may finish
+        out of order, see `run_product`); the last two by the step reached."""
+        reached = STEP_ORDER.index(self.step_done) if self.step_done else -1
+        done = {
+            Step.SHEET_ROW: self.row_num is not None,
+            Step.EXTRACT: self.extracted is not None,
+            Step.DESCRIBE: self.descriptions is not None,
+            Step.CLEAN: reached >= STEP_ORDER.index(Step.CLEAN),
+            Step.COMPLETE: reached >= STEP_ORDER.index(Step.COMPLETE),
+        }
+        return [step for step in STEP_ORDER if not done[step]]
+
+    def mark_done(self, step: Step) -> None:
+        """Record `step` as done: `step_done` is the furthest step with every earlier one done."""
+        if step in (Step.CLEAN, Step.COMPLETE):
+            self.step_done = step
+            return
+        remaining = self.remaining_steps()
+        reached: Step | None = None
+        for candidate in (Step.SHEET_ROW, Step.EXTRACT, Step.DESCRIBE):
+            if candidate in remaining:
+                break
+            reached = candidate
+        self.step_done = reached
+
+    def wip_status(self) -> WipStatus:
+        """What the WIP product shows while its remaining steps run."""
+        remaining = self.remaining_steps()
+        if not remaining:
+            return WipStatus.CLEANING  # `ready` is set when the job records the product's end
+        if Step.SHEET_ROW in remaining or Step.EXTRACT in remaining:
+            return WipStatus.EXTRACTING
+        if Step.DESCRIBE in remaining:
+            return WipStatus.GENERATING
+        return WipStatus.CLEANING
 
 
 class StepFailure(Exception):
@@ -133,26 +165,50 @@ Save = Callable[[ProductState], Awaitable[None]]
 
 
 async def run_product(state: ProductState, backends: Backends, save: Save, retry: RetryPolicy) -> None:
-    """Run the steps the product still needs; raises StepFailure on the first failing one."""
-    for step in state.remaining_steps():
-        attempt = 0
-        while True:
-            attempt += 1
-            state.attempts[step.value] = state.attempts.get(step.value, 0) + 1
-            try:
-                await _STEPS[step](state, backends)
-                break
-            except StepError as error:
-                if not error.transient or attempt >= retry.max_attempts:
-                    suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
-                    raise StepFailure(step, error.message + suffix) from error
-                log.info("retrying %s of %s after transient error: %s", step, state.sku, error.message)
-                await retry.sleep(retry.delay(attempt))
-            except Exception as error:  # a bug or an adapter's surprise fails one product, not the job
-                log.exception("step %s failed unexpectedly for %s", step, state.sku)
-                raise StepFailure(step, f"internal error: {type(error).__name__}: {error}") from error
-        state.step_done = step
-        await save(state)
+    """Run the steps the product still needs; raises StepFailure on the first failing one.
+
+    The sheet row and the page scrape do not depend on each other, so they run at once:
+    the append (often waiting on the Sheets quota) is then off the product's critical path.
+    """
+    saving = asyncio.Lock()  # checkpoints of concurrent steps are written one after the other
+
+    async def run(step: Step) -> None:
+        await _run_step(step, state, backends, retry)
+        async with saving:
+            state.mark_done(step)
+            await save(state)
+
+    remaining = state.remaining_steps()
+    first = [step for step in (Step.SHEET_ROW, Step.EXTRACT) if step in remaining]
+    if len(first) == 2:
+        # Both run to the end even if one fails, as in the original order the row is added
+        # before the page is read: a failed product still has its row, and its row number.
+        outcomes = await asyncio.gather(*(run(step) for step in first), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        remaining = remaining[2:]
+    for step in remaining:
+        await run(step)
+
+
+async def _run_step(step: Step, state: ProductState, backends: Backends, retry: RetryPolicy) -> None:
+    attempt = 0
+    while True:
+        attempt += 1
+        state.attempts[step.value] = state.attempts.get(step.value, 0) + 1
+        try:
+            await _STEPS[step](state, backends)
+            return
+        except StepError as error:
+            if not error.transient or attempt >= retry.max_attempts:
+                suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
+                raise StepFailure(step, error.message + suffix) from error
+            log.info("retrying %s of %s after transient error: %s", step, state.sku, error.message)
+            await retry.sleep(retry.delay(attempt))
+        except Exception as error:  # a bug or an adapter's surprise fails one product, not the job
+            log.exception("step %s failed unexpectedly for %s", step, state.sku)
+            raise StepFailure(step, f"internal error: {type(error).__name__}: {error}") from error
 
 
 async def _sheet_row(state: ProductState, backends: Backends) -> None:
