@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint serve bench clean
+.PHONY: demo test test-fast lint serve readme browser vendor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +19,29 @@ serve: $(STAMP)
 	$(BIN)/wipsvc serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench alembic
-	$(BIN)/ruff format --check src tests bench alembic
+	$(BIN)/ruff check src tests bench alembic scripts
+	$(BIN)/ruff format --check src tests bench alembic scripts
 	$(BIN)/mypy
 
-test: lint
+# The dashboard's browser test drives Debian's chromium; without it that test is skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed: the browser test will be skipped"; fi; }
+
+test: lint browser
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
+
+# Refresh the vendored Socket.IO browser client from npm (the service itself needs no npm).
+vendor:
+	npm ci && npm run vendor
+
+readme: $(STAMP)
+	$(BIN)/python scripts/update_readme.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
