@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     claim_interval_seconds: float = Field(
         2.0, gt=0, description="How often the registry looks for queued or orphaned jobs."
     )
+    step_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Tries per step on transient errors (timeouts, 429, 5xx) before a product fails.",
+    )
+    retry_base_delay_seconds: float = Field(
+        1.0, ge=0, description="First backoff between tries; doubles each time, with full jitter."
+    )
+    retry_max_delay_seconds: float = Field(30.0, ge=0, description="Longest backoff between tries.")
 
     # Real-time
     socketio_enabled: bool = Field(True, description="Serve Socket.IO progress events at /socket.io.")

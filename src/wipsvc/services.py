@@ -42,7 +42,11 @@ class Services:
         owns_fetcher = fetcher is None
         fetcher = fetcher or SafeFetcher.from_settings(settings)
         backends = BackendFactory(settings, store, fetcher, google_sheets=google_sheets)
-        retry_policy = retry or RetryPolicy()
+        retry_policy = retry or RetryPolicy(
+            max_attempts=settings.step_max_attempts,
+            base_delay=settings.retry_base_delay_seconds,
+            max_delay=settings.retry_max_delay_seconds,
+        )
 
         async def open_backends(job: JobRecord) -> Backends:
             collection = await store.collections.get(job.collection_name)

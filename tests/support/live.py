@@ -47,7 +47,7 @@ class LiveServer:
         self.api, realtime = create_api(
             settings,
             fetcher=fetcher,
-            retry=retry or RetryPolicy(sleep=no_sleep),
+            retry=retry or RetryPolicy(max_attempts=settings.step_max_attempts, sleep=no_sleep),
             google_sheets=google_sheets,
         )
         app: Any = socketio.ASGIApp(realtime.server, other_asgi_app=self.api) if realtime else self.api

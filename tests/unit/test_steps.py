@@ -1,0 +1,142 @@
+"""The pipeline's step runner: retries, checkpoints, resume without a second row."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, StepError, TokenUsage
+from wipsvc.jobs.models import Step
+from wipsvc.pipeline.clean import PythonCleaner
+from wipsvc.pipeline.describe import TemplateDescriber
+from wipsvc.pipeline.steps import Backends, ProductState, RetryPolicy, StepFailure, run_product
+
+
+class Sheet:
+    def __init__(self, rows: dict[str, int] | None = None) -> None:
+        self.rows = dict(rows or {})
+        self.appends = 0
+        self.writes: list[dict[str, str]] = []
+
+    async def find_row(self, sku: str) -> int | None:
+        return self.rows.get(sku)
+
+    async def append_row(self, sku: str, url: str) -> int:
+        self.appends += 1
+        self.rows[sku] = len(self.rows) + 2
+        return self.rows[sku]
+
+    async def write_fields(self, row_num: int, values: Mapping[str, str]) -> None:
+        self.writes.append(dict(values))
+
+    async def close(self) -> None:
+        pass
+
+
+class Fetcher:
+    def __init__(self, failures: list[StepError]) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def fetch(self, url: str) -> FetchedPage:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return FetchedPage(url, 200, "text/html", "<html></html>")
+
+    async def aclose(self) -> None:
+        pass
+
+
+class Extractor:
+    async def extract(
+        self, page: FetchedPage, *, sku: str, usage: TokenUsage | None = None
+    ) -> ExtractedProduct:
+        return ExtractedProduct(fields={"title": "Sink", "price": "10"}, sources={"title": "json-ld"})
+
+
+def _backends(sheet: Sheet, fetcher: Fetcher) -> Backends:
+    return Backends(sheet, fetcher, Extractor(), TemplateDescriber(), PythonCleaner())
+
+
+async def _no_sleep(_: float) -> None:
+    pass
+
+
+RETRY = RetryPolicy(max_attempts=3, sleep=_no_sleep)
+
+
+async def _run(state: ProductState, backends: Backends) -> list[Step | None]:
+    saved: list[Step | None] = []
+
+    async def save(s: ProductState) -> None:
+        saved.append(s.step_done)
+
+    await run_product(state, backends, save, RETRY)
+    return saved
+
+
+async def test_transient_errors_are_retried_and_counted() -> None:
+    sheet, fetcher = Sheet(), Fetcher([StepError("timed out", transient=True)] * 2)
+    state = ProductState(1, "A-1", "https://shop.example/a")
+    saved = await _run(state, _backends(sheet, fetcher))
+    assert fetcher.calls == 3 and state.attempts["extract"] == 3 and state.attempts["sheet_row"] == 1
+    assert saved[-1] is Step.COMPLETE and sheet.appends == 1
+    assert sheet.writes[-1] == {"status": "ready"} and sheet.writes[0]["title"] == "Sink"
+
+
+@pytest.mark.parametrize(
+    ("failures", "calls", "message"),
+    [
+        ([StepError("HTTP 503", transient=True)] * 3, 3, "HTTP 503 (after 3 attempts)"),
+        ([StepError("HTTP 404")], 1, "HTTP 404"),
+    ],
+)
+async def test_a_failing_step_fails_the_product_but_its_row_is_added(
+    failures: list[StepError], calls: int, message: str
+) -> None:
+    sheet, fetcher = Sheet(), Fetcher(list(failures))
+    state = ProductState(1, "A-1", "https://shop.example/a")
+    with pytest.raises(StepFailure) as failure:
+        await _run(state, _backends(sheet, fetcher))
+    assert failure.value.step is Step.EXTRACT and failure.value.message == message
+    assert fetcher.calls == calls
+    assert state.row_num == 2 and state.step_done is Step.SHEET_ROW  # the row went in regardless
+
+
+async def test_a_resumed_product_skips_done_steps_and_never_appends_again() -> None:
+    # The row was appended but the checkpoint was lost: the sheet is asked first.
+    sheet = Sheet({"A-1": 7})
+    state = ProductState(1, "A-1", "https://shop.example/a")
+    await _run(state, _backends(sheet, Fetcher([])))
+    assert sheet.appends == 0 and state.row_num == 7
+
+    # Checkpointed up to `describe`: only clean and complete run again.
+    described = ProductState(
+        2,
+        "B-1",
+        "https://shop.example/b",
+        step_done=Step.DESCRIBE,
+        row_num=9,
+        extracted={"fields": {"title": "Tap"}, "sources": {}},
+        descriptions={
+            "body_html": "<p>x</p>",
+            "features": [],
+            "care_instructions": "",
+            "generator": "template",
+        },
+    )
+    sheet, fetcher = Sheet(), Fetcher([])
+    saved = await _run(described, _backends(sheet, fetcher))
+    assert fetcher.calls == 0 and sheet.appends == 0 and saved == [Step.CLEAN, Step.COMPLETE]
+
+
+def test_descriptions_round_trip_through_the_checkpoint() -> None:
+    state = ProductState(
+        1,
+        "A",
+        "u",
+        descriptions={"body_html": "b", "features": ["f"], "care_instructions": "c", "generator": "template"},
+    )
+    assert Descriptions(**state.checkpoint()["descriptions"]).features == ["f"]
