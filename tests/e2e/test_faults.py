@@ -1,0 +1,554 @@
+"""Faults of every outside party during a live job, against the fakes.
+
+Sheets 429 storms and 5xx bursts (some answered after the write landed), LLM timeouts and
+invalid JSON, Apps Script errors, hostile pages (one that never ends, 50 MB, a redirect
+loop, redirects to the cloud metadata address) and a database that is briefly locked or
+fails a write. Each test ends the same way: the job finished, the products that had to
+fail failed with an error naming the cause, every other product is `ready`, and nothing
+is lost or doubled (one result, one ledger entry, one event, one sheet row per product).
+
+No packet leaves loopback: pages are fetched through ``LoopbackOnlyTransport`` with DNS
+answers injected by ``static_resolver``, and every vendor is a fake on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import io
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy.exc
+
+from tests.fakes import openai_api as llm_behaviour
+from tests.fakes.apps_script import FakeAppsScript
+from tests.fakes.google_oauth import FakeGoogleOAuth
+from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.sheets import FakeSheets
+from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, is_loopback_ip, static_resolver
+from tests.support.paced_shop import PacedShop, expected_fields
+from wipsvc.adapters.google_sheets import GoogleSheetsBackend
+from wipsvc.adapters.llm import build_llm_client
+from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.collection import DEFAULT_COLUMNS, column_index
+from wipsvc.config import Settings
+from wipsvc.pipeline import backends as backends_module
+
+COLLECTION = "faults"
+WORKSHEET = "Sheet1"
+SA_EMAIL = "wipsvc-faults@fake-project.iam.gserviceaccount.com"
+HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
+COLUMN = {name: column_index(letter) for name, letter in DEFAULT_COLUMNS.items()}
+
+# sku -> (step it fails at, fragment its error must contain)
+Failures = dict[str, tuple[str, str]]
+
+
+class RecordingSleep:
+    """Google-backoff sleeps, recorded but not slept."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        await asyncio.sleep(0)
+
+
+class Cloud:
+    """Google's token endpoint, Sheets and Apps Script, and an OpenAI-compatible API: all fakes."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self._stack = ExitStack()
+        self.oauth = self._stack.enter_context(FakeGoogleOAuth())
+        # Quotas out of the way: the storms below are injected, and counted exactly.
+        self.sheets = self._stack.enter_context(
+            FakeSheets(self.oauth, read_quota=100_000, write_quota=100_000)
+        )
+        self.script = self._stack.enter_context(FakeAppsScript(token_validator=self.oauth.is_valid))
+        self.llm = self._stack.enter_context(FakeOpenAI(api_key="sk-faults"))
+        self.service_account = self.oauth.write_service_account(
+            tmp_path / "service-account.json", client_email=SA_EMAIL
+        )
+        self.authorized_user = self.oauth.write_authorized_user(tmp_path / "authorized-user.json")
+        self.spreadsheet_id = self.sheets.add_spreadsheet(worksheets=[WORKSHEET], shared_with=[SA_EMAIL])
+        self.sheets.set_rows(self.spreadsheet_id, WORKSHEET, [HEADER])
+        self.backoff = RecordingSleep()
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def settings(self, database_url: str, *, llm: bool = False, **overrides: Any) -> Settings:
+        if llm:
+            overrides |= {"llm_base_url": self.llm.base_url, "llm_api_key": self.llm.api_key}
+        return make_settings(
+            database_url,
+            sheets_api_url=self.sheets.url,
+            apps_script_api_url=self.script.url,
+            llm_model="fake-model",
+            # Our own quota pacing out of the way: the faults here are injected and counted.
+            sheets_write_per_minute=100_000,
+            sheets_read_per_minute=100_000,
+            rate_limit_backoff_seconds=0.01,
+            rate_limit_max_backoff_seconds=0.05,
+            **overrides,
+        )
+
+    def google_sheets(self) -> GoogleSheetsBackend:
+        """The real Sheets client, with Google's backoff recorded instead of slept."""
+        return GoogleSheetsBackend(self.sheets.url, sleep=self.backoff, jitter=lambda: 0.0)
+
+    def config(self, *, cleaning: dict[str, Any] | None = None, llm: bool = False) -> dict[str, Any]:
+        return {
+            "sheet": {
+                "backend": "google",
+                "spreadsheet_id": self.spreadsheet_id,
+                "worksheet": WORKSHEET,
+                "credentials_file": str(self.service_account),
+            },
+            "cleaning": cleaning or {"backend": "python"},
+            "llm": {"enabled": llm},
+        }
+
+    def rows_by_sku(self) -> dict[str, list[str]]:
+        """Data rows by SKU; fails if a SKU is on two rows."""
+        header, *rows = self.sheets.rows(self.spreadsheet_id, WORKSHEET)
+        assert header == HEADER
+        counts = Counter(_cell(row, "sku") for row in rows)
+        assert all(count == 1 for count in counts.values()), f"SKUs on several rows: {counts}"
+        return {_cell(row, "sku"): row for row in rows}
+
+
+def _cell(row: list[str], name: str) -> str:
+    index = COLUMN[name]
+    return row[index] if index < len(row) else ""
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[Cloud]:
+    fakes = Cloud(tmp_path)
+    try:
+        yield fakes
+    finally:
+        fakes.close()
+
+
+@pytest.fixture
+def paced_shop() -> Iterator[PacedShop]:
+    with PacedShop() as shop:
+        yield shop
+
+
+async def _start(
+    client: httpx.AsyncClient, config: dict[str, Any], products: list[tuple[str, str]]
+) -> tuple[str, list[int]]:
+    (await client.put(f"/api/collections/{COLLECTION}", json=config)).raise_for_status()
+    created = await client.post(
+        f"/api/{COLLECTION}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
+    )
+    assert created.status_code == 201, created.text
+    ids: list[int] = created.json()["wip_ids"]
+    started = await client.post(f"/api/{COLLECTION}/wip/process", json={"wip_ids": ids})
+    assert started.status_code == 202, started.text
+    job_id: str = started.json()["job_id"]
+    return job_id, ids
+
+
+async def _finished_as_expected(
+    server: LiveServer,
+    client: httpx.AsyncClient,
+    job_id: str,
+    products: list[tuple[str, str]],
+    ids: list[int],
+    failures: Failures,
+    timeout: float = 60,
+) -> dict[str, dict[str, Any]]:
+    """The job completed; `failures` failed at their step with their message; the rest is ready;
+    one result, one ledger entry and one event per product. Returns the results by SKU."""
+    job = await wait_for_job(client, COLLECTION, job_id, timeout=timeout)
+    assert job["status"] == "completed" and job["error"] is None, job
+    assert job["total_products"] == job["processed_products"] == len(products)
+    assert job["failed_products"] == len(failures)
+    assert job["successful_products"] == len(products) - len(failures)
+    assert sorted(r["wip_id"] for r in job["results"]) == sorted(ids)
+    results = {r["sku"]: r for r in job["results"]}
+    for sku, _ in products:
+        result = results[sku]
+        if sku in failures:
+            step, fragment = failures[sku]
+            assert (result["status"], result["error_step"]) == ("failed", step), result
+            assert fragment in result["error"], result
+        else:
+            assert result["status"] == "succeeded" and result["error"] is None, result
+    for wip_id, (sku, _) in zip(ids, products, strict=True):
+        product = (await client.get(f"/api/{COLLECTION}/wip/{wip_id}")).json()["product"]
+        assert product["status"] == ("error" if sku in failures else "ready"), product
+        assert product["active_job_id"] is None
+    items = await server.services.store.jobs.items(job_id)
+    assert sorted(item.wip_id for item in items) == sorted(ids)
+    assert all(item.status.value in ("succeeded", "failed") for item in items)
+    events = await server.services.store.jobs.events_after(job_id, 0)
+    assert [e.seq for e in events] == list(range(1, len(products) + 3))
+    statuses = [e.payload["status"] for e in events]
+    assert statuses == ["started"] + ["processing"] * len(products) + ["completed"]
+    assert sorted(e.payload["current_product"]["wip_id"] for e in events[1:-1]) == sorted(ids)
+    return results
+
+
+def _check_sheet(cloud: Cloud, products: list[tuple[str, str]], failures: Failures) -> None:
+    """Every product that got past its first step has one row; finished ones carry their fields."""
+    rows = cloud.rows_by_sku()
+    for sku, url in products:
+        if failures.get(sku, ("",))[0] == "sheet_row":
+            assert sku not in rows
+            continue
+        row = rows[sku]
+        assert _cell(row, "url") == url
+        if sku in failures:
+            assert _cell(row, "status") == ""
+        else:
+            assert _cell(row, "status") == "ready"
+            assert _cell(row, "title") == expected_fields(sku)["title"]
+            assert _cell(row, "price") == expected_fields(sku)["price"]
+
+
+# -- Google Sheets --------------------------------------------------------------------------
+
+
+async def test_a_429_storm_fails_only_the_product_it_outlasts(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
+) -> None:
+    products = paced_shop.products("QS", 5)
+    # One worker, so that the storms hit known products: the first product's append meets
+    # 15 429s (5 tries per call x 3 step attempts) and gives up; the second product's
+    # field write meets 4, fewer than its 5 tries, and gets through.
+    cloud.sheets.fail_next(15, 429, method="values.append")
+    cloud.sheets.fail_next(4, 429, method="values.batchUpdate")
+    settings = cloud.settings(sqlite_url, workers_per_job=1)
+    async with (
+        LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(), products)
+        failures = {"QS-001": ("sheet_row", "Google Sheets quota exceeded (429 RESOURCE_EXHAUSTED)")}
+        results = await _finished_as_expected(server, client, job_id, products, ids, failures)
+    assert "after 5 attempts (after 3 attempts)" in results["QS-001"]["error"]
+    assert cloud.sheets.count(status=429) == 19
+    # Google's truncated exponential backoff: 1, 2, 4, 8 s (jitter 0 here) between the tries of a call.
+    assert cloud.backoff.delays[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert max(cloud.backoff.delays) <= 32.0
+    _check_sheet(cloud, products, failures)
+
+
+async def test_5xx_bursts_and_lost_responses_append_each_row_once(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
+) -> None:
+    products = paced_shop.products("FX", 6)
+    sheets = cloud.sheets
+    sheets.fail_next(2, 503, method="spreadsheets.get")  # while the job opens the spreadsheet
+    # Appends that Google carried out but whose answer was lost to a 5xx: a blind retry
+    # would append the row twice.
+    sheets.fail_next(3, 503, method="values.append", after_apply=True)
+    sheets.fail_next(2, 500, method="values.append")
+    sheets.fail_next(3, 500, method="values.batchUpdate", after_apply=True)
+    sheets.fail_next(3, 502, method="values.batchUpdate")
+    settings = cloud.settings(sqlite_url, workers_per_job=2)
+    async with (
+        LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(), products)
+        await _finished_as_expected(server, client, job_id, products, ids, {})
+    # The bursts were met (how many requests they took depends on how writes were batched)…
+    assert sheets.count(status=503) >= 3 and sheets.count(status=500) >= 2 and sheets.count(status=502) >= 1
+    # …and the appends answered 503 after landing were not appended again: one row per SKU.
+    _check_sheet(cloud, products, {})
+
+
+# -- LLM --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def short_llm_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The LLM client with a 1 s timeout and no SDK retries, so a hung call fails fast."""
+    monkeypatch.setattr(
+        backends_module, "build_llm_client", functools.partial(build_llm_client, timeout=1.0, max_retries=0)
+    )
+
+
+@pytest.mark.usefixtures("short_llm_timeout")
+async def test_llm_timeouts_and_invalid_json(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
+) -> None:
+    products = paced_shop.products("LM", 6)
+    llm = cloud.llm
+
+    def about(sku: str) -> Callable[[llm_behaviour.RecordedRequest], bool]:
+        return lambda request: sku in request.user_text
+
+    llm.when(about("LM-002"), llm_behaviour.delay(2.5))  # hangs every time
+    llm.when(about("LM-003"), llm_behaviour.delay(2.5), times=1)  # hangs once, then answers
+    llm.when(about("LM-004"), llm_behaviour.invalid_json())  # never valid JSON
+    llm.when(about("LM-005"), llm_behaviour.invalid_json(), times=1)  # valid on the second try
+    settings = cloud.settings(sqlite_url, llm=True, workers_per_job=2)
+    async with (
+        LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(llm=True), products)
+        failures = {
+            "LM-002": ("extract", "LLM request timed out"),
+            "LM-004": ("extract", "LLM output invalid"),
+        }
+        results = await _finished_as_expected(server, client, job_id, products, ids, failures)
+    assert "(after 3 attempts)" in results["LM-002"]["error"]  # a timeout is worth retrying…
+    assert "(after 3 attempts)" in results["LM-004"]["error"]  # …and so is one bad answer
+    for sku in ("LM-001", "LM-003", "LM-005", "LM-006"):
+        assert results[sku]["generator"] == "llm"
+        assert results[sku]["token_usage"]["total_tokens"] > 0
+    outcomes = Counter(r.outcome for r in llm.requests)
+    assert outcomes["invalid_json"] == 3 + 1 and outcomes["delay"] == 3 + 1
+    _check_sheet(cloud, products, failures)
+
+
+# -- Apps Script -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["apps_script_api", "apps_script_webapp"])
+async def test_apps_script_errors_fail_only_their_product(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop, backend: str
+) -> None:
+    products = paced_shop.products("AS", 5)
+    script = cloud.script
+    script.fail_sku("AS-002")  # the script throws for this row, every time
+    script.http_error_next(503, 2)  # and Google's front end fails twice: retried
+    cleaning: dict[str, Any] = {"backend": backend}
+    if backend == "apps_script_api":
+        cleaning |= {"script_id": script.script_id, "oauth_credentials_file": str(cloud.authorized_user)}
+    else:
+        cleaning |= {"webapp_url": script.webapp_url, "webapp_secret": script.secret}
+    settings = cloud.settings(sqlite_url, workers_per_job=2)
+    async with (
+        LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(cleaning=cleaning), products)
+        failures = {"AS-002": ("clean", "TypeError: Cannot read properties of undefined (reading 'trim')")}
+        results = await _finished_as_expected(server, client, job_id, products, ids, failures)
+    assert "Apps Script" in results["AS-002"]["error"]
+    if backend == "apps_script_api":
+        cleaned = Counter(str(call.parameters[2]) for call in script.api_calls)
+    else:
+        # The web app records only the calls that got past Google's front end (no 503).
+        cleaned = Counter(str(call.body.get("sku")) for call in script.webapp_calls)
+        assert cleaned["AS-002"] == 1, "a script error is not worth retrying"
+    assert set(cleaned) == {sku for sku, _ in products}
+    _check_sheet(cloud, products, failures)
+
+
+# -- hostile pages -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pages() -> Iterator[LocalHttpServer]:
+    with LocalHttpServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def guarded_fetcher(pages: LocalHttpServer) -> AsyncIterator[tuple[SafeFetcher, LoopbackOnlyTransport]]:
+    """The real scraper with injected DNS answers, behind a transport that refuses all but loopback."""
+    guard = LoopbackOnlyTransport()
+    resolver = static_resolver(
+        {
+            "shop.test": ["127.0.0.1"],
+            "metadata.test": ["169.254.169.254"],  # a name for the cloud metadata service
+            "rebind.test": ["127.0.0.1", "169.254.169.254"],  # one good answer does not excuse a bad one
+        }
+    )
+    fetcher = SafeFetcher(
+        timeout=1.0,
+        max_bytes=1_000_000,
+        max_redirects=5,
+        allowed_hosts=["127.0.0.1"],
+        user_agent="wipsvc-faults",
+        resolver=resolver,
+        transport=guard,
+    )
+    yield fetcher, guard
+    await fetcher.aclose()
+    assert guard.violations == []
+    assert all(is_loopback_ip(request.url.host) for request in guard.requests)
+
+
+async def test_hostile_pages_fail_their_product_and_nothing_leaves_loopback(
+    sqlite_url: str,
+    cloud: Cloud,
+    pages: LocalHttpServer,
+    guarded_fetcher: tuple[SafeFetcher, LoopbackOnlyTransport],
+) -> None:
+    fetcher, guard = guarded_fetcher
+    port = pages.port
+    products = [
+        ("HP-GOOD", f"http://shop.test:{port}/product?sku=HP-GOOD"),
+        ("HP-CHAIN", pages.url("/chain?left=3")),
+        ("HP-TRICKLE", pages.url("/trickle")),  # headers, then a byte every 50 ms, forever
+        ("HP-HUGE", pages.url("/big-stream?size=50000000")),  # 50 MB, no Content-Length
+        ("HP-LOOP", pages.url("/loop/a")),
+        ("HP-META", pages.url("/redirect?to=http://169.254.169.254/latest/meta-data/")),
+        ("HP-META-NAME", pages.url("/redirect?to=http://metadata.test/latest/meta-data/")),
+        ("HP-REBIND", f"http://rebind.test:{port}/product"),
+    ]
+    failures = {
+        "HP-TRICKLE": ("extract", "timed out after 1.0 s fetching"),
+        "HP-HUGE": ("extract", "page too large: more than 1000000 bytes"),
+        "HP-LOOP": ("extract", "redirect loop at"),
+        "HP-META": ("extract", "169.254.169.254 is a cloud metadata address"),
+        "HP-META-NAME": ("extract", "metadata.test resolves to 169.254.169.254, a cloud metadata address"),
+        "HP-REBIND": ("extract", "rebind.test resolves to 169.254.169.254, a cloud metadata address"),
+    }
+    settings = cloud.settings(sqlite_url, workers_per_job=3)
+    async with (
+        LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(), products)
+        results = await _finished_as_expected(server, client, job_id, products, ids, failures)
+    assert "(after 3 attempts)" in results["HP-TRICKLE"]["error"]  # a slow site may recover: retried
+    assert results["HP-HUGE"]["attempts"] == 1
+    assert not [r for r in pages.requests if r.path.startswith("/latest")]
+    assert guard.requests, "the guard saw the page requests"
+    rows = cloud.rows_by_sku()
+    assert sorted(rows) == sorted(sku for sku, _ in products)
+    assert _cell(rows["HP-GOOD"], "title") == "Oak Chair" and _cell(rows["HP-GOOD"], "status") == "ready"
+
+
+# -- the database ------------------------------------------------------------------------------
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(url.removeprefix("sqlite+aiosqlite:///"))
+
+
+def _lock(path: Path) -> sqlite3.Connection:
+    """Another process's view: take SQLite's write lock and change something under it."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("BEGIN EXCLUSIVE")
+    conn.execute("UPDATE collections SET updated_at = updated_at")
+    return conn
+
+
+def _unlock(conn: sqlite3.Connection) -> None:
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def _local_sheet_skus(client: httpx.AsyncClient) -> list[str]:
+    """The SKU column of the embedded sheet, sorted (duplicates kept, so that they show)."""
+    text = (await client.get(f"/api/collections/{COLLECTION}/sheet.csv")).text
+    return sorted(row[0] for row in list(csv.reader(io.StringIO(text)))[1:])
+
+
+async def _until_processed(client: httpx.AsyncClient, job_id: str, count: int) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            job = (await client.get(f"/api/{COLLECTION}/wip/jobs/{job_id}")).json()["job"]
+            if job["processed_products"] >= count:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_briefly_locked_database_delays_the_job_but_loses_nothing(
+    sqlite_url: str, fetcher: SafeFetcher
+) -> None:
+    with PacedShop(latency=(0.02, 0.08)) as shop:
+        products = shop.products("DB", 16)
+        extra = shop.products("DBX", 1)
+        settings = make_settings(sqlite_url, workers_per_job=3)
+        async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
+            job_id, ids = await _start(client, {}, products)
+            queued_sku, queued_url = extra[0]
+            created = await client.post(
+                f"/api/{COLLECTION}/wip", json={"products": [{"sku": queued_sku, "url": queued_url}]}
+            )
+            queued_id = created.json()["wip_ids"][0]
+            await _until_processed(client, job_id, 3)
+            # The local sheet lives in the same database: appends and field writes wait too.
+            conn = await asyncio.to_thread(_lock, _sqlite_path(sqlite_url))
+            try:
+                # Write requests arriving meanwhile wait for the lock rather than failing.
+                write = asyncio.create_task(
+                    client.post(
+                        f"/api/{COLLECTION}/wip", json={"products": [{"sku": "DBX-LATE", "url": queued_url}]}
+                    )
+                )
+                process = asyncio.create_task(
+                    client.post(f"/api/{COLLECTION}/wip/process", json={"wip_ids": [queued_id]})
+                )
+                # Readers are not blocked (WAL): the job's status still answers.
+                status = await client.get(f"/api/{COLLECTION}/wip/jobs/{job_id}")
+                assert status.status_code == 200
+                await asyncio.sleep(1.5)
+                assert not write.done(), "the write should be waiting for the lock"
+            finally:
+                await asyncio.to_thread(_unlock, conn)
+            assert (await write).status_code == 201
+            answer = await process
+            assert answer.status_code == 202, answer.text
+            await _finished_as_expected(server, client, job_id, products, ids, {})
+            second = await wait_for_job(client, COLLECTION, answer.json()["job_id"])
+            assert second["status"] == "completed" and second["successful_products"] == 1
+            assert await _local_sheet_skus(client) == sorted(sku for sku, _ in [*products, *extra])
+
+
+def _fail_once(
+    target: Callable[..., Awaitable[Any]], *, on_call: int, failures: list[str]
+) -> Callable[..., Awaitable[Any]]:
+    """``target``, except that its ``on_call``-th call fails as SQLite does when it stays locked."""
+    calls = 0
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == on_call:
+            failures.append(target.__name__)
+            raise sqlalchemy.exc.OperationalError(
+                "UPDATE wip_jobs …", {}, sqlite3.OperationalError("database is locked")
+            )
+        return await target(*args, **kwargs)
+
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    "method", ["mark_started", "start_item", "checkpoint", "finish_item", "renew_lease", "finish"]
+)
+async def test_a_failed_database_write_in_a_runner_resumes_the_job(
+    sqlite_url: str, fetcher: SafeFetcher, method: str
+) -> None:
+    with PacedShop(latency=(0.05, 0.1)) as shop:
+        products = shop.products("RW", 8)
+        # A short lease, so that renew_lease runs several times during the job.
+        settings = make_settings(sqlite_url, workers_per_job=2, lease_seconds=0.6)
+        async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
+            jobs = server.services.store.jobs
+            failed: list[str] = []
+            on_call = {"start_item": 4, "checkpoint": 9, "finish_item": 3}.get(method, 1)
+            setattr(jobs, method, _fail_once(getattr(jobs, method), on_call=on_call, failures=failed))
+            job_id, ids = await _start(client, {}, products)
+            await _finished_as_expected(server, client, job_id, products, ids, {})
+            assert failed == [method]
+            job = (await client.get(f"/api/{COLLECTION}/wip/jobs/{job_id}")).json()["job"]
+            if method in ("checkpoint", "finish_item"):
+                # The runner died with this product in flight; a new runner resumed it.
+                assert any(r["attempts"] > 1 for r in job["results"]), job["results"]
+            assert await _local_sheet_skus(client) == sorted(sku for sku, _ in products)
