@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from wipsvc.config import Settings
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
-from wipsvc.jobs.models import ItemStatus, JobStatus
+from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus
 from wipsvc.pipeline.backends import LimitedBackends
 from wipsvc.pipeline.steps import Backends, ProductState, RetryPolicy, StepFailure, run_product
 from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store
@@ -134,8 +134,10 @@ class JobRunner:
         eta.product_started(item.wip_id, [step.value for step in state.remaining_steps()])
 
         async def save(state: ProductState) -> None:
-            if state.step_done is not None:
-                eta.step_finished(state.wip_id, state.step_done.value)
+            remaining = state.remaining_steps()
+            for step in STEP_ORDER:  # steps may finish out of order (see run_product)
+                if step not in remaining:
+                    eta.step_finished(state.wip_id, step.value)
             values: dict[str, object] = {"row_num": state.row_num}
             if state.extracted is not None:
                 values["extracted"] = state.extracted.get("fields")
