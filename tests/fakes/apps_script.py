@@ -23,15 +23,14 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 JSON = dict[str, Any]
 
@@ -62,7 +61,7 @@ class WebAppCall:
 
 
 @dataclass
-class FakeAppsScript:
+class FakeAppsScript(ServedFake):
     script_id: str = "script-abc"
     deployment_id: str = "deploy-xyz"
     secret: str = "webapp-secret"
@@ -98,21 +97,6 @@ class FakeAppsScript:
     @property
     def webapp_url(self) -> str:
         return f"{self._server.url}/macros/s/{self.deployment_id}/exec"
-
-    def start(self) -> Self:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- steering ---------------------------------------------------------------------------------------
     def fail_sku(self, sku: str, failure: ScriptFailure | None = None) -> None:

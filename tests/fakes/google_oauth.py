@@ -25,8 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl
 
 from cryptography.exceptions import InvalidSignature
@@ -37,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REFRESH_TOKEN_GRANT = "refresh_token"
@@ -91,7 +90,7 @@ class _Rejected(Exception):
         self.error, self.description, self.status = error, description, status
 
 
-class FakeGoogleOAuth:
+class FakeGoogleOAuth(ServedFake):
     """``with FakeGoogleOAuth() as oauth: oauth.write_service_account(tmp_path / "sa.json")``."""
 
     def __init__(self, *, expires_in: int = 3599) -> None:
@@ -115,21 +114,6 @@ class FakeGoogleOAuth:
     @property
     def token_uri(self) -> str:
         return f"{self._server.url}/token"
-
-    def start(self) -> Self:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- behaviour switches ------------------------------------------------------------
     def reject(

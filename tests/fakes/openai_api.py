@@ -19,15 +19,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 JSON = dict[str, Any]
 
@@ -111,7 +110,7 @@ class _Rule:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(ServedFake):
     api_key: str = "sk-test-key"
     models: tuple[str, ...] = ("gpt-4o-mini", "fake-model")
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -135,21 +134,6 @@ class FakeOpenAI:
     def base_url(self) -> str:
         """What to give ``AsyncOpenAI(base_url=…)`` / ``WIPSVC_LLM_BASE_URL``."""
         return f"{self._server.url}/v1"
-
-    def start(self) -> Self:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- steering ---------------------------------------------------------------------------------------
     def answer(self, values: JSON) -> None:

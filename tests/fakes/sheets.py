@@ -20,8 +20,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
@@ -30,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tests.fakes.google_oauth import FakeGoogleOAuth
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 from wipsvc.collection import column_index, column_letter
 
 Kind = Literal["read", "write"]
@@ -322,7 +321,7 @@ class _Book:
         return answer
 
 
-class FakeSheets:
+class FakeSheets(ServedFake):
     """``with FakeSheets(oauth) as sheets: sid = sheets.add_spreadsheet(); …``."""
 
     def __init__(
@@ -352,21 +351,6 @@ class FakeSheets:
     @property
     def url(self) -> str:
         return self._server.url
-
-    def start(self) -> Self:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # -- seeding and inspection ---------------------------------------------------------------
     def add_spreadsheet(

@@ -17,15 +17,13 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable
 from html import escape
-from types import TracebackType
-from typing import Self
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from tests.fakes.server import ThreadedServer
+from tests.fakes.server import ServedFake, ThreadedServer
 
 CURRENCY = "EUR"
 BRAND = "Paced & Co"
@@ -69,7 +67,7 @@ def _discontinued_page(sku: str) -> str:
     )
 
 
-class PacedShop:
+class PacedShop(ServedFake):
     """``with PacedShop(latency=(0.2, 0.5), broken={"X-3"}) as shop: shop.url("X-1")``."""
 
     def __init__(
@@ -108,18 +106,3 @@ class PacedShop:
             await asyncio.sleep(pause)
         html = _discontinued_page(sku) if sku in self.broken else _product_page(sku)
         return HTMLResponse(html)
-
-    def start(self) -> Self:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
