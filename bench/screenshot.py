@@ -24,18 +24,11 @@ from wipsvc.config import Settings
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 from wipsvc.embedded import EmbeddedServer
 
-CHROMIUM = "/usr/bin/chromium"
-# Without these Chromium reaches for the internet (updates, sync, QUIC probes).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # `python bench/screenshot.py` from the repo root: the helpers live in tests/
+
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 LAPTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
@@ -43,7 +36,7 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 async def launch(playwright: Any, profile: Path) -> BrowserContext:
     """Chromium with a fresh profile folder (Playwright passes it as --user-data-dir)."""
     context: BrowserContext = await playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=LAPTOP
+        str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True, viewport=LAPTOP
     )
     return context
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.live import LiveServer, make_settings
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
@@ -23,18 +24,6 @@ from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without these Chromium reaches for the internet (updates, sync, QUIC probes).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 30_000
 
 
