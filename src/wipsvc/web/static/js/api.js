@@ -93,7 +93,9 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
       (err && err.message) || response.statusText || `HTTP ${response.status}`,
       err && err.details,
     );
-    if (response.status === 401 && unauthorizedHandler) unauthorizedHandler(error);
+    // A 401 for a key that has since been replaced (a request still in flight when the user
+    // typed a new one) says nothing about the current key: only the current key's 401 asks again.
+    if (response.status === 401 && unauthorizedHandler && key === getApiKey()) unauthorizedHandler(error);
     throw error;
   }
   return data;
@@ -119,7 +121,9 @@ export async function download(path, filename) {
     }
     const error = new ApiError(response.status, (err && err.code) || `http_${response.status}`,
       (err && err.message) || response.statusText || `HTTP ${response.status}`);
-    if (response.status === 401 && unauthorizedHandler) unauthorizedHandler(error);
+    // A 401 for a key that has since been replaced (a request still in flight when the user
+    // typed a new one) says nothing about the current key: only the current key's 401 asks again.
+    if (response.status === 401 && unauthorizedHandler && key === getApiKey()) unauthorizedHandler(error);
     throw error;
   }
   const url = URL.createObjectURL(await response.blob());

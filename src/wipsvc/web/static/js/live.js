@@ -22,6 +22,7 @@ export class Live extends EventTarget {
     this.jobs = new Map();
     this.watched = null; // job_id of the open job page
     this.connectedOnce = false;
+    this._sentKey = ""; // the key the latest connection attempt carried
   }
 
   connect() {
@@ -35,7 +36,10 @@ export class Live extends EventTarget {
       // WebSocket first (no sticky sessions needed behind several instances), polling as fallback.
       transports: ["websocket", "polling"],
       // A function, so each reconnection sends the key stored now, not the one at page load.
-      auth: (cb) => cb({ api_key: getApiKey() || undefined }),
+      auth: (cb) => {
+        this._sentKey = getApiKey();
+        cb({ api_key: this._sentKey || undefined });
+      },
       reconnectionDelayMax: 10000,
     });
     this.socket.on("connect", () => this._onConnect());
@@ -48,7 +52,11 @@ export class Live extends EventTarget {
       const message = String((error && error.message) || "");
       const unauthorized = /unauthori[sz]ed|401|api key|forbidden/i.test(message);
       this._setState("offline", unauthorized ? "Live updates need an API key" : "Offline — retrying");
-      if (unauthorized) this.dispatchEvent(new CustomEvent("unauthorized", { detail: { message } }));
+      // A refusal of a key that has since been replaced is stale: the reconnect with the new key
+      // will answer for itself.
+      if (unauthorized && this._sentKey === getApiKey()) {
+        this.dispatchEvent(new CustomEvent("unauthorized", { detail: { message } }));
+      }
     });
     this.socket.on(EVENT, (event) => this._onEvent(event));
   }
