@@ -411,6 +411,8 @@ def report(args: argparse.Namespace, m: Measured) -> int:
     row("event latency", summary(latencies))
     row("  first client/event", summary(first))
     row("  last client/event", summary(last))
+    slowest = sorted(per_event.items(), key=lambda item: -max(item[1]))[:3]
+    row("  slowest events", ", ".join(f"#{seq} {min(v):.0f}-{max(v):.0f} ms" for seq, v in slowest))
     row(
         "REST job status",
         f"{len(rest)} ok of {m.rest_report.get('sent', 0)} sent, errors {rest_errors or 'none'}",

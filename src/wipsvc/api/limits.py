@@ -158,7 +158,7 @@ async def limit_job_starts(request: Request, access: Access) -> None:
         )
 
 
-def get_job_cap(request: Request) -> ActiveJobCap:
+async def get_job_cap(request: Request) -> ActiveJobCap:  # async: no thread-pool hop (see deps.py)
     cap: ActiveJobCap = request.app.state.active_job_cap
     return cap
 
