@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -57,9 +58,18 @@ def create_api(
         services = await Services.start(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
         app.state.services = services
         unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
+        watcher = (
+            asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
+            if realtime
+            else None
+        )
         try:
             yield
         finally:
+            if watcher:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             if unsubscribe:
                 unsubscribe()
             await services.stop()

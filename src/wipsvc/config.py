@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated origins allowed to call the API from a browser."
     )
+    socket_key_recheck_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often open Socket.IO connections' API keys are checked: a revoked key's "
+        "connections are closed within this time.",
+    )
 
     # Scraping
     scrape_timeout_seconds: float = Field(20.0, gt=0, description="Whole-fetch time limit per page.")

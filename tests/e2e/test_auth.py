@@ -255,9 +255,14 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
     assert "Created API key 1" in err and "collections: sinks, taps" in err and "only this once" in err
     code, out, err = await _wipsvc(env, tmp_path, "keys", "create", "--all")
     assert code == 0, err
+    second_key = out.strip()
 
-    async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
+    settings = make_settings(sqlite_url, socket_key_recheck_seconds=0.2)
+    async with LiveServer(settings) as server, server.client() as client:
         assert (await client.get("/api/collections", headers=_auth(key))).status_code == 200
+        watching, other = Listener(), Listener()  # connected before the revocation
+        await watching.connect(server.url, key)
+        await other.connect(server.url, second_key)
         code, out, _ = await _wipsvc(env, tmp_path, "keys", "list")
         lines = out.splitlines()
         assert lines[0].split() == [
@@ -279,6 +284,13 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
         assert code == 0 and "Revoked API key 1" in out
         response = await client.get("/api/collections", headers=_auth(key))
         assert _error(response, 401, "unauthorized")["message"] == "API key revoked"
+        # An open connection is closed at the next check, and only the revoked key's.
+        async with asyncio.timeout(10):
+            while watching.sio.connected:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert other.sio.connected
+        await other.sio.disconnect()
         listener = Listener()
         with pytest.raises(socketio.exceptions.ConnectionError):
             await listener.connect(server.url, key)

@@ -4,10 +4,15 @@ Clients receive their collections' events without subscribing (the original fron
 code works as written). A client may also emit `subscribe` with `{job_id, after_seq}` to
 be sent the stored events it missed, in order; events carry `seq`, so a client that
 gets one twice (replayed and live) drops the duplicate.
+
+A key is checked when a client connects, again before every replay, and every
+`socket_key_recheck_seconds` for every open connection: a revoked key's connections are
+closed (the client's reconnect is then refused), so revocation also ends live events.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -41,8 +46,29 @@ class Realtime:
             engineio_logger=False,
         )
         self._services = services
+        self._key_of: dict[str, int] = {}  # sid -> API key id, for this instance's connections
         self.server.on("connect", self._connect)
+        self.server.on("disconnect", self._disconnect)
         self.server.on("subscribe", self._subscribe)
+
+    async def watch_revocations(self, interval: float) -> None:
+        """Run until cancelled: every ``interval`` seconds, close connections whose key was revoked."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.close_revoked()
+            except Exception:  # the store may be briefly unavailable: try again next round
+                log.exception("checking the API keys of open connections failed")
+
+    async def close_revoked(self) -> int:
+        """Disconnect this instance's clients whose key is revoked or gone; how many."""
+        connected = dict(self._key_of)
+        valid = await self._services().store.keys.still_valid(set(connected.values()))
+        revoked = [sid for sid, key_id in connected.items() if key_id not in valid]
+        for sid in revoked:
+            log.info("closing a Socket.IO connection: its API key %s was revoked", connected[sid])
+            await self.server.disconnect(sid)
+        return len(revoked)
 
     async def relay(self, event: ProgressEvent) -> None:
         """Bus handler: send one stored event to every client allowed to see it."""
@@ -65,10 +91,15 @@ class Realtime:
         # Rooms are joined only now that the client's access is known.
         allowed = None if principal.collections is None else sorted(principal.collections)
         await self.server.save_session(sid, {"collections": allowed, "key_id": principal.key_id})
+        if principal.key_id is not None:
+            self._key_of[sid] = principal.key_id
         if allowed is None:
             await self.server.enter_room(sid, ALL_COLLECTIONS_ROOM)
         for name in allowed or ():
             await self.server.enter_room(sid, collection_room(name))
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        self._key_of.pop(sid, None)
 
     async def _subscribe(self, sid: str, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):

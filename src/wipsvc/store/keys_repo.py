@@ -98,6 +98,14 @@ class KeysRepository:
             found = (await conn.execute(sa.select(api_keys.c.id).limit(1))).first()
         return found is not None
 
+    async def still_valid(self, key_ids: set[int]) -> set[int]:
+        """Those of ``key_ids`` that exist and are not revoked (one query for any number)."""
+        if not key_ids:
+            return set()
+        query = sa.select(api_keys.c.id).where(api_keys.c.id.in_(key_ids), api_keys.c.revoked_at.is_(None))
+        async with self.db.read() as conn:
+            return set((await conn.execute(query)).scalars())
+
     async def revoke(self, key_id: int) -> ApiKeyRecord:
         """Revoke a key (revoking it again changes nothing)."""
         async with self.db.write() as conn:
