@@ -10,7 +10,8 @@ first takes a token from the read or write bucket, and a 429 pauses that bucket 
 jobs instead of sleeping here. Errors surface from gspread-asyncio instead of being retried
 forever under its lock; this module retries 429/5xx/network errors with Google's truncated
 exponential backoff, a bounded number of times, and turns every failure into a one-line
-:class:`StepError`.
+:class:`StepError`. The API plumbing it uses (credentials, client manager, base-URL adapter,
+error classification) lives in :mod:`wipsvc.adapters.google_api`.
 """
 
 from __future__ import annotations
@@ -22,145 +23,32 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import google.auth.exceptions
-import gspread
-import gspread_asyncio
 import requests
-from google.oauth2 import service_account
 from gspread.utils import absolute_range_name
-from requests.adapters import HTTPAdapter
 
 from wipsvc.adapters.base import StepError
 from wipsvc.adapters.coalesce import Batch, Coalescer
+from wipsvc.adapters.google_api import (
+    GOOGLE_SHEETS_URL,
+    ApiUrlAdapter,
+    ClientManager,
+    SheetsTarget,
+    is_permanent,
+    is_quota_error,
+    load_credentials,
+    maybe_applied,
+    retry_after,
+)
 from wipsvc.collection import CollectionConfig, column_index, column_letter
 from wipsvc.config import Settings
 from wipsvc.limits import Limits, QuotaBucket
 
 logger = logging.getLogger(__name__)
 
-GOOGLE_SHEETS_URL = "https://sheets.googleapis.com"
-SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"
 _UPDATED_RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+)(?::\$?([A-Z]+)\$?(\d+))?$")
-
-# Messages by HTTP status; 429, 408 and 5xx are transient. {what} is "(429 RESOURCE_EXHAUSTED)".
-_API_ERRORS = {
-    429: "Google Sheets quota exceeded {what}",
-    500: "Google Sheets failed {what}: {detail}",
-    400: "Google Sheets rejected the request {what}: {detail}",
-    401: "Google Sheets rejected the access token for {account} {what}",
-    403: "no access to Google spreadsheet {sid} {what}: share it with {account}",
-    404: "Google spreadsheet {sid} not found {what}",
-}
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[object]]
-
-
-def _load_credentials(path: str) -> service_account.Credentials:
-    """Service-account credentials for the Sheets scope; gspread-asyncio calls this from a thread."""
-    return service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call, no-any-return]
-        path, scopes=[SHEETS_SCOPE]
-    )
-
-
-class _ApiUrlAdapter(HTTPAdapter):
-    """Sends requests meant for sheets.googleapis.com to the configured base URL.
-
-    gspread copies its URL constants at import time, so the session is the one place
-    where the destination can be changed.
-    """
-
-    def __init__(self, api_url: str) -> None:
-        super().__init__()
-        self.api_url = api_url.rstrip("/")
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        url = request.url or ""
-        if url.startswith(GOOGLE_SHEETS_URL):
-            request.url = self.api_url + url[len(GOOGLE_SHEETS_URL) :]
-            if kwargs.get("proxies"):
-                # The proxies were chosen for Google's host; choose again for the real destination.
-                kwargs["proxies"] = requests.utils.get_environ_proxies(request.url)
-        return super().send(request, *args, **kwargs)
-
-
-class _Manager(gspread_asyncio.AsyncioGspreadClientManager):  # type: ignore[misc]
-    """gspread-asyncio retries 429/5xx forever with its lock held: let the errors out instead."""
-
-    async def handle_gspread_error(self, e: Exception, method: object, args: object, kwargs: object) -> None:
-        raise e
-
-    async def handle_requests_error(self, e: Exception, method: object, args: object, kwargs: object) -> None:
-        raise e
-
-
-class _Target:
-    """What an error message needs to name: the spreadsheet, worksheet and account."""
-
-    def __init__(
-        self, config: CollectionConfig, default_credentials: str | None, api_url: str = GOOGLE_SHEETS_URL
-    ) -> None:
-        sheet = config.sheet
-        if not sheet.spreadsheet_id:
-            raise StepError("sheet.spreadsheet_id is not set for the Google Sheets backend")
-        path = sheet.credentials_file or default_credentials
-        if not path:
-            raise StepError("no Google credentials (sheet.credentials_file, WIPSVC_GOOGLE_CREDENTIALS_FILE)")
-        self.spreadsheet_id = sheet.spreadsheet_id
-        self.worksheet = sheet.worksheet
-        self.credentials_file = path
-        self.account = "the service account"
-        self.api_url = api_url  # named when it cannot be reached: it is configurable
-
-    def describe(self, exc: BaseException) -> tuple[str, bool] | None:
-        """(one-line message, transient) for errors of Google's making; None for anything else."""
-        if isinstance(exc, PermissionError) and isinstance(exc.__cause__, gspread.exceptions.APIError):
-            exc = exc.__cause__  # gspread's open_by_key turns a 403 into a bare PermissionError
-        names = {"sid": self.spreadsheet_id, "ws": self.worksheet, "account": self.account}
-        if isinstance(exc, gspread.exceptions.APIError):
-            code = exc.response.status_code
-            names["what"] = f"({code} {exc.error.get('status') or code})"
-            names["detail"] = " ".join(str(exc.error.get("message", "")).split())[:200]
-            if code == 429 or code == 408 or code >= 500:
-                return _API_ERRORS.get(code, _API_ERRORS[500]).format(**names), True
-            return _API_ERRORS.get(code, _API_ERRORS[400]).format(**names), False
-        if isinstance(exc, gspread.exceptions.SpreadsheetNotFound):
-            return "Google spreadsheet {sid} not found".format(**names), False
-        if isinstance(exc, gspread.exceptions.WorksheetNotFound):
-            return "worksheet '{ws}' not found in Google spreadsheet {sid}".format(**names), False
-        if isinstance(exc, google.auth.exceptions.RefreshError):
-            reason = " ".join(str(exc.args[0] if exc.args else exc).split())[:200]
-            return f"Google refused a token for {self.account}: {reason}", bool(exc.retryable)
-        if isinstance(exc, google.auth.exceptions.TransportError):
-            return f"cannot reach Google's token endpoint: {type(exc).__name__}", True
-        if isinstance(exc, requests.RequestException):
-            return f"cannot reach Google Sheets at {self.api_url}: {type(exc).__name__}", True
-        return None
-
-
-def _is_quota_error(exc: BaseException) -> bool:
-    """A 429, or Google's RESOURCE_EXHAUSTED under another status."""
-    if not isinstance(exc, gspread.exceptions.APIError):
-        return False
-    return exc.response.status_code == 429 or exc.error.get("status") == "RESOURCE_EXHAUSTED"
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds from a Retry-After header (Google rarely sends one)."""
-    if not isinstance(exc, gspread.exceptions.APIError):
-        return None
-    value = exc.response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date: rare enough to fall back to our backoff
-        return None
-
-
-def _maybe_applied(exc: BaseException) -> bool:
-    """Whether a failed write may have reached the sheet anyway (5xx, timeout, dropped connection)."""
-    if isinstance(exc, gspread.exceptions.APIError):
-        return exc.response.status_code >= 500
-    return isinstance(exc, requests.RequestException) and not isinstance(exc, requests.ConnectTimeout)
 
 
 class GoogleSheetsBackend:
@@ -192,7 +80,7 @@ class GoogleSheetsBackend:
         self._jitter = jitter  # seconds in [0, 1): Google's random_ms
         self.limits = limits
         self.coalesce_window = coalesce_window  # None: one request per write
-        self._managers: dict[str, _Manager] = {}
+        self._managers: dict[str, ClientManager] = {}
         self._sessions: list[requests.Session] = []  # HTTP sessions to close in aclose()
 
     @classmethod
@@ -213,7 +101,7 @@ class GoogleSheetsBackend:
         return self.limits.sheets_write if self.limits else None
 
     async def open(self, config: CollectionConfig) -> GoogleSheetsSession:
-        target = _Target(config, self.credentials_file, self.api_url)
+        target = SheetsTarget(config, self.credentials_file, self.api_url)
         manager = self._managers.get(target.credentials_file)
         if manager is None:
             manager = self._managers[target.credentials_file] = self._new_manager(target.credentials_file)
@@ -227,7 +115,7 @@ class GoogleSheetsBackend:
 
     async def check(self, config: CollectionConfig) -> str:
         """Verify credentials, API, spreadsheet, worksheet and column range; one line on success."""
-        target = _Target(config, self.credentials_file, self.api_url)
+        target = SheetsTarget(config, self.credentials_file, self.api_url)
         # A fresh manager: nothing cached, the answer is about the sheet as it is now.
         client = await self._authorize(self._new_manager(target.credentials_file), target)
         try:
@@ -255,12 +143,12 @@ class GoogleSheetsBackend:
         self._sessions.clear()
         self._managers.clear()
 
-    def _new_manager(self, credentials_file: str) -> _Manager:
-        return _Manager(
-            lambda: _load_credentials(credentials_file), gspread_delay=0, gspread_timeout=self._timeout
+    def _new_manager(self, credentials_file: str) -> ClientManager:
+        return ClientManager(
+            lambda: load_credentials(credentials_file), gspread_delay=0, gspread_timeout=self._timeout
         )
 
-    async def _authorize(self, manager: _Manager, target: _Target) -> Any:
+    async def _authorize(self, manager: ClientManager, target: SheetsTarget) -> Any:
         """The manager's current client, its session pointed at ``api_url``."""
         try:
             client = await manager.authorize()
@@ -273,15 +161,15 @@ class GoogleSheetsBackend:
         # authorize() builds a new gspread client every reauth interval: mount on each one.
         session: requests.Session = client.gc.http_client.session
         if self.api_url != GOOGLE_SHEETS_URL and not isinstance(
-            session.get_adapter(GOOGLE_SHEETS_URL + "/"), _ApiUrlAdapter
+            session.get_adapter(GOOGLE_SHEETS_URL + "/"), ApiUrlAdapter
         ):
-            session.mount(GOOGLE_SHEETS_URL + "/", _ApiUrlAdapter(self.api_url))
+            session.mount(GOOGLE_SHEETS_URL + "/", ApiUrlAdapter(self.api_url))
         if manager in self._managers.values() and session not in self._sessions:
             self._sessions.append(session)
         return client
 
     async def call(
-        self, operation: Callable[[], Awaitable[T]], target: _Target, bucket: QuotaBucket | None = None
+        self, operation: Callable[[], Awaitable[T]], target: SheetsTarget, bucket: QuotaBucket | None = None
     ) -> T:
         """Run one API request, retrying transient failures with truncated exponential backoff.
 
@@ -299,9 +187,9 @@ class GoogleSheetsBackend:
                 if described is None:
                     raise
                 message, transient = described
-                throttled = permit is not None and _is_quota_error(exc)
+                throttled = permit is not None and is_quota_error(exc)
                 if throttled and permit is not None:
-                    permit.throttled(_retry_after(exc))
+                    permit.throttled(retry_after(exc))
                 if not transient:
                     raise StepError(message) from exc
                 if attempt == self.max_attempts:
@@ -324,7 +212,7 @@ class GoogleSheetsSession:
     products when the backend has a window."""
 
     def __init__(
-        self, backend: GoogleSheetsBackend, spreadsheet: Any, config: CollectionConfig, target: _Target
+        self, backend: GoogleSheetsBackend, spreadsheet: Any, config: CollectionConfig, target: SheetsTarget
     ):
         self._backend = backend
         self._spreadsheet = spreadsheet  # gspread_asyncio.AsyncioGspreadSpreadsheet
@@ -339,8 +227,8 @@ class GoogleSheetsSession:
         self._writes: Coalescer[list[dict[str, Any]], None] | None = None
         if backend.coalesce_window is not None:
             window = backend.coalesce_window
-            self._appends = Coalescer(self._flush_appends, window=window, isolate=_permanent, name="append")
-            self._writes = Coalescer(self._flush_writes, window=window, isolate=_permanent, name="write")
+            self._appends = Coalescer(self._flush_appends, window=window, isolate=is_permanent, name="append")
+            self._writes = Coalescer(self._flush_writes, window=window, isolate=is_permanent, name="write")
 
     async def load_rows(self) -> None:
         await self._backend.call(self._read_skus, self._target, self._backend.reads)
@@ -410,7 +298,7 @@ class GoogleSheetsSession:
             try:
                 answer = await self._spreadsheet.values_append(table, params, {"values": rows})
             except Exception as exc:
-                maybe_written = _maybe_applied(exc)
+                maybe_written = maybe_applied(exc)
                 raise
             updated = str(answer["updates"]["updatedRange"])
             top, bottom = self._rows_from(updated, column_letter(first))
@@ -494,8 +382,3 @@ class GoogleSheetsSession:
             if coalescer is not None:
                 await coalescer.aclose()
         self._rows.clear()
-
-
-def _permanent(error: BaseException) -> bool:
-    """Worth retrying a failed batch item by item: a bad product must not fail the others."""
-    return isinstance(error, StepError) and not error.transient
