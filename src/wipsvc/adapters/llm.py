@@ -1,5 +1,8 @@
 """LLM extraction and descriptions through an OpenAI-compatible chat-completions API.
 
+This module holds the client, the adapters, the prompts and the API-error handling; the answer
+schemas and the checks and cleaning of the model's output live in :mod:`wipsvc.adapters.llm_output`.
+
 The client is the official ``openai`` SDK (2.x, on httpx), built only when an API key is
 configured (``WIPSVC_LLM_API_KEY``, else ``OPENAI_API_KEY``): :func:`build_llm_client` returns
 ``None`` otherwise, and callers fall back to structured data and template descriptions.
@@ -30,24 +33,30 @@ request bucket for every job (``Retry-After`` or the bucket's backoff) and the r
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import os
 import random
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urljoin, urlsplit
 
 import httpx
-import nh3
 import openai
 import pydantic
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, StepError, TokenUsage
+from wipsvc.adapters.llm_output import (
+    ExtractedFields,
+    ProductDescriptions,
+    check_descriptions,
+    clean_features,
+    clean_field,
+    is_empty,
+    plain_text,
+    sanitise_body_html,
+)
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
 from wipsvc.limits import Limits
@@ -66,11 +75,8 @@ PRODUCT_FIELDS: tuple[str, ...] = (
     "title", "brand", "price", "currency", "description", "image_url", "images",
     "gtin", "mpn", "sku", "availability", "category", "color", "material",
 )  # fmt: skip
-ALLOWED_BODY_TAGS = frozenset({"p", "ul", "ol", "li", "strong", "em", "br", "h3", "h4"})
-MAX_FEATURES = 10
 
 _T = TypeVar("_T", bound=BaseModel)
-_SPACES = re.compile(r"\s+")
 
 
 def llm_api_key(settings: Settings) -> str | None:
@@ -101,33 +107,6 @@ def build_llm_client(
         timeout=timeout,
         http_client=http_client,
     )
-
-
-class ExtractedFields(BaseModel):
-    """Schema of the extraction answer; null = the page does not say."""
-
-    title: str | None = Field(description="Product name as shown on the page.")
-    brand: str | None = Field(description="Brand or manufacturer.")
-    price: str | None = Field(description="Current price as a number, e.g. 19.99.")
-    currency: str | None = Field(description="ISO 4217 code, e.g. EUR.")
-    description: str | None = Field(description="The page's product description, plain text.")
-    image_url: str | None = Field(description="Main product image URL.")
-    images: list[str] = Field(description="Product image URLs found on the page.")
-    gtin: str | None = Field(description="EAN/UPC/GTIN digits, only if printed on the page.")
-    mpn: str | None = Field(description="Manufacturer part number.")
-    sku: str | None = Field(description="The shop's own article number.")
-    availability: str | None = Field(description="e.g. InStock, OutOfStock, PreOrder.")
-    category: str | None = Field(description="Product category or breadcrumb.")
-    color: str | None
-    material: str | None
-
-
-class ProductDescriptions(BaseModel):
-    """Schema of the description answer."""
-
-    body_html: str = Field(description="2-4 short paragraphs; only p, ul, ol, li, strong, em, br, h3, h4.")
-    features: list[str] = Field(description="3-8 short feature bullet points, plain text.")
-    care_instructions: str = Field(description="Care and cleaning advice, plain text; empty if unknown.")
 
 
 class _LLMAdapter:
@@ -273,18 +252,18 @@ class LLMExtractor(_LLMAdapter):
         # lxml/trafilatura parsing is CPU-bound on large pages: keep it off the event loop.
         product = await asyncio.to_thread(extract_structured, page.text, page.url)
         weak = {name for name, source in product.sources.items() if source == "html"}
-        missing = [name for name in self.fields if _is_empty(product.fields.get(name)) or name in weak]
+        missing = [name for name in self.fields if is_empty(product.fields.get(name)) or name in weak]
         if missing:
-            text = (product.main_text or _plain(page.text))[: self.max_text_chars]
-            known = {k: v for k, v in product.fields.items() if not _is_empty(v) and k not in weak}
+            text = (product.main_text or plain_text(page.text))[: self.max_text_chars]
+            known = {k: v for k, v in product.fields.items() if not is_empty(v) and k not in weak}
             messages = _extract_messages(page.url, sku, known, missing, text)
             answer = await self._call(ExtractedFields, messages, usage)
             for name in missing:
-                value = _clean_field(name, getattr(answer, name), page.url)
-                if not _is_empty(value):
+                value = clean_field(name, getattr(answer, name), page.url)
+                if not is_empty(value):
                     product.fields[name] = value
                     product.sources[name] = "llm"
-        if _is_empty(product.fields.get("title")):
+        if is_empty(product.fields.get("title")):
             raise StepError("no product title on the page (neither structured data nor the LLM found one)")
         return product
 
@@ -300,7 +279,7 @@ class LLMDescriber(_LLMAdapter):
     ) -> Descriptions:
         # Image URLs cost tokens and give the copy nothing to work with.
         skip = ("images", "image_url")
-        facts = {k: v for k, v in product.fields.items() if not _is_empty(v) and k not in skip}
+        facts = {k: v for k, v in product.fields.items() if not is_empty(v) and k not in skip}
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": _DESCRIBE_SYSTEM},
             {
@@ -309,18 +288,13 @@ class LLMDescriber(_LLMAdapter):
                 f"Page text:\n<<<\n{product.main_text[: self.max_text_chars]}\n>>>",
             },
         ]
-        answer = await self._call(ProductDescriptions, messages, usage, _check_descriptions)
+        answer = await self._call(ProductDescriptions, messages, usage, check_descriptions)
         return Descriptions(
             body_html=sanitise_body_html(answer.body_html),
-            features=_clean_features(answer.features),
-            care_instructions=_plain(answer.care_instructions),
+            features=clean_features(answer.features),
+            care_instructions=plain_text(answer.care_instructions),
             generator="llm",
         )
-
-
-def sanitise_body_html(value: str) -> str:
-    """Keep only the allowlisted tags, no attributes; ``<script>``/``<style>`` lose their content too."""
-    return nh3.clean(value, tags=set(ALLOWED_BODY_TAGS), attributes={}, strip_comments=True).strip()
 
 
 _EXTRACT_SYSTEM = (
@@ -350,61 +324,6 @@ def _extract_messages(
             f"Page text:\n<<<\n{text}\n>>>",
         },
     ]
-
-
-def _check_descriptions(answer: ProductDescriptions) -> str | None:
-    if not _plain(sanitise_body_html(answer.body_html)):
-        return "body_html is empty after sanitising"
-    return None
-
-
-def _clean_features(features: list[str]) -> list[str]:
-    cleaned: list[str] = []
-    for feature in features:
-        text = _plain(feature).lstrip("-•* ").strip()[:200]
-        if text and text not in cleaned:
-            cleaned.append(text)
-    return cleaned[:MAX_FEATURES]
-
-
-def _clean_field(name: str, value: str | list[str] | None, base_url: str) -> str | list[str]:
-    """Plain, bounded text; drop values the model cannot have read off the page correctly."""
-    if value is None:
-        return ""
-    if isinstance(value, list):
-        urls = [_clean_url(item, base_url) for item in value]
-        return list(dict.fromkeys(url for url in urls if url))
-    if name == "image_url":
-        return _clean_url(value, base_url)
-    text = _plain(value)[:5_000]
-    if name == "gtin":
-        digits = re.sub(r"[\s-]", "", text)
-        return digits if _valid_gtin(digits) else ""  # a hallucinated GTIN rarely has a valid check digit
-    if name == "currency":
-        text = {"€": "EUR", "$": "USD", "£": "GBP"}.get(text, text).upper()
-        return text if re.fullmatch(r"[A-Z]{3}", text) else ""
-    return text
-
-
-def _clean_url(value: str, base_url: str) -> str:
-    url = urljoin(base_url, value.strip())
-    return url if urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc else ""
-
-
-def _valid_gtin(digits: str) -> bool:
-    if not digits.isdigit() or len(digits) not in (8, 12, 13, 14):
-        return False
-    body, check = digits[:-1], int(digits[-1])
-    weighted = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - weighted % 10) % 10 == check
-
-
-def _plain(value: str) -> str:
-    return _SPACES.sub(" ", html.unescape(nh3.clean(value, tags=set()))).strip()
-
-
-def _is_empty(value: object) -> bool:
-    return value in (None, "", [])
 
 
 def _json_body(response: httpx.Response) -> dict[str, Any]:
