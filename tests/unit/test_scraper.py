@@ -21,8 +21,9 @@ from tests.support.netguard import (
     StaticResolver,
     static_resolver,
 )
+from wipsvc.adapters.addresses import address_problem, redact_url, resolve_with_system_dns
 from wipsvc.adapters.base import StepError
-from wipsvc.adapters.scraper import SafeFetcher, address_problem, redact_url, resolve_with_system_dns
+from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
 
 DNS = {

@@ -18,99 +18,29 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from http.cookies import CookieError, SimpleCookie
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import httpx
 
+from wipsvc.adapters.addresses import (
+    IPAddress,
+    IPNetwork,
+    address_problem,
+    parse_url,
+    redact_url,
+    resolve_with_system_dns,
+    show_address,
+)
 from wipsvc.adapters.base import FetchedPage, StepError
 from wipsvc.config import Settings
 
 logger = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Python's is_global has changed between releases; these lists make the policy explicit.
-_NON_PUBLIC_NETWORKS: tuple[IPNetwork, ...] = tuple(
-    ipaddress.ip_network(cidr)
-    for cidr in (
-        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
-        "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24",
-        "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
-        "::/96", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001:db8::/32", "fc00::/7",
-        "fe80::/10", "fec0::/10", "ff00::/8",
-    )
-)  # fmt: skip
-_CLOUD_METADATA = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254"))
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_SECRET_QUERY_KEY = re.compile(r"token|key|secret|pass|pwd|auth|sig|session|credential", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
-
-
-async def resolve_with_system_dns(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def redact_url(url: str) -> str:
-    """The URL as it may appear in logs and messages: no userinfo, no credential-like query values."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        query = urlencode(
-            [(k, "REDACTED" if _SECRET_QUERY_KEY.search(k) else v) for k, v in parse_qsl(parts.query, True)]
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    except ValueError:
-        return "<invalid URL>"
-
-
-def address_problem(address: IPAddress) -> str | None:
-    """Why ``address`` must not be fetched from (e.g. "a private address"), or None if it is public."""
-    if address in _CLOUD_METADATA:
-        return "a cloud metadata address"
-    if address.is_loopback:
-        return "a loopback address"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_multicast:
-        return "a multicast address"
-    if address.is_unspecified:
-        return "an unspecified address"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return "an IPv4-mapped IPv6 address"
-        for embedded in _embedded_ipv4(address):
-            inner = address_problem(embedded)
-            if inner is not None:
-                return f"an IPv6 address embedding {embedded} ({inner})"
-    if address.is_reserved:
-        return "a reserved address"
-    if not address.is_global or any(address in network for network in _NON_PUBLIC_NETWORKS):
-        return "a private address"
-    return None
-
-
-def show_address(address: IPAddress) -> str:
-    # Python before 3.13 prints ::ffff:10.0.0.1 as ::ffff:a00:1, hiding the address it maps to.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return f"::ffff:{address.ipv4_mapped}"
-    return str(address)
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    # 6to4, Teredo and NAT64 addresses route to the IPv4 address they carry.
-    embedded: list[ipaddress.IPv4Address] = []
-    if address.sixtofour is not None:
-        embedded.append(address.sixtofour)
-    if address.teredo is not None:
-        embedded.extend(address.teredo)
-    if address in _NAT64:
-        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return embedded
 
 
 class SafeFetcher:
@@ -181,10 +111,10 @@ class SafeFetcher:
 
     async def vet(self, url: str) -> list[str]:
         """Resolve ``url``'s host and return the addresses it may be fetched from; StepError if refused."""
-        return await self._vet(_parse_url(url))
+        return await self._vet(parse_url(url))
 
     async def _follow_redirects(self, url: str) -> FetchedPage:
-        current = _parse_url(url)
+        current = parse_url(url)
         cookies = _CookieStore()
         # Returning to a URL with new cookies is a cookie check, not a loop; the same URL with
         # the same cookies would be answered the same way forever.
@@ -198,7 +128,7 @@ class SafeFetcher:
                 if response.status_code not in REDIRECT_STATUSES or not location:
                     return await self._read_page(current, response)
                 cookies.store(current, response)
-                target = _parse_url(urljoin(str(current), location))
+                target = parse_url(urljoin(str(current), location))
                 redirects += 1
                 if cookies.state_at(target) in visited:
                     raise StepError(f"redirect loop at {redact_url(str(target))}")
@@ -334,21 +264,6 @@ class _CookieStore:
     def header_for(self, url: httpx.URL) -> str | None:
         jar = self._by_origin.get((url.scheme, url.raw_host, url.port))
         return "; ".join(f"{name}={value}" for name, value in jar.items()) if jar else None
-
-
-def _parse_url(url: str) -> httpx.URL:
-    shown = redact_url(url)
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        raise StepError(f"refused {shown}: not a valid URL") from None
-    if parsed.scheme not in ("http", "https"):
-        raise StepError(f"refused {shown}: only http and https URLs are fetched")
-    if parsed.userinfo:
-        raise StepError(f"refused {shown}: URLs with a user name or password are not fetched")
-    if not parsed.raw_host:
-        raise StepError(f"refused {shown}: the URL has no host")
-    return parsed
 
 
 def _looks_like_html(body: bytes) -> bool:

@@ -23,8 +23,8 @@ import extruct
 import trafilatura
 from extruct.utils import parse_html
 
+from wipsvc.adapters.addresses import redact_url
 from wipsvc.adapters.base import ExtractedProduct, FetchedPage, FieldSource, StepError, TokenUsage
-from wipsvc.adapters.scraper import redact_url
 
 logger = logging.getLogger(__name__)
 
