@@ -274,6 +274,25 @@ async def test_5xx_bursts_and_lost_responses_append_each_row_once(
     _check_sheet(cloud, products, {})
 
 
+async def test_a_sheets_outage_longer_than_its_retries_at_job_start_is_retried_as_a_whole(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
+) -> None:
+    products = paced_shop.products("OP", 3)
+    sheets = cloud.sheets
+    google_sheets = cloud.google_sheets()
+    # More 503s than one open's own retries absorb: the job's set-up is retried as a whole.
+    sheets.fail_next(google_sheets.max_attempts + 2, 503, method="spreadsheets.get")
+    settings = cloud.settings(sqlite_url, workers_per_job=2)
+    async with (
+        LiveServer(settings, fetcher=fetcher, google_sheets=google_sheets) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(), products)
+        await _finished_as_expected(server, client, job_id, products, ids, {})
+    assert sheets.count(status=503) == google_sheets.max_attempts + 2
+    _check_sheet(cloud, products, {})
+
+
 # -- LLM --------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,14 @@ from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus
 from wipsvc.pipeline.backends import LimitedBackends
-from wipsvc.pipeline.steps import Backends, ProductState, RetryPolicy, StepFailure, run_product
+from wipsvc.pipeline.steps import (
+    Backends,
+    ProductState,
+    RetryPolicy,
+    StepFailure,
+    retry_transient,
+    run_product,
+)
 from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store
 
 log = logging.getLogger(__name__)
@@ -58,39 +65,49 @@ class JobRunner:
             log.warning("job %s was taken over by another instance; stopping here", job_id)
 
     async def _run_products(self) -> tuple[JobStatus, str | None]:
+        # The lease is renewed from the start: opening the backends may take a while (Google's
+        # backoff, retries), and an unrenewed lease would let another claim take the job meanwhile.
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._keep_lease())
+                try:
+                    return await self._open_and_work(group)
+                finally:
+                    self._stop_lease.set()
+        except* LeaseLost as lost:
+            raise lost.exceptions[0] from None
+
+    async def _open_and_work(self, group: asyncio.TaskGroup) -> tuple[JobStatus, str | None]:
         items = await self._store.jobs.items(self.job.job_id)
         todo = [item for item in items if item.status in (ItemStatus.PENDING, ItemStatus.RUNNING)]
         products = await self._store.collections.get_products(
             self.job.collection_name, [i.wip_id for i in todo]
         )
         try:
-            backends = await self._open_backends(self.job)
+            backends = await retry_transient(
+                lambda: self._open_backends(self.job),
+                self._retry,
+                f"opening the backends of job {self.job.job_id}",
+            )
         except Exception as error:
             log.exception("job %s could not open its backends", self.job.job_id)
             return JobStatus.FAILED, f"could not open the collection's backends: {error}"
-        queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
-        for item in todo:
-            queue.put_nowait(item)
-        urls = {wip_id: product.url for wip_id, product in products.items()}
-        workers = min(self._settings.workers_per_job, len(todo)) or 1
-        limits = backends.limits if isinstance(backends, LimitedBackends) else None
-        eta = EtaEstimator(
-            len(todo),
-            time.monotonic,
-            workers=workers,
-            gap=self._settings.product_delay_seconds,
-            paused_for=limits.paused_for if limits is not None else None,
-        )
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._keep_lease())
-                worker_tasks = [
-                    group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)
-                ]
-                await asyncio.gather(*worker_tasks)
-                self._stop_lease.set()
-        except* LeaseLost as lost:
-            raise lost.exceptions[0] from None
+            queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
+            for item in todo:
+                queue.put_nowait(item)
+            urls = {wip_id: product.url for wip_id, product in products.items()}
+            workers = min(self._settings.workers_per_job, len(todo)) or 1
+            limits = backends.limits if isinstance(backends, LimitedBackends) else None
+            eta = EtaEstimator(
+                len(todo),
+                time.monotonic,
+                workers=workers,
+                gap=self._settings.product_delay_seconds,
+                paused_for=limits.paused_for if limits is not None else None,
+            )
+            worker_tasks = [group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)]
+            await asyncio.gather(*worker_tasks)
         finally:
             await backends.close()
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None

@@ -12,7 +12,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from wipsvc.adapters.base import (
     Cleaner,
@@ -159,6 +159,24 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+T = TypeVar("T")
+
+
+async def retry_transient(operation: Callable[[], Awaitable[T]], retry: RetryPolicy, what: str) -> T:
+    """Run ``operation``, retrying transient step errors as a step would (for a job's set-up,
+    such as opening its spreadsheet, which is not one product's step)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await operation()
+        except StepError as error:
+            if not error.transient or attempt >= retry.max_attempts:
+                raise
+            log.warning("retrying %s after transient error: %s", what, error.message)
+            await retry.sleep(retry.delay(attempt))
 
 
 Save = Callable[[ProductState], Awaitable[None]]
