@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     rate_limit_max_backoff_seconds: float = Field(
         32.0, gt=0, description="Longest pause after a 429 without Retry-After (Google's max_backoff)."
     )
+    share_quotas_between_instances: bool = Field(
+        True,
+        description="Instances running jobs on one PostgreSQL split each quota above evenly between "
+        "them (an idle instance takes no part). Turn off when each instance uses its own accounts.",
+    )
     sheets_coalesce: bool = Field(
         True, description="Send Sheets writes of several products that are ready together as one request."
     )

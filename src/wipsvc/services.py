@@ -65,7 +65,17 @@ class Services:
                 retry=retry_policy,
             )
 
-        registry = JobRegistry(store, bus, settings, make_runner, default_owner(settings))
+        # Several instances on one PostgreSQL call the same Google and LLM accounts: the
+        # quotas are theirs to share. SQLite serves one instance, which keeps them whole.
+        sharing = settings.share_quotas_between_instances and not store.is_sqlite
+        registry = JobRegistry(
+            store,
+            bus,
+            settings,
+            make_runner,
+            default_owner(settings),
+            share_quotas=backends.limits.share_among if sharing else None,
+        )
         await registry.start()
         return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time())
 

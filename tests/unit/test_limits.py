@@ -265,3 +265,32 @@ async def test_limits_follow_the_settings() -> None:
         snapshot["sheets_write"] | {"available": 30, "waiting": 0, "throttled": 0} == snapshot["sheets_write"]
     )
     assert limits.paused_for() == 0.0
+
+
+async def test_a_share_of_the_quota_is_all_this_instance_admits(clock: LoopClock) -> None:
+    """Two instances busy at once: each admits half of the quota; alone again, all of it."""
+    bucket = QuotaBucket("writes", 60, 60.0, anchor="finish", burst=6, max_concurrent=4)
+    bucket.share(2)
+    assert (bucket.limit, bucket.burst, bucket.max_concurrent, bucket.parts) == (30, 3, 2, 2)
+    log: list[tuple[float, float]] = []
+    tasks = spawn(10, lambda: worker(bucket, clock, log, hold=0.3))
+    await clock.advance(180, step=0.02)
+    starts = [s for s, _ in log]
+    assert max_in_window(starts, 60) <= 30 and len(log) >= 80  # half the quota, and all of that half
+    shared = len(log)
+    bucket.share(1)  # the other instance went idle
+    await clock.advance(120, step=0.02)
+    await stop(tasks)
+    assert max_in_window([s for s, _ in log], 60) <= 60
+    assert len(log) - shared >= 100  # now at the whole quota's pace
+    assert bucket.snapshot()["shared_by"] == 1
+
+
+async def test_limits_are_shared_among_instances() -> None:
+    settings = make_settings("sqlite+aiosqlite:///unused.db", sheets_write_per_minute=60)
+    limits = Limits.from_settings(settings)
+    limits.share_among(3)
+    assert limits.sheets_write.limit == 20 and limits.llm_requests.limit == 500 // 3
+    assert limits.apps_script.max_concurrent == 10 and limits.llm_tokens.limit is None  # none stays none
+    limits.share_among(1)
+    assert limits.sheets_write.limit == 60 and limits.apps_script.max_concurrent == 30

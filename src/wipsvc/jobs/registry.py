@@ -3,6 +3,7 @@
 Restart recovery and several instances sharing one database are the same mechanism:
 every instance periodically claims queued jobs and running jobs whose lease expired
 (on SQLite, the only instance also takes every running job left by its predecessor).
+At the same pace it counts the instances running jobs, so that they share the quotas.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from wipsvc.store import JobRecord, LeaseLost, Store
 log = logging.getLogger(__name__)
 
 RunnerFactory = Callable[[JobRecord, str], JobRunner]
+ShareQuotas = Callable[[int], None]  # told how many instances are running jobs now
 
 
 def default_owner(settings: Settings) -> str:
@@ -31,9 +33,17 @@ def default_owner(settings: Settings) -> str:
 
 class JobRegistry:
     def __init__(
-        self, store: Store, bus: EventBus, settings: Settings, make_runner: RunnerFactory, owner: str
+        self,
+        store: Store,
+        bus: EventBus,
+        settings: Settings,
+        make_runner: RunnerFactory,
+        owner: str,
+        *,
+        share_quotas: ShareQuotas | None = None,
     ) -> None:
         self._store = store
+        self._share_quotas = share_quotas
         self._bus = bus
         self._settings = settings
         self._make_runner = make_runner
@@ -88,6 +98,7 @@ class JobRegistry:
         while True:
             try:
                 await self._claim_once()
+                await self._count_busy_instances()
             except Exception:
                 log.exception("claiming jobs failed; trying again in %.1f s", interval)
             with contextlib.suppress(TimeoutError):
@@ -114,6 +125,16 @@ class JobRegistry:
             self._runners[job.job_id] = (runner, task)
             task.add_done_callback(functools.partial(self._on_done, job.job_id))
             log.info("job %s (%s) started on %s", job.job_id, job.collection_name, self.owner)
+
+    async def _count_busy_instances(self) -> None:
+        """Instances that run jobs at once share the external quotas evenly (they call the same
+        accounts); an idle instance uses none, so its part goes to the busy ones."""
+        if self._share_quotas is None:
+            return
+        busy = await self._store.jobs.busy_owners()
+        if self._runners:
+            busy.add(self.owner)
+        self._share_quotas(max(1, len(busy)))
 
     def _on_done(self, job_id: str, task: asyncio.Task[None]) -> None:
         self._runners.pop(job_id, None)

@@ -73,6 +73,11 @@ class Limits:
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: bucket.snapshot() for name, bucket in self.buckets().items()}
 
+    def share_among(self, instances: int) -> None:
+        """Give this process one ``instances``-th of every quota (see ``QuotaBucket.share``)."""
+        for bucket in self.buckets().values():
+            bucket.share(instances)
+
     def paused_for(self) -> float:
         """The longest pause any resource is in (every call to it waits at least that long)."""
         return max(bucket.paused_for() for bucket in self.buckets().values())

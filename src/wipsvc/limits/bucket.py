@@ -104,12 +104,16 @@ class QuotaBucket:
         if period <= 0:
             raise ValueError("period must be positive")
         self.name = name
-        self.limit = limit
         self.period = period
         self.anchor: Anchor = anchor
+        # As configured: the quota of the whole account. `share` may give this process a part.
+        self._quota, self._quota_concurrent, self._quota_burst = limit, max_concurrent, burst
+        self.parts = 1
+        self.limit = limit
         self.max_concurrent = max_concurrent
-        self.burst = burst if limit is not None and burst is not None and burst < limit else None
-        self._spacing = period / limit if limit is not None else 0.0
+        self.burst: int | None = None
+        self._spacing = 0.0
+        self._apply_share()
         self._next_free = float("-inf")  # GCRA's theoretical arrival time
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -126,6 +130,25 @@ class QuotaBucket:
         self._streak = 0
         self.admitted = 0
         self.throttles = 0
+
+    # -- sharing the quota with other instances ---------------------------------------------------
+    def share(self, parts: int) -> None:
+        """Use one ``parts``-th of the configured quota (rate, burst and concurrency): the rest is
+        for the other instances that call the same account's API at the same time."""
+        parts = max(1, parts)
+        if parts != self.parts:
+            self.parts = parts
+            self._apply_share()
+            self._wake()  # a larger share may admit waiters now; a smaller one re-times the wait
+
+    def _apply_share(self) -> None:
+        def part(value: int | None) -> int | None:
+            return None if value is None else max(1, value // self.parts)
+
+        self.limit, self.max_concurrent = part(self._quota), part(self._quota_concurrent)
+        burst = part(self._quota_burst)
+        self.burst = burst if self.limit is not None and burst is not None and burst < self.limit else None
+        self._spacing = self.period / self.limit if self.limit is not None else 0.0
 
     # -- taking tokens ----------------------------------------------------------------------------
     async def acquire(self, amount: int = 1) -> Permit:
@@ -272,6 +295,7 @@ class QuotaBucket:
             available = max(0, self.limit - self._held - self._returning_total)
         return {
             "limit": self.limit,
+            "shared_by": self.parts,
             "period_seconds": self.period,
             "max_concurrent": self.max_concurrent,
             "burst": self.burst,

@@ -223,6 +223,20 @@ class JobsRepository:
             counts[name] = count
         return counts
 
+    async def busy_owners(self) -> set[str]:
+        """The instances running a job now (holding an unexpired lease)."""
+        query = (
+            sa.select(wip_jobs.c.owner)
+            .where(
+                wip_jobs.c.status == JobStatus.RUNNING.value,
+                wip_jobs.c.owner.is_not(None),
+                wip_jobs.c.lease_expires_at > utcnow(),
+            )
+            .distinct()
+        )
+        async with self.db.read() as conn:
+            return {str(owner) for owner in (await conn.execute(query)).scalars()}
+
     async def renew_lease(self, job_id: str, owner: str, lease_seconds: float) -> bool:
         """Extend the lease; returns whether cancellation was requested. Raises LeaseLost."""
         async with self.db.write() as conn:

@@ -29,6 +29,7 @@ _EXAMPLE: dict[str, Any] = {
     "quotas": {
         "sheets_write": {
             "limit": 60,
+            "shared_by": 1,
             "period_seconds": 60.0,
             "max_concurrent": 6,
             "burst": 6,
@@ -65,7 +66,9 @@ class StatsResponse(BaseModel):
     quotas: dict[str, Any] = Field(
         default_factory=dict,
         description="Per external service (Sheets, Apps Script, LLM…): usage against its limit "
-        "and recent 429 answers. Keys and shape are open; clients should render what they find.",
+        "and recent 429 answers. `limit` is this instance's part of the quota, which it shares "
+        "with `shared_by` instances in all. Keys and shape are open; clients should render what "
+        "they find.",
     )
 
 

@@ -1,0 +1,61 @@
+"""Several instances on one PostgreSQL: each runs its own jobs, and together they keep to the quotas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.test_restart_and_cancel import _submit
+from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.slow import SlowFetcher
+from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.config import Settings
+from wipsvc.demo.shop import SampleShop
+
+pytestmark = pytest.mark.postgres
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_instances_running_jobs_share_the_quotas(
+    postgres_url: str, shop: SampleShop, fetcher: SafeFetcher
+) -> None:
+    def settings(instance: str) -> Settings:
+        # One job per instance, so that the second job goes to the other instance.
+        return make_settings(
+            postgres_url,
+            instance_id=instance,
+            max_running_jobs=1,
+            workers_per_job=1,
+            sheets_write_per_minute=60,
+        )
+
+    slow = SlowFetcher(fetcher, 0.3)  # a job of 9 products lasts about 3 s
+    async with (
+        LiveServer(settings("a"), fetcher=slow) as a,
+        LiveServer(settings("b"), fetcher=slow) as b,
+        a.client() as client,
+    ):
+        writes = [server.services.backends.limits.sheets_write for server in (a, b)]
+        assert [bucket.limit for bucket in writes] == [60, 60]
+        first = await _submit(client, "sinks", shop.products())
+        await _until(lambda: any(server.services.registry.running_job_ids for server in (a, b)))
+        # One instance busy: it keeps the whole quota.
+        await asyncio.sleep(0.5)
+        assert [bucket.limit for bucket in writes] == [60, 60]
+        second = await _submit(client, "taps", shop.products())
+        # Both busy: each gets half, and never more than the whole between them.
+        await _until(lambda: all(bucket.parts == 2 for bucket in writes))
+        assert [bucket.limit for bucket in writes] == [30, 30]
+        assert {tuple(server.services.registry.running_job_ids) for server in (a, b)} == {(first,), (second,)}
+        for collection, job_id in (("sinks", first), ("taps", second)):
+            assert (await wait_for_job(client, collection, job_id))["status"] == "completed"
+        # Idle again: each would have the whole quota for its next job.
+        await _until(lambda: all(bucket.parts == 1 for bucket in writes))
+        assert [bucket.limit for bucket in writes] == [60, 60]
