@@ -88,10 +88,14 @@ class JobRunner:
                 lambda: self._open_backends(self.job),
                 self._retry,
                 f"opening the backends of job {self.job.job_id}",
+                give_up=self._cancel.is_set,
             )
         except Exception as error:
+            if self._cancel.is_set():
+                return JobStatus.CANCELLED, None
             log.exception("job %s could not open its backends", self.job.job_id)
             return JobStatus.FAILED, f"could not open the collection's backends: {error}"
+        worker_tasks: list[asyncio.Task[None]] = []
         try:
             queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
             for item in todo:
@@ -106,9 +110,15 @@ class JobRunner:
                 gap=self._settings.product_delay_seconds,
                 paused_for=limits.paused_for if limits is not None else None,
             )
-            worker_tasks = [group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)]
+            worker_tasks += [
+                group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)
+            ]
             await asyncio.gather(*worker_tasks)
         finally:
+            # gather() returns at the first worker's error (or when cancelled); the others may still
+            # be unwinding through the backends, which are closed only once every worker is done.
+            if worker_tasks:
+                await asyncio.wait(worker_tasks)
             await backends.close()
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
 

@@ -164,16 +164,23 @@ class RetryPolicy:
 T = TypeVar("T")
 
 
-async def retry_transient(operation: Callable[[], Awaitable[T]], retry: RetryPolicy, what: str) -> T:
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]],
+    retry: RetryPolicy,
+    what: str,
+    *,
+    give_up: Callable[[], bool] = lambda: False,
+) -> T:
     """Run ``operation``, retrying transient step errors as a step would (for a job's set-up,
-    such as opening its spreadsheet, which is not one product's step)."""
+    such as opening its spreadsheet, which is not one product's step). ``give_up`` is asked
+    before each retry (e.g. whether the job was cancelled meanwhile)."""
     attempt = 0
     while True:
         attempt += 1
         try:
             return await operation()
         except StepError as error:
-            if not error.transient or attempt >= retry.max_attempts:
+            if not error.transient or attempt >= retry.max_attempts or give_up():
                 raise
             log.warning("retrying %s after transient error: %s", what, error.message)
             await retry.sleep(retry.delay(attempt))
