@@ -294,3 +294,16 @@ async def test_limits_are_shared_among_instances() -> None:
     assert limits.apps_script.max_concurrent == 10 and limits.llm_tokens.limit is None  # none stays none
     limits.share_among(1)
     assert limits.sheets_write.limit == 60 and limits.apps_script.max_concurrent == 30
+
+
+async def test_a_waiter_larger_than_a_shrunken_share_is_still_served(clock: LoopClock) -> None:
+    bucket = QuotaBucket("tokens", 100, 10.0)
+    held = await bucket.acquire(30)
+    waiter = asyncio.create_task(bucket.acquire(80))  # must wait: 30 + 80 > 100
+    await clock.settle()
+    bucket.share(2)  # now 50 a period: 80 could never fit, so it is capped like any request
+    held.release()
+    await clock.advance(10.1)
+    assert waiter.done()  # not stuck at the head of the queue, blocking everyone behind it
+    permit = waiter.result()
+    assert permit.amount == 50 and bucket.snapshot()["waiting"] == 0

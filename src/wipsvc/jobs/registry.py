@@ -119,6 +119,8 @@ class JobRegistry:
         # Only at start-up: later, a second process sharing the file by mistake must not
         # take jobs from a live owner; their leases expire if it dies.
         self._take_orphans_now = False
+        if jobs:  # take this instance's smaller part of the quotas before its new jobs call out
+            await self._count_busy_instances()
         for job in jobs:
             runner = self._make_runner(job, self.owner)
             task = asyncio.create_task(runner.run(), name=f"wipsvc-job-{job.job_id}")

@@ -134,11 +134,15 @@ class QuotaBucket:
     # -- sharing the quota with other instances ---------------------------------------------------
     def share(self, parts: int) -> None:
         """Use one ``parts``-th of the configured quota (rate, burst and concurrency): the rest is
-        for the other instances that call the same account's API at the same time."""
+        for the other instances that call the same account's API at the same time. Each part is
+        at least 1, so more instances than a quota's size exceed it together."""
         parts = max(1, parts)
         if parts != self.parts:
             self.parts = parts
             self._apply_share()
+            if self.limit is not None:
+                for waiter in self._waiters:  # as `acquire` caps a request at the limit
+                    waiter.amount = min(waiter.amount, self.limit)
             self._wake()  # a larger share may admit waiters now; a smaller one re-times the wait
 
     def _apply_share(self) -> None:
