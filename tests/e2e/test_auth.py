@@ -241,6 +241,26 @@ async def test_open_mode_on_loopback(sqlite_url: str, shop: SampleShop, fetcher:
         assert [c["name"] for c in response.json()["collections"]] == ["sinks"]
 
 
+async def test_open_connections_close_once_the_first_key_exists(sqlite_url: str) -> None:
+    settings = make_settings(sqlite_url, socket_key_recheck_seconds=0.2)
+    async with LiveServer(settings) as server:
+        keyless = Listener()
+        await keyless.connect(server.url, None)  # open mode: allowed
+        await asyncio.sleep(0.5)
+        assert keyless.sio.connected  # the check leaves it alone while no key exists
+        key = await _key(server, None)
+        keyed = Listener()
+        await keyed.connect(server.url, key)
+        async with asyncio.timeout(10):
+            while keyless.sio.connected:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        assert keyed.sio.connected
+        await keyed.sio.disconnect()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await Listener().connect(server.url, None)
+
+
 async def test_the_cli_manages_keys_and_revocation_is_immediate(
     sqlite_url: str, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -46,7 +46,8 @@ class Realtime:
             engineio_logger=False,
         )
         self._services = services
-        self._key_of: dict[str, int] = {}  # sid -> API key id, for this instance's connections
+        # sid -> API key id (None: connected while no key existed), for this instance's connections
+        self._key_of: dict[str, int | None] = {}
         self.server.on("connect", self._connect)
         self.server.on("disconnect", self._disconnect)
         self.server.on("subscribe", self._subscribe)
@@ -61,14 +62,26 @@ class Realtime:
                 log.exception("checking the API keys of open connections failed")
 
     async def close_revoked(self) -> int:
-        """Disconnect this instance's clients whose key is revoked or gone; how many."""
+        """Disconnect this instance's clients whose key is revoked or gone, and those that came in
+        without a key while none existed once a key exists; how many."""
+        keys = self._services().store.keys
         connected = dict(self._key_of)
-        valid = await self._services().store.keys.still_valid(set(connected.values()))
-        revoked = [sid for sid, key_id in connected.items() if key_id not in valid]
-        for sid in revoked:
-            log.info("closing a Socket.IO connection: its API key %s was revoked", connected[sid])
-            await self.server.disconnect(sid)
-        return len(revoked)
+        valid = await keys.still_valid({key_id for key_id in connected.values() if key_id is not None})
+        keyless = any(key_id is None for key_id in connected.values()) and await keys.any_exist()
+        closing = [
+            sid
+            for sid, key_id in connected.items()
+            if (key_id is None and keyless) or (key_id is not None and key_id not in valid)
+        ]
+        for sid in closing:
+            self._key_of.pop(sid, None)  # once: a client already gone is not retried every round
+            try:
+                log.info("closing a Socket.IO connection: API key %s no longer valid", connected[sid])
+                # This instance's own client: no need to go through the Redis manager's queue.
+                await self.server.disconnect(sid, ignore_queue=True)
+            except Exception:
+                log.exception("closing Socket.IO connection %s failed", sid)
+        return len(closing)
 
     async def relay(self, event: ProgressEvent) -> None:
         """Bus handler: send one stored event to every client allowed to see it."""
@@ -91,8 +104,7 @@ class Realtime:
         # Rooms are joined only now that the client's access is known.
         allowed = None if principal.collections is None else sorted(principal.collections)
         await self.server.save_session(sid, {"collections": allowed, "key_id": principal.key_id})
-        if principal.key_id is not None:
-            self._key_of[sid] = principal.key_id
+        self._key_of[sid] = principal.key_id
         if allowed is None:
             await self.server.enter_room(sid, ALL_COLLECTIONS_ROOM)
         for name in allowed or ():
