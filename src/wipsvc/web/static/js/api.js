@@ -25,15 +25,18 @@ export class ApiError extends Error {
   }
 }
 
+let keyInMemory = ""; // used when the browser refuses storage (private mode, policies)
+
 export function getApiKey() {
   try {
     return localStorage.getItem(KEY_STORAGE) || "";
   } catch {
-    return ""; // storage disabled (private mode, policies): work without a key
+    return keyInMemory;
   }
 }
 
 export function setApiKey(key) {
+  keyInMemory = key || "";
   try {
     if (key) localStorage.setItem(KEY_STORAGE, key);
     else localStorage.removeItem(KEY_STORAGE);

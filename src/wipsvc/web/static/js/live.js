@@ -52,10 +52,15 @@ export class Live extends EventTarget {
       const message = String((error && error.message) || "");
       const unauthorized = /unauthori[sz]ed|401|api key|forbidden/i.test(message);
       this._setState("offline", unauthorized ? "Live updates need an API key" : "Offline — retrying");
-      // A refusal of a key that has since been replaced is stale: the reconnect with the new key
-      // will answer for itself.
-      if (unauthorized && this._sentKey === getApiKey()) {
+      if (!unauthorized) return; // socket.io retries network errors by itself
+      if (this._sentKey === getApiKey()) {
         this.dispatchEvent(new CustomEvent("unauthorized", { detail: { message } }));
+      } else {
+        // A refusal of a key that has since been replaced (here or in another tab) is stale.
+        // socket.io does not retry a refusal: try again shortly, with the key stored now.
+        setTimeout(() => {
+          if (!this.socket.connected && !this.socket.active) this.socket.connect();
+        }, 1000);
       }
     });
     this.socket.on(EVENT, (event) => this._onEvent(event));
