@@ -71,10 +71,8 @@ DEFAULT_SDK_RETRIES = 2
 DEFAULT_OUTPUT_RETRIES = 2
 MAX_PAGE_TEXT_CHARS = 8_000  # page text sent for extraction: enough for a product page, bounded cost
 MAX_DESCRIBE_TEXT_CHARS = 3_000
-PRODUCT_FIELDS: tuple[str, ...] = (
-    "title", "brand", "price", "currency", "description", "image_url", "images",
-    "gtin", "mpn", "sku", "availability", "category", "color", "material",
-)  # fmt: skip
+# The fields the model may fill: exactly those of the answer's schema.
+PRODUCT_FIELDS: tuple[str, ...] = tuple(ExtractedFields.model_fields)
 
 _T = TypeVar("_T", bound=BaseModel)
 
