@@ -12,6 +12,7 @@ from typing import Any
 import socketio
 
 from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.slow import SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 
@@ -156,3 +157,31 @@ async def _until(condition: Any, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+async def test_job_status_reports_an_eta_that_falls_as_products_finish(
+    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher
+) -> None:
+    products = [(sku, url) for sku, url in shop.products() if sku not in BROKEN_SKUS]
+    settings = make_settings(sqlite_url, workers_per_job=1)
+    async with (
+        LiveServer(settings, fetcher=SlowFetcher(fetcher, 0.2)) as server,
+        server.client() as client,
+    ):
+        ids = await _create_products(client, "sinks", products)
+        job_id = (await client.post("/api/sinks/wip/process", json={"wip_ids": ids})).json()["job_id"]
+        seen: list[tuple[int, float | None]] = []  # (processed, eta_seconds) per poll
+        async with asyncio.timeout(30):
+            while True:
+                job = (await client.get(f"/api/sinks/wip/jobs/{job_id}")).json()["job"]
+                if job["status"] == "completed":
+                    break
+                seen.append((job["processed_products"], job["eta_seconds"]))
+                await asyncio.sleep(0.05)
+    assert all(eta is None for processed, eta in seen if processed == 0)
+    estimates = {processed: eta for processed, eta in seen if processed > 0}
+    assert len(estimates) >= 3 and all(eta is not None for eta in estimates.values())
+    # One product at a time at a steady pace: what remains shrinks with every product done.
+    first, last = min(estimates), max(estimates)
+    assert estimates[last] < estimates[first]  # type: ignore[operator]
+    assert job["eta_seconds"] == 0.0

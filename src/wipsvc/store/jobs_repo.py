@@ -491,12 +491,15 @@ async def _append_event(
     eta: float | None,
 ) -> ProgressEvent:
     # Bumping the counter on the job row locks it, so sequence numbers are gapless and unique.
+    # The event's ETA goes on the row too, so that job status needs no read of the events.
+    now = utcnow()
+    rounded_eta = None if eta is None else round(eta, 1)
     row = (
         (
             await conn.execute(
                 wip_jobs.update()
                 .where(wip_jobs.c.job_id == job_id)
-                .values(event_seq=wip_jobs.c.event_seq + 1)
+                .values(event_seq=wip_jobs.c.event_seq + 1, eta_seconds=rounded_eta, eta_at=now)
                 .returning(
                     wip_jobs.c.event_seq,
                     wip_jobs.c.collection_name,
@@ -511,7 +514,6 @@ async def _append_event(
         .mappings()
         .one()
     )
-    now = utcnow()
     payload = {
         "job_id": job_id,
         "status": status.value,
@@ -522,7 +524,7 @@ async def _append_event(
         "current_product": current_product,
         "collection_name": row["collection_name"],
         "seq": row["event_seq"],
-        "eta_seconds": None if eta is None else round(eta, 1),
+        "eta_seconds": rounded_eta,
         "job_status": row["status"],
         "timestamp": now.isoformat().replace("+00:00", "Z"),
     }

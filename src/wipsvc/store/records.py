@@ -104,6 +104,8 @@ class JobRecord:
     event_seq: int
     retry_of: str | None
     token_usage: dict[str, int] | None
+    eta_seconds: float | None = None  # as of `eta_at`, the time of the job's latest event
+    eta_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
@@ -127,6 +129,8 @@ class JobRecord:
             event_seq=row["event_seq"],
             retry_of=row["retry_of"],
             token_usage=row["token_usage"],
+            eta_seconds=row.get("eta_seconds"),
+            eta_at=row.get("eta_at"),
         )
 
 

@@ -95,6 +95,9 @@ wip_jobs = sa.Table(
     sa.Column("event_seq", sa.Integer, server_default="0", nullable=False),
     sa.Column("retry_of", sa.Text),
     sa.Column("token_usage", sa.JSON),
+    # The estimate of the job's latest event and when it was made: job status reads it here.
+    sa.Column("eta_seconds", sa.Float),
+    sa.Column("eta_at", UTCDateTime),
     sa.Index("ix_wip_jobs_collection_created", "collection_name", "created_at"),
     sa.Index("ix_wip_jobs_status", "status"),
 )

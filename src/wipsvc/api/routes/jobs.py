@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
-from wipsvc.api.deps import ExistingCollection, ServicesDep
+from wipsvc.api.deps import AllowedCollectionName, ExistingCollection, ServicesDep
 from wipsvc.api.errors import ERROR_RESPONSES, ApiError
 from wipsvc.api.limits import JobCap, JobStartLimit
 from wipsvc.api.schemas import (
@@ -80,9 +80,10 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobResponse)
-async def get_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> JobResponse:
+async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> JobResponse:
     """A job's status, counters and per-product results."""
-    return JobResponse(job=await job_view(services, await _job_of(services, collection.name, job_id)))
+    # No lookup of the collection: its job proves it exists (this is the route clients poll).
+    return JobResponse(job=await job_view(services, await _job_of(services, collection, job_id)))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=CancelResponse)
@@ -153,22 +154,20 @@ async def job_view(services: Services, job: JobRecord) -> Job:
         started_at=job.started_at,
         completed_at=job.completed_at,
         wip_ids=job.wip_ids,
-        eta_seconds=await _eta(services, job),
+        eta_seconds=_eta(job),
         cancel_requested=job.cancel_requested,
         retry_of=job.retry_of,
         token_usage=job.token_usage,
     )
 
 
-async def _eta(services: Services, job: JobRecord) -> float | None:
+def _eta(job: JobRecord) -> float | None:
     if job.status in TERMINAL_JOB_STATUSES:
         return 0.0
     if job.status is JobStatus.QUEUED or job.event_seq == 0:
         return None
-    last = await services.store.jobs.events_after(job.job_id, job.event_seq - 1, limit=1)
-    if not last or last[0].payload.get("eta_seconds") is None:
+    if job.eta_seconds is None or job.eta_at is None:
         return None
-    # The estimate was made when the last product finished; time has passed since.
-    stamped = datetime.fromisoformat(last[0].payload["timestamp"])
-    elapsed = (datetime.now(UTC) - stamped).total_seconds()
-    return round(max(0.0, float(last[0].payload["eta_seconds"]) - elapsed), 1)
+    # The estimate was made with the job's latest event; time has passed since.
+    elapsed = (datetime.now(UTC) - job.eta_at).total_seconds()
+    return round(max(0.0, job.eta_seconds - elapsed), 1)
