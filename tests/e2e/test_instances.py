@@ -59,3 +59,18 @@ async def test_instances_running_jobs_share_the_quotas(
         # Idle again: each would have the whole quota for its next job.
         await _until(lambda: all(bucket.parts == 1 for bucket in writes))
         assert [bucket.limit for bucket in writes] == [60, 60]
+
+
+async def test_a_stopped_instance_gives_its_jobs_back_at_once(
+    postgres_url: str, shop: SampleShop, fetcher: SafeFetcher
+) -> None:
+    """Shut down mid-job, an instance releases the job: another takes it over without waiting
+    for the lease to run out (here far longer than the test may take)."""
+    settings = make_settings(postgres_url, workers_per_job=1, lease_seconds=300)
+    async with LiveServer(settings, fetcher=SlowFetcher(fetcher, 0.3)) as first, first.client() as client:
+        job_id = await _submit(client, "sinks", shop.products())
+        await _until(lambda: bool(first.services.registry.running_job_ids))
+        await asyncio.sleep(0.5)
+    async with LiveServer(settings, fetcher=fetcher) as second, second.client() as client:
+        job = await wait_for_job(client, "sinks", job_id, timeout=30)
+        assert job["status"] == "completed" and job["processed_products"] == len(shop.products())

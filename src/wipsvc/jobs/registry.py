@@ -55,6 +55,7 @@ class JobRegistry:
         # On SQLite this is the only instance: what its predecessor left running is orphaned.
         self._take_orphans_now = store.is_sqlite
         self._background: set[asyncio.Task[None]] = set()
+        self._busy_others: set[str] = set()  # other instances running jobs, as last counted
 
     @property
     def running_job_ids(self) -> list[str]:
@@ -66,13 +67,14 @@ class JobRegistry:
     async def stop(self) -> None:
         """Cancel every task this registry owns, wait for them, and give the jobs back."""
         self._stopping = True
+        running = list(self._runners)  # taken now: each task's done-callback removes its entry
         tasks = [task for _, task in self._runners.values()] + list(self._background)
         if self._loop_task is not None:
             tasks.append(self._loop_task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for job_id in list(self._runners):
+        for job_id in running:
             with contextlib.suppress(Exception):
                 await self._store.jobs.release(job_id, self.owner)
         self._runners.clear()
@@ -119,8 +121,10 @@ class JobRegistry:
         # Only at start-up: later, a second process sharing the file by mistake must not
         # take jobs from a live owner; their leases expire if it dies.
         self._take_orphans_now = False
-        if jobs:  # take this instance's smaller part of the quotas before its new jobs call out
-            await self._count_busy_instances()
+        if jobs and not self._runners and self._share_quotas is not None:
+            # Busy from now on: take this instance's part of the quotas before its new jobs call
+            # out (from the last count of the others; the next round counts again).
+            self._share_quotas(len(self._busy_others) + 1)
         for job in jobs:
             runner = self._make_runner(job, self.owner)
             task = asyncio.create_task(runner.run(), name=f"wipsvc-job-{job.job_id}")
@@ -134,6 +138,7 @@ class JobRegistry:
         if self._share_quotas is None:
             return
         busy = await self._store.jobs.busy_owners()
+        self._busy_others = busy - {self.owner}
         if self._runners:
             busy.add(self.owner)
         self._share_quotas(max(1, len(busy)))
