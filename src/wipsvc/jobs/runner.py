@@ -83,6 +83,8 @@ class JobRunner:
         products = await self._store.collections.get_products(
             self.job.collection_name, [i.wip_id for i in todo]
         )
+        if self._cancel.is_set():  # cancelled before it started: nothing to open
+            return JobStatus.CANCELLED, None
         try:
             backends = await retry_transient(
                 lambda: self._open_backends(self.job),
@@ -117,9 +119,11 @@ class JobRunner:
         finally:
             # gather() returns at the first worker's error (or when cancelled); the others may still
             # be unwinding through the backends, which are closed only once every worker is done.
-            if worker_tasks:
-                await asyncio.wait(worker_tasks)
-            await backends.close()
+            try:
+                if worker_tasks:
+                    await asyncio.wait(worker_tasks)
+            finally:
+                await backends.close()
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
 
     async def _keep_lease(self) -> None:

@@ -184,6 +184,8 @@ async def retry_transient(
                 raise
             log.warning("retrying %s after transient error: %s", what, error.message)
             await retry.sleep(retry.delay(attempt))
+            if give_up():
+                raise
 
 
 Save = Callable[[ProductState], Awaitable[None]]
