@@ -17,13 +17,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # batch mode: SQLite cannot add columns to a table with constraints in place otherwise
-    with op.batch_alter_table("wip_jobs") as batch:
-        batch.add_column(sa.Column("eta_seconds", sa.Float(), nullable=True))
-        batch.add_column(sa.Column("eta_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("wip_jobs", sa.Column("eta_seconds", sa.Float(), nullable=True))
+    op.add_column("wip_jobs", sa.Column("eta_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("wip_jobs") as batch:
-        batch.drop_column("eta_at")
-        batch.drop_column("eta_seconds")
+    # Plain ALTER TABLE … DROP COLUMN (SQLite has it since 3.35): a batch copy of the table
+    # would trip over the foreign keys of job_items and job_events on SQLite.
+    op.execute("ALTER TABLE wip_jobs DROP COLUMN eta_at")
+    op.execute("ALTER TABLE wip_jobs DROP COLUMN eta_seconds")

@@ -154,20 +154,26 @@ async def job_view(services: Services, job: JobRecord) -> Job:
         started_at=job.started_at,
         completed_at=job.completed_at,
         wip_ids=job.wip_ids,
-        eta_seconds=_eta(job),
+        eta_seconds=await _eta(services, job),
         cancel_requested=job.cancel_requested,
         retry_of=job.retry_of,
         token_usage=job.token_usage,
     )
 
 
-def _eta(job: JobRecord) -> float | None:
+async def _eta(services: Services, job: JobRecord) -> float | None:
     if job.status in TERMINAL_JOB_STATUSES:
         return 0.0
     if job.status is JobStatus.QUEUED or job.event_seq == 0:
         return None
-    if job.eta_seconds is None or job.eta_at is None:
+    estimate, made_at = job.eta_seconds, job.eta_at
+    if made_at is None:  # a job running since before migration 0003: its last event says
+        last = await services.store.jobs.events_after(job.job_id, job.event_seq - 1, limit=1)
+        if last and last[0].payload.get("eta_seconds") is not None:
+            estimate = float(last[0].payload["eta_seconds"])
+            made_at = datetime.fromisoformat(last[0].payload["timestamp"].replace("Z", "+00:00"))
+    if estimate is None or made_at is None:
         return None
     # The estimate was made with the job's latest event; time has passed since.
-    elapsed = (datetime.now(UTC) - job.eta_at).total_seconds()
-    return round(max(0.0, job.eta_seconds - elapsed), 1)
+    elapsed = (datetime.now(UTC) - made_at).total_seconds()
+    return round(max(0.0, estimate - elapsed), 1)
