@@ -307,3 +307,15 @@ async def test_a_waiter_larger_than_a_shrunken_share_is_still_served(clock: Loop
     assert waiter.done()  # not stuck at the head of the queue, blocking everyone behind it
     permit = waiter.result()
     assert permit.amount == 50 and bucket.snapshot()["waiting"] == 0
+
+
+async def test_a_capped_waiter_takes_its_whole_request_once_the_share_grows_back(clock: LoopClock) -> None:
+    bucket = QuotaBucket("tokens", 100, 10.0)
+    held = await bucket.acquire(30)
+    waiter = asyncio.create_task(bucket.acquire(80))
+    await clock.settle()
+    bucket.share(2)  # capped at 50 while the quota is shared...
+    bucket.share(1)  # ...and whole again before its turn came: it counts all 80 tokens
+    held.release()
+    await clock.advance(10.1)
+    assert waiter.done() and waiter.result().amount == 80

@@ -81,8 +81,9 @@ class Permit:
 
 @dataclass(slots=True)
 class _Waiter:
-    amount: int
+    amount: int  # what it will take: `requested`, capped at the limit in force
     future: asyncio.Future[Permit]
+    requested: int
 
 
 class QuotaBucket:
@@ -140,9 +141,8 @@ class QuotaBucket:
         if parts != self.parts:
             self.parts = parts
             self._apply_share()
-            if self.limit is not None:
-                for waiter in self._waiters:  # as `acquire` caps a request at the limit
-                    waiter.amount = min(waiter.amount, self.limit)
+            for waiter in self._waiters:  # as `acquire` caps a request at the limit in force
+                waiter.amount = waiter.requested if self.limit is None else min(waiter.requested, self.limit)
             self._wake()  # a larger share may admit waiters now; a smaller one re-times the wait
 
     def _apply_share(self) -> None:
@@ -157,13 +157,14 @@ class QuotaBucket:
     # -- taking tokens ----------------------------------------------------------------------------
     async def acquire(self, amount: int = 1) -> Permit:
         """Wait (FIFO) until ``amount`` tokens are free and the resource is not paused."""
-        amount = max(0, min(amount, self.limit)) if self.limit is not None else max(0, amount)
+        requested = max(0, amount)
+        amount = min(requested, self.limit) if self.limit is not None else requested
         loop = asyncio.get_running_loop()
         now = loop.time()
         if not self._has_waiters() and self._can_admit(amount, now):
             return self._admit(amount, now)
         future: asyncio.Future[Permit] = loop.create_future()
-        self._waiters.append(_Waiter(amount, future))
+        self._waiters.append(_Waiter(amount, future, requested))
         self._wake()
         try:
             return await future

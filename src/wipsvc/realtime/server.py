@@ -74,12 +74,16 @@ class Realtime:
             if (key_id is None and keyless) or (key_id is not None and key_id not in valid)
         ]
         for sid in closing:
-            self._key_of.pop(sid, None)  # once: a client already gone is not retried every round
+            if not self.server.manager.is_connected(sid, "/"):
+                self._key_of.pop(sid, None)  # already gone without a disconnect event
+                continue
+            key_id = connected[sid]
+            reason = "no API key, and keys exist now" if key_id is None else f"API key {key_id} revoked"
             try:
-                log.info("closing a Socket.IO connection: API key %s no longer valid", connected[sid])
+                log.info("closing a Socket.IO connection: %s", reason)
                 # This instance's own client: no need to go through the Redis manager's queue.
                 await self.server.disconnect(sid, ignore_queue=True)
-            except Exception:
+            except Exception:  # left in `_key_of`: the next round tries again
                 log.exception("closing Socket.IO connection %s failed", sid)
         return len(closing)
 
