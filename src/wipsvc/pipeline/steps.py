@@ -171,9 +171,9 @@ async def retry_transient(
     *,
     give_up: Callable[[], bool] = lambda: False,
 ) -> T:
-    """Run ``operation``, retrying transient step errors as a step would (for a job's set-up,
-    such as opening its spreadsheet, which is not one product's step). ``give_up`` is asked
-    before each retry (e.g. whether the job was cancelled meanwhile)."""
+    """Run ``operation``, retrying transient step errors with the policy's backoff, up to its
+    attempts: a product's step, or a job's set-up such as opening its spreadsheet. ``give_up``
+    is asked before each retry (e.g. whether the job was cancelled meanwhile)."""
     attempt = 0
     while True:
         attempt += 1
@@ -182,7 +182,7 @@ async def retry_transient(
         except StepError as error:
             if not error.transient or attempt >= retry.max_attempts or give_up():
                 raise
-            log.warning("retrying %s after transient error: %s", what, error.message)
+            log.info("retrying %s after transient error: %s", what, error.message)
             await retry.sleep(retry.delay(attempt))
             if give_up():
                 raise
@@ -220,22 +220,22 @@ async def run_product(state: ProductState, backends: Backends, save: Save, retry
 
 
 async def _run_step(step: Step, state: ProductState, backends: Backends, retry: RetryPolicy) -> None:
-    attempt = 0
-    while True:
-        attempt += 1
+    attempts = 0
+
+    async def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
         state.attempts[step.value] = state.attempts.get(step.value, 0) + 1
-        try:
-            await _STEPS[step](state, backends)
-            return
-        except StepError as error:
-            if not error.transient or attempt >= retry.max_attempts:
-                suffix = f" (after {attempt} attempts)" if attempt > 1 else ""
-                raise StepFailure(step, error.message + suffix) from error
-            log.info("retrying %s of %s after transient error: %s", step, state.sku, error.message)
-            await retry.sleep(retry.delay(attempt))
-        except Exception as error:  # a bug or an adapter's surprise fails one product, not the job
-            log.exception("step %s failed unexpectedly for %s", step, state.sku)
-            raise StepFailure(step, f"internal error: {type(error).__name__}: {error}") from error
+        await _STEPS[step](state, backends)
+
+    try:
+        await retry_transient(attempt, retry, f"{step} of {state.sku}")
+    except StepError as error:
+        suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
+        raise StepFailure(step, error.message + suffix) from error
+    except Exception as error:  # a bug or an adapter's surprise fails one product, not the job
+        log.exception("step %s failed unexpectedly for %s", step, state.sku)
+        raise StepFailure(step, f"internal error: {type(error).__name__}: {error}") from error
 
 
 async def _sheet_row(state: ProductState, backends: Backends) -> None:
