@@ -33,7 +33,7 @@ from tests.fakes.apps_script import FakeAppsScript
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.sheets import FakeSheets
-from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.live import LiveServer, make_settings, until_processed, wait_for_job
 from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, is_loopback_ip, static_resolver
 from tests.support.paced_shop import PacedShop, expected_fields
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
@@ -477,15 +477,6 @@ async def _local_sheet_skus(client: httpx.AsyncClient) -> list[str]:
     return sorted(row[0] for row in list(csv.reader(io.StringIO(text)))[1:])
 
 
-async def _until_processed(client: httpx.AsyncClient, job_id: str, count: int) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            job = (await client.get(f"/api/{COLLECTION}/wip/jobs/{job_id}")).json()["job"]
-            if job["processed_products"] >= count:
-                return
-            await asyncio.sleep(0.02)
-
-
 async def test_a_briefly_locked_database_delays_the_job_but_loses_nothing(
     sqlite_url: str, fetcher: SafeFetcher
 ) -> None:
@@ -500,7 +491,7 @@ async def test_a_briefly_locked_database_delays_the_job_but_loses_nothing(
                 f"/api/{COLLECTION}/wip", json={"products": [{"sku": queued_sku, "url": queued_url}]}
             )
             queued_id = created.json()["wip_ids"][0]
-            await _until_processed(client, job_id, 3)
+            await until_processed(client, COLLECTION, job_id, 3)
             # The local sheet lives in the same database: appends and field writes wait too.
             conn = await asyncio.to_thread(_lock, _sqlite_path(sqlite_url))
             try:

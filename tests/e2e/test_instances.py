@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 
 from tests.e2e.test_restart_and_cancel import _submit
-from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.live import LiveServer, make_settings, until, wait_for_job
 from tests.support.slow import SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
 from wipsvc.demo.shop import SampleShop
 
 pytestmark = pytest.mark.postgres
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_instances_running_jobs_share_the_quotas(
@@ -45,19 +38,19 @@ async def test_instances_running_jobs_share_the_quotas(
         writes = [server.services.backends.limits.sheets_write for server in (a, b)]
         assert [bucket.limit for bucket in writes] == [60, 60]
         first = await _submit(client, "sinks", shop.products())
-        await _until(lambda: any(server.services.registry.running_job_ids for server in (a, b)))
+        await until(lambda: any(server.services.registry.running_job_ids for server in (a, b)))
         # One instance busy: it keeps the whole quota.
         await asyncio.sleep(0.5)
         assert [bucket.limit for bucket in writes] == [60, 60]
         second = await _submit(client, "taps", shop.products())
         # Both busy: each gets half, and never more than the whole between them.
-        await _until(lambda: all(bucket.parts == 2 for bucket in writes))
+        await until(lambda: all(bucket.parts == 2 for bucket in writes))
         assert [bucket.limit for bucket in writes] == [30, 30]
         assert {tuple(server.services.registry.running_job_ids) for server in (a, b)} == {(first,), (second,)}
         for collection, job_id in (("sinks", first), ("taps", second)):
             assert (await wait_for_job(client, collection, job_id))["status"] == "completed"
         # Idle again: each would have the whole quota for its next job.
-        await _until(lambda: all(bucket.parts == 1 for bucket in writes))
+        await until(lambda: all(bucket.parts == 1 for bucket in writes))
         assert [bucket.limit for bucket in writes] == [60, 60]
 
 
@@ -69,7 +62,7 @@ async def test_a_stopped_instance_gives_its_jobs_back_at_once(
     settings = make_settings(postgres_url, workers_per_job=1, lease_seconds=300)
     async with LiveServer(settings, fetcher=SlowFetcher(fetcher, 0.3)) as first, first.client() as client:
         job_id = await _submit(client, "sinks", shop.products())
-        await _until(lambda: bool(first.services.registry.running_job_ids))
+        await until(lambda: bool(first.services.registry.running_job_ids))
         await asyncio.sleep(0.5)
     async with LiveServer(settings, fetcher=fetcher) as second, second.client() as client:
         job = await wait_for_job(client, "sinks", job_id, timeout=30)

@@ -11,7 +11,7 @@ from typing import Any
 
 import socketio
 
-from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.live import LiveServer, make_settings, until, wait_for_job
 from tests.support.slow import SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
@@ -114,7 +114,7 @@ async def test_job_end_to_end_matches_the_seed_contract(
                 assert row[-1] == ("" if row[0] in BROKEN_SKUS else "ready")
 
             # Events: started, one processing per product, completed; in seq order, gapless.
-            await _until(lambda: any(e["status"] == "completed" for e in received))
+            await until(lambda: any(e["status"] == "completed" for e in received))
             mine = [e for e in received if e["job_id"] == body["job_id"]]
             assert [e["seq"] for e in mine] == list(range(1, len(ids) + 3))
             assert [e["status"] for e in mine] == ["started"] + ["processing"] * len(ids) + ["completed"]
@@ -145,18 +145,12 @@ async def test_job_end_to_end_matches_the_seed_contract(
             try:
                 ack = await other.call("subscribe", {"job_id": body["job_id"], "after_seq": 3})
                 assert ack == {"ok": True, "replayed": len(mine) - 3, "last_seq": len(mine)}
-                await _until(lambda: len(late) == len(mine) - 3)
+                await until(lambda: len(late) == len(mine) - 3)
                 assert late == mine[3:]
             finally:
                 await other.disconnect()
         finally:
             await sio.disconnect()
-
-
-async def _until(condition: Any, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.02)
 
 
 async def test_job_status_reports_an_eta_that_falls_as_products_finish(

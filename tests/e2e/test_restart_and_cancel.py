@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from typing import Any
 
 import httpx
 
-from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.live import LiveServer, make_settings, until_processed, wait_for_job
 from tests.support.slow import SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
@@ -32,12 +31,6 @@ async def _job(client: httpx.AsyncClient, collection: str, job_id: str) -> dict[
     return job
 
 
-async def _until_processed(client: httpx.AsyncClient, collection: str, job_id: str, count: int) -> None:
-    async with asyncio.timeout(20):
-        while (await _job(client, collection, job_id))["processed_products"] < count:
-            await asyncio.sleep(0.02)
-
-
 async def test_a_job_stopped_midway_resumes_on_a_new_instance(
     sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher
 ) -> None:
@@ -45,7 +38,7 @@ async def test_a_job_stopped_midway_resumes_on_a_new_instance(
     settings = make_settings(sqlite_url, workers_per_job=2)
     async with LiveServer(settings, fetcher=SlowFetcher(fetcher, 0.25)) as first, first.client() as client:
         job_id = await _submit(client, "sinks", products)
-        await _until_processed(client, "sinks", job_id, 2)
+        await until_processed(client, "sinks", job_id, 2)
     # The first instance is gone, products in flight included.
     async with LiveServer(settings, fetcher=fetcher) as second, second.client() as client:
         job = await wait_for_job(client, "sinks", job_id)
@@ -101,7 +94,7 @@ async def test_cancel_a_running_job_lets_products_in_flight_finish(
     slow = SlowFetcher(fetcher, 0.3)
     async with LiveServer(settings, fetcher=slow) as server, server.client() as client:
         job_id = await _submit(client, "sinks", products)
-        await _until_processed(client, "sinks", job_id, 1)
+        await until_processed(client, "sinks", job_id, 1)
         response = await client.post(f"/api/sinks/wip/jobs/{job_id}/cancel")
         assert response.status_code == 200
         assert response.json()["job"]["cancel_requested"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -88,3 +89,22 @@ async def wait_for_job(
             if job["status"] in ("completed", "failed", "cancelled"):
                 return job
             await asyncio.sleep(0.05)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait until ``condition()`` holds, checking every 20 ms; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def until_processed(
+    client: httpx.AsyncClient, collection: str, job_id: str, count: int, timeout: float = 30
+) -> None:
+    """Wait until the job has processed at least ``count`` products."""
+    async with asyncio.timeout(timeout):
+        while True:
+            job = (await client.get(f"/api/{collection}/wip/jobs/{job_id}")).json()["job"]
+            if job["processed_products"] >= count:
+                return
+            await asyncio.sleep(0.02)
