@@ -20,7 +20,6 @@ import io
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,8 @@ import httpx
 import pytest
 import sqlalchemy.exc
 
+from tests.e2e.test_real_backends import FakeCloud
 from tests.fakes import openai_api as llm_behaviour
-from tests.fakes.apps_script import FakeAppsScript
-from tests.fakes.google_oauth import FakeGoogleOAuth
-from tests.fakes.openai_api import FakeOpenAI
-from tests.fakes.sheets import FakeSheets
 from tests.support.live import LiveServer, make_settings, until_processed, wait_for_job
 from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, is_loopback_ip, static_resolver
 from tests.support.paced_shop import PacedShop, expected_fields
@@ -64,28 +60,20 @@ class RecordingSleep:
         await asyncio.sleep(0)
 
 
-class Cloud:
-    """Google's token endpoint, Sheets and Apps Script, and an OpenAI-compatible API: all fakes."""
+class Cloud(FakeCloud):
+    """The fakes of the real-backends tests, with a header row, quotas out of the way (the storms
+    below are injected, and counted exactly) and Google's backoff recorded instead of slept."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self._stack = ExitStack()
-        self.oauth = self._stack.enter_context(FakeGoogleOAuth())
-        # Quotas out of the way: the storms below are injected, and counted exactly.
-        self.sheets = self._stack.enter_context(
-            FakeSheets(self.oauth, read_quota=100_000, write_quota=100_000)
+        super().__init__(
+            tmp_path,
+            worksheet=WORKSHEET,
+            service_account_email=SA_EMAIL,
+            read_quota=100_000,
+            write_quota=100_000,
         )
-        self.script = self._stack.enter_context(FakeAppsScript(token_validator=self.oauth.is_valid))
-        self.llm = self._stack.enter_context(FakeOpenAI(api_key="sk-faults"))
-        self.service_account = self.oauth.write_service_account(
-            tmp_path / "service-account.json", client_email=SA_EMAIL
-        )
-        self.authorized_user = self.oauth.write_authorized_user(tmp_path / "authorized-user.json")
-        self.spreadsheet_id = self.sheets.add_spreadsheet(worksheets=[WORKSHEET], shared_with=[SA_EMAIL])
         self.sheets.set_rows(self.spreadsheet_id, WORKSHEET, [HEADER])
         self.backoff = RecordingSleep()
-
-    def close(self) -> None:
-        self._stack.close()
 
     def settings(self, database_url: str, *, llm: bool = False, **overrides: Any) -> Settings:
         if llm:

@@ -61,18 +61,26 @@ SHEETS_REQUESTS_PER_PRODUCT = 3
 class FakeCloud:
     """Google's token endpoint, Sheets and Apps Script, and an OpenAI-compatible API, all fakes."""
 
-    def __init__(self, tmp_path: Path, *, quota_window: float = 60.0) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        worksheet: str = WORKSHEET,
+        service_account_email: str = SA_EMAIL,
+        **sheets_options: Any,  # FakeSheets' quotas and quota window
+    ) -> None:
         self._stack = ExitStack()
+        self.worksheet = worksheet
         self.oauth = self._stack.enter_context(FakeGoogleOAuth())
-        self.sheets = self._stack.enter_context(FakeSheets(self.oauth, quota_window=quota_window))
+        self.sheets = self._stack.enter_context(FakeSheets(self.oauth, **sheets_options))
         self.script = self._stack.enter_context(FakeAppsScript(token_validator=self.oauth.is_valid))
         self.llm = self._stack.enter_context(FakeOpenAI(api_key="sk-e2e-test"))
         self.service_account = self.oauth.write_service_account(
-            tmp_path / "service-account.json", client_email=SA_EMAIL
+            tmp_path / "service-account.json", client_email=service_account_email
         )
         self.authorized_user = self.oauth.write_authorized_user(tmp_path / "authorized-user.json")
         self.spreadsheet_id = self.sheets.add_spreadsheet(
-            title="Catalogue", worksheets=[WORKSHEET], shared_with=[SA_EMAIL]
+            title="Catalogue", worksheets=[worksheet], shared_with=[service_account_email]
         )
 
     def close(self) -> None:
@@ -95,7 +103,7 @@ class FakeCloud:
             "sheet": {
                 "backend": "google",
                 "spreadsheet_id": self.spreadsheet_id,
-                "worksheet": WORKSHEET,
+                "worksheet": self.worksheet,
                 "credentials_file": str(self.service_account),
             },
             "columns": COLUMNS,
@@ -110,7 +118,7 @@ class FakeCloud:
 
     def sheet_rows(self) -> dict[str, dict[str, str]]:
         """Data rows by SKU, each as field -> cell; fails if a SKU is on more than one row."""
-        header, *rows = self.sheets.rows(self.spreadsheet_id, WORKSHEET)
+        header, *rows = self.sheets.rows(self.spreadsheet_id, self.worksheet)
         assert [header[column_index(letter)] for letter in COLUMNS.values()] == list(COLUMNS)
         by_sku: dict[str, dict[str, str]] = {}
         for line in rows:
