@@ -1,24 +1,36 @@
 # Every target bootstraps the virtualenv it needs; a fresh clone needs only Python 3.11+.
+# `make demo` and `make serve` install only what runs; lint and tests add the dev tools and the
+# PostgreSQL and Redis extras. Versions come from constraints.txt.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/pip install --quiet -c constraints.txt
+# Two stamps: the dev install is the runtime install plus more, so it always comes after it and a
+# change of pyproject.toml, setup.py or constraints.txt redoes both.
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast lint serve readme browser vendor clean
+.PHONY: demo test test-fast lint serve readme browser vendor constraints clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(RUN_STAMP): pyproject.toml setup.py constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): $(RUN_STAMP)
+	$(PIP) -e '.[dev]'
+	touch $(DEV_STAMP)
+
+demo: $(RUN_STAMP)
 	$(BIN)/wipsvc demo
 
-serve: $(STAMP)
+serve: $(RUN_STAMP)
 	$(BIN)/wipsvc serve
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench alembic scripts
 	$(BIN)/ruff format --check src tests bench alembic scripts
 	$(BIN)/mypy
@@ -33,15 +45,20 @@ browser:
 test: lint browser
 	$(BIN)/pytest
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(BIN)/pytest -m "not slow"
 
 # Refresh the vendored Socket.IO browser client from npm (the service itself needs no npm).
 vendor:
 	npm ci && npm run vendor
 
-readme: $(STAMP)
+readme: $(RUN_STAMP)
 	$(BIN)/python scripts/update_readme.py
+
+# Pin what the dev virtualenv holds now (after changing dependencies in pyproject.toml).
+constraints: $(DEV_STAMP)
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -vi '^wipsvc='; } > constraints.new
+	mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,20 @@ _MIGRATION_LOCK_KEY = 0x57495053
 
 
 def alembic_dir() -> Path:
-    """The `alembic/` folder at the project root (the package is installed editable)."""
-    return Path(__file__).resolve().parents[3] / "alembic"
+    """The migrations: inside the installed package, or the project's `alembic/` folder in a checkout.
+
+    The wheel ships the top-level `alembic/` folder as `wipsvc/migrations` (see setup.py). An
+    editable install maps that package only for imports, and the folder has no `__init__.py`
+    (one would shadow the alembic library when run from the project root), so a checkout is
+    found next to the sources instead.
+    """
+    shipped = files("wipsvc") / "migrations"
+    if shipped.is_dir():
+        return Path(str(shipped))
+    checkout = Path(__file__).resolve().parents[3] / "alembic"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError(f"wipsvc's migrations are missing: neither {shipped} nor {checkout} exists")
 
 
 def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
@@ -32,7 +45,12 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(url, **kwargs)
+    try:
+        engine = create_async_engine(url, **kwargs)
+    except ModuleNotFoundError as error:  # PostgreSQL's driver is the optional extra `postgres`
+        raise RuntimeError(
+            f"the database driver {error.name!r} is not installed: pip install 'wipsvc[postgres]'"
+        ) from error
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
