@@ -15,7 +15,7 @@ START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
 
 
 def _default(value: object) -> str:
-    if value is None or value == []:
+    if value is None or value == [] or value == "":
         return "—"
     if isinstance(value, SecretStr):
         return "—"

@@ -91,7 +91,10 @@ def check_config_command(
     ] = None,
 ) -> None:
     """Check each collection's sheet, LLM and cleaning backends: credentials and a harmless call."""
-    results = asyncio.run(check_config(Settings(), collection))
+    settings = Settings()
+    for line in settings.database_notice():
+        typer.echo(line, err=True)
+    results = asyncio.run(check_config(settings, collection))
     typer.echo(render(results))
     raise typer.Exit(exit_code(results))
 

@@ -39,6 +39,7 @@ def serve(
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     _logging(settings)
+    _announce_database(settings)
     try:  # before uvicorn binds anything (the app's start-up checks again)
         asyncio.run(check_bind(settings))
     except InsecureBind as error:
@@ -53,6 +54,11 @@ def serve(
         log_level=settings.log_level.lower(),
         lifespan="on",
     )
+
+
+def _announce_database(settings: Settings) -> None:
+    for line in settings.database_notice():
+        typer.echo(line, err=True)
 
 
 def _tune_gc_for_serving() -> None:
@@ -76,6 +82,7 @@ def db_upgrade() -> None:
     from wipsvc.store.engine import create_engine, upgrade_schema
 
     settings = Settings()
+    _announce_database(settings)
 
     async def run() -> None:
         engine = create_engine(settings.database_url)

@@ -6,10 +6,24 @@ and tests pass their own.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Self
 
-from pydantic import Field, SecretStr, field_validator
+from platformdirs import user_data_path
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Where the database used to be, relative to wherever the service was started.
+LEGACY_DATABASE = Path("data/wipsvc.db")
+
+
+def default_data_dir() -> Path:
+    """The user's data directory for wipsvc (XDG: ~/.local/share/wipsvc on Linux)."""
+    return user_data_path("wipsvc", appauthor=False)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
 
 
 class Settings(BaseSettings):
@@ -18,9 +32,15 @@ class Settings(BaseSettings):
     )
 
     # Service
+    data_dir: Path | None = Field(
+        None,
+        description="Folder of the default SQLite database (default: the user's data directory, "
+        "~/.local/share/wipsvc on Linux).",
+    )
     database_url: str = Field(
-        "sqlite+aiosqlite:///./data/wipsvc.db",
-        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+        "",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://… "
+        "(default: wipsvc.db in the data folder).",
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server binds to.")
@@ -150,6 +170,46 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    # Set when the database URL was not given: how the default was chosen, to tell the operator.
+    _database_warning: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Self:
+        if self.database_url:
+            return self
+        if self.data_dir is None and LEGACY_DATABASE.is_file():
+            # A database made before the data folder existed: keep using it rather than start empty.
+            self.database_url = sqlite_url(LEGACY_DATABASE.resolve())
+            self._database_warning = (
+                f"using the database at {LEGACY_DATABASE.resolve()}, the old default location; move it "
+                f"to {default_data_dir() / 'wipsvc.db'} or set WIPSVC_DATA_DIR or WIPSVC_DATABASE_URL"
+            )
+        else:
+            folder = self.data_dir if self.data_dir is not None else default_data_dir()
+            self.database_url = sqlite_url(folder.expanduser().resolve() / "wipsvc.db")
+        return self
+
+    def database_description(self) -> str:
+        """The database in use, fit to print: a path for SQLite, the URL without its password otherwise."""
+        from sqlalchemy.engine import make_url  # not at import: `wipsvc --help` needs no SQLAlchemy
+
+        url = make_url(self.database_url)
+        if url.get_backend_name() == "sqlite" and url.database:
+            return url.database
+        return url.render_as_string(hide_password=True)
+
+    @property
+    def database_warning(self) -> str | None:
+        """Why the database lies where it does, when that needs the operator's attention."""
+        return self._database_warning
+
+    def database_notice(self) -> list[str]:
+        """What every command that opens the database prints first (on stderr): which one it uses."""
+        lines = [f"database: {self.database_description()}"]
+        if self._database_warning:
+            lines.append(f"warning: {self._database_warning}")
+        return lines
 
     @property
     def is_sqlite(self) -> bool:

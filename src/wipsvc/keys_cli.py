@@ -38,8 +38,12 @@ def _with_store(action: Callable[[Store], Awaitable[T]]) -> T:
     from wipsvc.config import Settings
     from wipsvc.store import Store
 
+    settings = Settings()
+    for line in settings.database_notice():
+        typer.echo(line, err=True)
+
     async def run() -> T:
-        store = await Store.open(Settings().database_url)
+        store = await Store.open(settings.database_url)
         try:
             return await action(store)
         finally:

@@ -42,6 +42,9 @@ def server_env(**settings: object) -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith(_INHERITED_PREFIXES) and name not in _DROPPED
     }
+    # The test session's data folder (tests/conftest.py), never the user's.
+    if "WIPSVC_DATA_DIR" in os.environ:
+        env["WIPSVC_DATA_DIR"] = os.environ["WIPSVC_DATA_DIR"]
     # No proxy may carry the child's loopback traffic elsewhere.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         env.pop(name, None)

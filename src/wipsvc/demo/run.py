@@ -51,6 +51,8 @@ async def run_demo(extra_products: int = 0) -> int:
     async with SampleShop() as shop:
         products = demo_products(shop, extra_products)
         settings = demo_settings(len(products))
+        for line in settings.database_notice():
+            console.print(Text(line, "yellow" if line.startswith("warning") else "dim"))
         server = EmbeddedServer(create_app(settings))
         await server.start()
         try:
@@ -89,7 +91,7 @@ async def _run(api: ApiClient, console: Console, settings: Settings, products: l
     base = f"http://{settings.host}:{settings.port}"
     console.print(
         f"\nNext: [bold]make serve[/], then open {base}/api/collections/{collection}/sheet.csv"
-        f"\n      or {base}/docs · database: {settings.database_url}",
+        f"\n      or {base}/docs · database: {settings.database_description()}",
         soft_wrap=True,  # keep the URLs whole, to click or copy
     )
     return 0 if all(passed for passed, _ in checks) else 1
