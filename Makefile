@@ -10,7 +10,7 @@ PIP    := $(BIN)/pip install --quiet -c constraints.txt
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test test-fast lint serve readme browser vendor constraints clean
+.PHONY: demo test test-fast lint serve serve-demo readme browser readme-tools vendor constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(RUN_STAMP)
 serve: $(RUN_STAMP)
 	$(BIN)/wipsvc serve
 
+# The service plus the demo's sample shop on 127.0.0.1:8766, for the README's "Using it".
+serve-demo: $(RUN_STAMP)
+	$(BIN)/wipsvc serve-demo
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench alembic scripts
 	$(BIN)/ruff format --check src tests bench alembic scripts
@@ -42,7 +46,14 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is not installed: the browser test will be skipped"; fi; }
 
-test: lint browser
+# The README's commands, which a test follows, use curl and jq.
+readme-tools:
+	@command -v curl >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl jq >/dev/null; \
+	  else echo "curl and jq are needed by tests/e2e/test_readme_using_it.py: install them"; fi; }
+
+test: lint browser readme-tools
 	$(BIN)/pytest
 
 test-fast: $(DEV_STAMP)

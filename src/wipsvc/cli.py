@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 
 import typer
 
@@ -12,6 +13,8 @@ from wipsvc.check_config import check_config_command
 from wipsvc.client.commands import register as register_client_commands
 from wipsvc.config import Settings
 from wipsvc.keys_cli import keys_app
+
+ALLOWED_HOSTS_ENV = "WIPSVC_SCRAPE_ALLOWED_HOSTS"
 
 app = typer.Typer(help="wipsvc: background processing of WIP catalogue products.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -103,6 +106,25 @@ def demo(
     from wipsvc.demo.run import run_demo
 
     raise typer.Exit(asyncio.run(run_demo(extra_products=products)))
+
+
+SAMPLE_SHOP_PORT = 8766
+
+
+@app.command("serve-demo")
+def serve_demo(
+    shop_port: int = typer.Option(SAMPLE_SHOP_PORT, min=1, max=65535, help="Port of the sample shop."),
+) -> None:
+    """`wipsvc serve` with the demo's sample shop kept running on 127.0.0.1, to try the API on."""
+    from wipsvc.demo.shop import DEMO_PAGES, SampleShop
+
+    # The shop is on loopback, which the scraper refuses unless the operator allows it.
+    allowed = [os.environ.get(ALLOWED_HOSTS_ENV, ""), "127.0.0.1"]
+    os.environ[ALLOWED_HOSTS_ENV] = ",".join(host for host in allowed if host)
+    with SampleShop(port=shop_port) as shop:
+        typer.echo(f"sample shop: {shop.base_url}/ (e.g. {shop.url_for(DEMO_PAGES[0])})", err=True)
+        typer.echo(f"{ALLOWED_HOSTS_ENV}={os.environ[ALLOWED_HOSTS_ENV]}", err=True)
+        serve(host=None, port=None)
 
 
 # submit, watch, export, jobs …, products …: clients of a running server (after the server's own).
