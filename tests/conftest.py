@@ -108,6 +108,12 @@ async def postgres_url() -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's Redis; tests share it, so each keeps to names of its own."""
+    return REDIS_TEST_URL
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest) -> str:
     """Runs the test once on SQLite and once on PostgreSQL."""

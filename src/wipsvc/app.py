@@ -72,6 +72,8 @@ def create_api(
                     await watcher
             if unsubscribe:
                 unsubscribe()
+            if realtime:
+                await realtime.close()
             await services.stop()
 
     api = FastAPI(

@@ -13,6 +13,7 @@ closed (the client's reconnect is then refused), so revocation also ends live ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,18 @@ class Realtime:
         self.server.on("connect", self._connect)
         self.server.on("disconnect", self._disconnect)
         self.server.on("subscribe", self._subscribe)
+
+    async def close(self) -> None:
+        """Stop listening to Redis and close its connections (python-socketio has no call for it)."""
+        manager = self.server.manager
+        listener = getattr(manager, "thread", None)
+        if isinstance(listener, asyncio.Task):
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        for connection in (getattr(manager, "pubsub", None), getattr(manager, "redis", None)):
+            if connection is not None:
+                await connection.aclose()
 
     async def watch_revocations(self, interval: float) -> None:
         """Run until cancelled: every ``interval`` seconds, close connections whose key was revoked."""
