@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,15 +38,28 @@ def _pip(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _wheels(dist: Path) -> None:
+def _source(into: Path) -> Path:
+    """What the wheel is built from, copied as the Dockerfile copies it (a build in the project's own
+    folder would leave build/ there, and files deleted since would live on in build/lib)."""
+    into.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(ROOT / name, into / name)
+    for name in ("src", "alembic"):
+        shutil.copytree(ROOT / name, into / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return into
+
+
+def _wheels(source: Path, dist: Path) -> None:
     """wipsvc's wheel into ``dist``; its dependencies and build requirements into the wheelhouse."""
     common: list[str | Path] = ["wheel", "--quiet", "-c", ROOT / "constraints.txt", "--wheel-dir", WHEELHOUSE]
     offline: list[str | Path] = ["--no-index", "--find-links", WHEELHOUSE]
-    requirements: list[str | Path] = [ROOT, *BUILD_REQUIREMENTS]
+    requirements: list[str | Path] = [source, *BUILD_REQUIREMENTS]
     if _pip(*common, *offline, *requirements).returncode != 0:
         done = _pip(*common, *requirements)
         assert done.returncode == 0, done.stderr
-    built = _pip("wheel", "--quiet", "--no-deps", *offline, "--wheel-dir", dist, ROOT)
+    for stale in WHEELHOUSE.glob("wipsvc-*.whl"):  # the house keeps only the dependencies
+        stale.unlink()
+    built = _pip("wheel", "--quiet", "--no-deps", *offline, "--wheel-dir", dist, source)
     assert built.returncode == 0, built.stderr
 
 
@@ -53,7 +67,7 @@ def _wheels(dist: Path) -> None:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ folder of a fresh virtualenv holding wipsvc from its wheel."""
     base = tmp_path_factory.mktemp("wheel")
-    _wheels(base / "dist")
+    _wheels(_source(base / "source"), base / "dist")
     (wheel,) = (base / "dist").glob("wipsvc-*.whl")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=300)
