@@ -160,6 +160,7 @@ def test_the_wheel_upgrades_serves_runs_a_job_and_the_demo_from_anywhere(
         )
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
         assert "2 succeeded" in submitted.stdout, submitted.stdout
+    assert f"database: {data_dir / 'wipsvc.db'}" in (tmp_path / "serve.log").read_text()
 
     demo = _run([installed / "wipsvc", "demo"], elsewhere, env)
     assert demo.returncode == 0, demo.stdout + demo.stderr
