@@ -121,10 +121,19 @@ def serve_demo(
     # The shop is on loopback, which the scraper refuses unless the operator allows it.
     allowed = [os.environ.get(ALLOWED_HOSTS_ENV, ""), "127.0.0.1"]
     os.environ[ALLOWED_HOSTS_ENV] = ",".join(host for host in allowed if host)
-    with SampleShop(port=shop_port) as shop:
+    shop = SampleShop(port=shop_port)
+    try:
+        shop.start()
+    except OSError as error:
+        message = f"cannot serve the sample shop on 127.0.0.1:{shop_port}: {error.strerror}"
+        typer.echo(f"error: {message} (choose another port with --shop-port)", err=True)
+        raise typer.Exit(2) from None
+    try:
         typer.echo(f"sample shop: {shop.base_url}/ (e.g. {shop.url_for(DEMO_PAGES[0])})", err=True)
         typer.echo(f"{ALLOWED_HOSTS_ENV}={os.environ[ALLOWED_HOSTS_ENV]}", err=True)
         serve(host=None, port=None)
+    finally:
+        shop.stop()
 
 
 # submit, watch, export, jobs …, products …: clients of a running server (after the server's own).
