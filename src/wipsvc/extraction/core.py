@@ -1,0 +1,118 @@
+"""The layered extractor: ``extract(html, url)`` reads a page the way an expert scraper does.
+
+Layers, each field taken from the first layer that has it (``sources`` records which):
+
+1. ``json-ld`` — JSON-LD, types in any case, products in ``@graph`` or under another type;
+2. ``microdata`` — microdata items, then ``itemprop`` values outside any item;
+3. ``rdfa`` — RDFa items;
+4. ``opengraph`` — OpenGraph and ``product:`` meta tags anywhere in the document;
+5. ``inline-json`` — shop platforms' inline state (see :mod:`wipsvc.extraction.platforms`);
+6. ``page`` — the visible page: price next to the title, stock messages, buy button, brand label;
+7. ``html`` — the ``<h1>`` or ``<title>`` as the title when nothing better named the product.
+
+A page is a product page when it has a title and at least one product signal: a price, an
+enabled buy control, a stock state, a SKU, GTIN or MPN, or a product in structured data or
+platform state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from wipsvc.extraction.document import Page
+from wipsvc.extraction.meta import meta_fields
+from wipsvc.extraction.platforms import inline_json_fields
+from wipsvc.extraction.prices import currency_code
+from wipsvc.extraction.rules import is_shopify, matching_rules
+from wipsvc.extraction.schema import Fields, find_product, product_fields, same_products
+from wipsvc.extraction.structured import json_ld_blocks, loose_microdata, microdata_items, rdfa_items
+from wipsvc.extraction.visible import visible_fields
+
+# The fields every product should have; ``sources`` marks those no layer found as NOT_FOUND.
+KEY_FIELDS = (
+    "title",
+    "price",
+    "currency",
+    "availability",
+    "brand",
+    "image_url",
+    "description",
+    "sku",
+    "gtin",
+    "mpn",
+)
+NOT_FOUND = "not found"
+
+
+@dataclass(slots=True)
+class ExtractionResult:
+    fields: Fields = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    signals: list[str] = field(default_factory=list)  # why this is a product page
+
+    @property
+    def is_product(self) -> bool:
+        return bool(self.fields.get("title")) and bool(self.signals)
+
+    def problem(self) -> str:
+        """Why the page is not taken as a product page ("" when it is)."""
+        if self.is_product:
+            return ""
+        if not self.fields.get("title"):
+            return "no title (no <h1>, og:title or <title>)"
+        return "a title but no price, buy button, stock state, SKU/GTIN/MPN or product data"
+
+
+def extract(html: str, url: str) -> ExtractionResult:
+    """Product fields from ``html`` (fetched from ``url``); a pure function that fetches nothing."""
+    result = ExtractionResult()
+    page = Page.parse(html, url)
+    if page is None:
+        result.sources = dict.fromkeys(KEY_FIELDS, NOT_FOUND)
+        return result
+    structured_product = False
+    layers: list[tuple[str, object]] = [
+        ("json-ld", json_ld_blocks(page.tree)),
+        ("microdata", microdata_items(page.tree, url)),
+        ("rdfa", rdfa_items(page.tree, url)),
+    ]
+    for source, items in layers:
+        node = find_product(items, page.title)
+        if node is not None:
+            structured_product = True
+            variants = same_products(node, items)
+            _merge(result, product_fields(node, url, page.language, variants), source)
+    loose = loose_microdata(page.tree, url)
+    if loose:
+        _merge(result, product_fields({**loose, "offers": loose}, url, page.language), "microdata")
+    _merge(result, meta_fields(page), "opengraph")
+    platform = inline_json_fields(page, is_shopify(html))
+    _merge(result, platform, "inline-json")
+    rules = matching_rules(page.tree)
+    seen = visible_fields(page, rules)
+    _merge(result, {"price": seen.price, "availability": seen.availability, "brand": seen.brand}, "page")
+    if result.fields.get("price") and not result.fields.get("currency"):
+        _merge(result, {"currency": currency_code(seen.currency_shown, page.language)}, "page")
+    _merge(result, {"title": page.title}, "html")
+    result.signals = [
+        name
+        for name, present in (
+            ("structured product", structured_product),
+            ("platform product state", bool(platform)),
+            ("price", bool(result.fields.get("price"))),
+            ("buy control", seen.buy_control),
+            ("stock state", bool(result.fields.get("availability"))),
+            ("identifier", any(result.fields.get(key) for key in ("sku", "gtin", "mpn"))),
+        )
+        if present
+    ]
+    for name in KEY_FIELDS:
+        result.sources.setdefault(name, NOT_FOUND)
+    return result
+
+
+def _merge(result: ExtractionResult, fields: Fields, source: str) -> None:
+    for name, value in fields.items():
+        if value and name not in result.fields:
+            result.fields[name] = value
+            result.sources[name] = source
