@@ -136,8 +136,13 @@ class Run:
     prompt_tokens: list[int] = field(default_factory=list)
 
 
+def load_truth(pages: Path = PAGES) -> dict[str, dict[str, Any]]:
+    truth: dict[str, dict[str, Any]] = json.loads((pages / "ground-truth.json").read_text())
+    return truth
+
+
 async def run(pages: Path = PAGES, *, prompts: bool = True) -> Run:
-    truth = json.loads((pages / "ground-truth.json").read_text())
+    truth = load_truth(pages)
     bodies = {key: gzip.decompress((pages / "html" / f"{key}.html.gz").read_bytes()) for key in truth}
     urls = {expected["url"]: key for key, expected in truth.items()}
 
@@ -189,7 +194,7 @@ def published(pages: Path, system: str) -> dict[str, dict[str, str]]:
 
 
 def report(result: Run, pages: Path = PAGES, *, show_failures: bool = False) -> None:
-    truth = json.loads((pages / "ground-truth.json").read_text())
+    truth = load_truth(pages)
     ours = score(result.predictions, truth)
     theirs = {system: score(published(pages, system), truth) for system in SYSTEMS}
     print(f"{len(truth)} pages; no LLM; the extraction step as the service runs it\n")

@@ -101,7 +101,7 @@ def extract(html: str, url: str) -> ExtractionResult:
             ("platform product state", bool(platform)),
             ("price", bool(result.fields.get("price"))),
             ("buy control", seen.buy_control),
-            ("stock state", bool(result.fields.get("availability"))),
+            ("stock state", _stock_state_shown(result, seen.stock_message)),
             ("identifier", any(result.fields.get(key) for key in ("sku", "gtin", "mpn"))),
         )
         if present
@@ -109,6 +109,12 @@ def extract(html: str, url: str) -> ExtractionResult:
     for name in KEY_FIELDS:
         result.sources.setdefault(name, NOT_FOUND)
     return result
+
+
+def _stock_state_shown(result: ExtractionResult, from_message: bool) -> bool:
+    """A stock state the page states (not one inferred from a buy button)."""
+    source = result.sources.get("availability")
+    return bool(result.fields.get("availability")) and (source != "page" or from_message)
 
 
 def _merge(result: ExtractionResult, fields: Fields, source: str) -> None:

@@ -19,7 +19,7 @@ import chompjs
 from wipsvc.extraction.availability import combine, normalise_state
 from wipsvc.extraction.brand import clean_brand
 from wipsvc.extraction.document import Page
-from wipsvc.extraction.prices import currency_code, parse_amount
+from wipsvc.extraction.prices import amount_in, currency_code
 from wipsvc.extraction.schema import Fields, Node
 from wipsvc.extraction.structured import loads_leniently
 from wipsvc.extraction.text import clean_text, resembles
@@ -35,7 +35,6 @@ _PRICE_KEYS = (
     "salePrice", "sale_price", "finalPrice", "final_price", "currentPrice", "current_price", "specialPrice",
     "special_price", "display_price", "sellingPrice", "price", "item_price", "priceValue", "unitPrice",
 )  # fmt: skip
-_AMOUNT_KEYS = ("amount", "value", "current", "final", "sale", "selling", "raw", "centAmount")
 _CURRENCY_KEYS = ("currency", "currencyCode", "priceCurrency", "currency_code", "currencyIso")
 _BRAND_KEYS = ("brand", "brandName", "brand_name", "item_brand", "vendor", "manufacturer")
 _STATE_KEYS = ("availability", "stockStatus", "stock_status", "inStock", "in_stock", "isInStock",
@@ -138,13 +137,9 @@ def _fields(node: Node, currency: str, is_shopify: bool, language: str) -> Field
 def _price(node: Node, cents: bool) -> str:
     for key in _PRICE_KEYS:
         value = node.get(key)
-        if isinstance(value, dict):
-            value = next(
-                (value[k] for k in _AMOUNT_KEYS if isinstance(value.get(k), int | float | str)), None
-            )
         if isinstance(value, int) and not isinstance(value, bool) and cents:
             value = value / 100
-        if (amount := parse_amount(value)) != "":
+        if (amount := amount_in(value)) != "":
             return amount
     return ""
 

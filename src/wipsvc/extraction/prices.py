@@ -42,6 +42,8 @@ _BY_LANGUAGE: dict[str, dict[str, str]] = {
     "¥": {"zh": "CNY"},
     "rs": {"ur": "PKR"},
 }
+# Where price objects in shop data keep their number: {"price": {"current": {"value": 89.5}}}.
+_AMOUNT_KEYS = ("decimalPrice", "value", "amount", "price", "sales", "current", "final", "selling", "raw")
 _ISO_CODE = re.compile(r"^[A-Z]{3}$")
 _RANGE = re.compile(r"\d\s*[-–]\s*\d")
 
@@ -59,6 +61,15 @@ def parse_amount(value: Any) -> str:
         return _plain(Decimal(text))
     amount = Price.fromstring(text[:200]).amount
     return _plain(amount) if amount is not None else ""
+
+
+def amount_in(value: Any) -> str:
+    """A price from a number, a text, or an object holding one ({"sales": {"value": 3499}})."""
+    for _ in range(3):
+        if not isinstance(value, dict):
+            break
+        value = next((value[key] for key in _AMOUNT_KEYS if value.get(key) not in (None, "")), None)
+    return parse_amount(value) if not isinstance(value, dict | list) else ""
 
 
 def shown_currency(text: str) -> str:

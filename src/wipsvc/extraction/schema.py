@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 from wipsvc.extraction.availability import combine, is_available, normalise_state
 from wipsvc.extraction.brand import clean_brand
-from wipsvc.extraction.prices import currency_code, parse_amount
+from wipsvc.extraction.prices import amount_in, currency_code, parse_amount, shown_currency
 from wipsvc.extraction.text import clean_text, resembles
 
 Node = dict[str, Any]
@@ -136,8 +136,12 @@ def _selling_price(offers: list[Node]) -> tuple[str, str]:
     for offer in offers:
         if _NOT_SELLING_PRICE.search(clean_text(offer.get("@type")) + clean_text(offer.get("pricetype"))):
             continue
-        currency = clean_text(offer.get("pricecurrency"))
-        amount = _amount(_first_present(offer, "price", "lowprice"))
+        raw = _first_present(offer, "price", "lowprice")
+        # A price written with its currency ("71,91 €") names it when the offer does not.
+        currency = clean_text(offer.get("pricecurrency")) or (
+            shown_currency(raw) if isinstance(raw, str) else ""
+        )
+        amount = amount_in(raw)
         if not amount:
             amount, spec_currency = _specification_price(offer.get("pricespecification"))
             currency = currency or spec_currency
@@ -149,22 +153,6 @@ def _selling_price(offers: list[Node]) -> tuple[str, str]:
     choice = [entry for entry in priced if entry[2]] or priced
     amount, currency, _ = min(choice, key=lambda entry: float(entry[0]))
     return amount, currency or next((entry[1] for entry in priced if entry[1]), "")
-
-
-def _amount(value: Any) -> str:
-    """A price from a number, a text, or an object holding one ({"sales": {"value": 3499}})."""
-    for _ in range(3):
-        if not isinstance(value, dict):
-            break
-        value = next(
-            (
-                value[key]
-                for key in ("decimalPrice", "value", "amount", "price", "sales", "current")
-                if value.get(key)
-            ),
-            None,
-        )
-    return parse_amount(value) if not isinstance(value, dict | list) else ""
 
 
 def _specification_price(value: Any) -> tuple[str, str]:

@@ -9,6 +9,7 @@ else from an enabled add-to-cart control; the brand from "Brand: X" labels or a 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,7 @@ _BRAND_LABEL = re.compile(
     r"(?!\w)\s*(?:[:：]\s*(.*))?$",
     re.IGNORECASE,
 )
+_LISTING_CARDS = 4  # prices of one kind beside a title that make a grid of products
 _MAX_LEVELS = 8  # how far up from the <h1> a price may sit: the product's own block, not the page
 
 
@@ -65,7 +67,8 @@ class VisibleFindings:
     currency_shown: str = ""
     availability: str = ""
     brand: str = ""
-    buy_control: bool = False
+    buy_control: bool = False  # an enabled buy button of this product (not a grid of them)
+    stock_message: bool = False  # the availability comes from a stock message the page shows
 
 
 def visible_fields(page: Page, rules: list[SiteRule]) -> VisibleFindings:
@@ -84,15 +87,23 @@ def visible_fields(page: Page, rules: list[SiteRule]) -> VisibleFindings:
     prices, stock, carts = _marked_elements(page.tree)
     if not found.price and anchors and not any(rule.price_only_from_rule for rule in rules):
         candidates = [e for e in prices if not _is_struck(e)]
-        found.price, found.currency_shown = _first_price(
-            _nearest(candidates, anchors, rank=_marked_as_other_figure)
-        )
-    found.buy_control = _has_buy_control(page.tree, carts)
+        ranked = _nearest_with_levels(candidates, anchors, rank=_marked_as_other_figure)
+        if not _is_listing(ranked):
+            found.price, found.currency_shown = _first_price(element for _, element in ranked)
+    can_buy = _has_buy_control(carts)
+    # As a sign of a product page: a buy button in the title's block, else anywhere unless the
+    # buttons form a grid (a category page).
+    near = _nearest(carts, anchors) if anchors else []
+    controls = near if _has_buy_control(near) else carts
+    found.buy_control = _has_buy_control(controls) and not _is_listing([(0, c) for c in controls])
     if not found.availability:
         message = _first_message(_nearest(stock, anchors)) if anchors else ""
         # Shops keep "unavailable" labels in their templates for other delivery options or
         # sizes; an enabled buy button says the product itself can be bought.
-        found.availability = IN_STOCK if found.buy_control else message
+        found.availability = IN_STOCK if can_buy else message
+        found.stock_message = bool(message) and not can_buy
+    else:
+        found.stock_message = True
     found.brand = found.brand or _labelled_brand(page.tree)
     return found
 
@@ -171,13 +182,29 @@ def _first_message(elements: Iterable[HtmlTree]) -> str:
 def _nearest(elements: list[HtmlTree], anchors: list[HtmlTree], *, rank: Any = None) -> list[HtmlTree]:
     """``elements`` that share a close ancestor with the title, closest first, then by ``rank``
     (lower first), then in page order."""
+    return [element for _, element in _nearest_with_levels(elements, anchors, rank=rank)]
+
+
+def _nearest_with_levels(
+    elements: list[HtmlTree], anchors: list[HtmlTree], *, rank: Any = None
+) -> list[tuple[int, HtmlTree]]:
     ranked: list[tuple[int, int, int, HtmlTree]] = []
     for order, element in enumerate(elements):
         ancestors = list(element.iterancestors())
         level = next((i for i, anchor in enumerate(anchors) if any(a is anchor for a in ancestors)), None)
         if level is not None:
             ranked.append((level, rank(element) if rank else 0, order, element))
-    return [entry[-1] for entry in sorted(ranked, key=lambda entry: entry[:3])]
+    return [(entry[0], entry[-1]) for entry in sorted(ranked, key=lambda entry: entry[:3])]
+
+
+def _is_listing(ranked: list[tuple[int, HtmlTree]]) -> bool:
+    """Whether the prices closest to the title are a grid of product cards (a category page):
+    several prices of one kind at that distance."""
+    if not ranked:
+        return False
+    closest = ranked[0][0]
+    kinds = Counter(element.get("class") or "" for level, element in ranked if level == closest)
+    return any(kind and count >= _LISTING_CARDS for kind, count in kinds.items())
 
 
 def _is_struck(element: HtmlTree) -> bool:
@@ -221,7 +248,7 @@ def _text(element: HtmlTree) -> str:
     return clean_text(" ".join(parts))
 
 
-def _has_buy_control(tree: HtmlTree, controls: list[HtmlTree]) -> bool:
+def _has_buy_control(controls: list[HtmlTree]) -> bool:
     return any(not _is_disabled(control) for control in controls)
 
 
