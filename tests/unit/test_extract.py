@@ -305,7 +305,7 @@ def test_a_bare_html_page_only_yields_an_html_title() -> None:
 async def test_extractor_refuses_a_page_without_a_product(html: str, reason: str) -> None:
     with pytest.raises(StepError) as caught:
         await StructuredDataExtractor().extract(fetched(html), sku="SKU-1")
-    assert caught.value.message == f"no product on the page: no product data found on {BASE_URL}: {reason}"
+    assert caught.value.message == f"no product data found on {BASE_URL}: no product on the page: {reason}"
     assert caught.value.transient is False
 
 

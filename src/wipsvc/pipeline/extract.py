@@ -49,7 +49,7 @@ class StructuredDataExtractor:
         if not result.is_product:
             shown = redact_url(page.url)
             raise StepError(
-                f"no product on the page: no product data found on {shown}: {result.problem()}",
+                f"no product data found on {shown}: no product on the page: {result.problem()}",
                 transient=False,
             )
         product = to_product(result)
