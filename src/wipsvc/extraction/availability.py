@@ -40,7 +40,7 @@ _OUT_MESSAGES = re.compile(
 )
 _IN_MESSAGES = re.compile(
     r"in stock|available|ships? (?:today|within|in)|auf lager|lieferbar|verfügbar|sofort|en stock|"
-    r"disponible|disponibile|in magazzino|disponível|em estoque|dostępn|na magazynie|skladem|"
+    r"disponible|disponibile|disponibilit|in magazzino|disponível|em estoque|dostępn|na magazynie|skladem|"
     r"na sklade|dobavljiv|na zalogi|na stanju|dostupno|op voorraad|i lager|på lager|varastossa|в наличии|"
     r"є в наявності|有現貨|現貨|在庫あり|"
     r"재고 있음|متوفر|במלאי",

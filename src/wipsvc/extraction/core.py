@@ -17,7 +17,10 @@ platform state.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from wipsvc.extraction.document import Page
 from wipsvc.extraction.meta import meta_fields
@@ -26,7 +29,10 @@ from wipsvc.extraction.prices import currency_code
 from wipsvc.extraction.rules import is_shopify, matching_rules
 from wipsvc.extraction.schema import Fields, find_product, product_fields, same_products
 from wipsvc.extraction.structured import json_ld_blocks, loose_microdata, microdata_items, rdfa_items
-from wipsvc.extraction.visible import visible_fields
+from wipsvc.extraction.visible import VisibleFindings, visible_fields
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # The fields every product should have; ``sources`` marks those no layer found as NOT_FOUND.
 KEY_FIELDS = (
@@ -71,25 +77,15 @@ def extract(html: str, url: str) -> ExtractionResult:
         result.sources = dict.fromkeys(KEY_FIELDS, NOT_FOUND)
         return result
     structured_product = False
-    layers: list[tuple[str, object]] = [
-        ("json-ld", json_ld_blocks(page.tree)),
-        ("microdata", microdata_items(page.tree, url)),
-        ("rdfa", rdfa_items(page.tree, url)),
-    ]
-    for source, items in layers:
-        node = find_product(items, page.title)
-        if node is not None:
-            structured_product = True
-            variants = same_products(node, items)
-            _merge(result, product_fields(node, url, page.language, variants), source)
-    loose = loose_microdata(page.tree, url)
-    if loose:
-        _merge(result, product_fields({**loose, "offers": loose}, url, page.language), "microdata")
-    _merge(result, meta_fields(page), "opengraph")
-    platform = inline_json_fields(page, is_shopify(html))
+    for source, read in (("json-ld", json_ld_blocks), ("microdata", microdata_items), ("rdfa", rdfa_items)):
+        fields = _guarded(source, _schema_layer, page, read)
+        structured_product = structured_product or bool(fields)
+        _merge(result, fields, source)
+    _merge(result, _guarded("microdata", _loose_microdata_layer, page), "microdata")
+    _merge(result, _guarded("opengraph", meta_fields, page), "opengraph")
+    platform = _guarded("inline-json", inline_json_fields, page, is_shopify(html))
     _merge(result, platform, "inline-json")
-    rules = matching_rules(page.tree)
-    seen = visible_fields(page, rules)
+    seen = _guarded("page", lambda: visible_fields(page, matching_rules(page.tree))) or VisibleFindings()
     _merge(result, {"price": seen.price, "availability": seen.availability, "brand": seen.brand}, "page")
     if result.fields.get("price") and not result.fields.get("currency"):
         _merge(result, {"currency": currency_code(seen.currency_shown, page.language)}, "page")
@@ -109,6 +105,28 @@ def extract(html: str, url: str) -> ExtractionResult:
     for name in KEY_FIELDS:
         result.sources.setdefault(name, NOT_FOUND)
     return result
+
+
+def _schema_layer(page: Page, read: Callable[..., list[Any]]) -> Fields:
+    items = read(page.tree) if read is json_ld_blocks else read(page.tree, page.url)
+    node = find_product(items, page.title)
+    if node is None:
+        return {}
+    return product_fields(node, page.url, page.language, same_products(node, items))
+
+
+def _loose_microdata_layer(page: Page) -> Fields:
+    loose = loose_microdata(page.tree, page.url)
+    return product_fields({**loose, "offers": loose}, page.url, page.language) if loose else {}
+
+
+def _guarded(layer: str, read: Callable[..., _T], *args: Any) -> _T | Any:
+    """A layer's findings; a layer that fails on an odd page is skipped, the others go on."""
+    try:
+        return read(*args)
+    except Exception:  # one layer's bug must not lose the product
+        logger.warning("the %s layer failed on a page; going on without it", layer, exc_info=True)
+        return {}
 
 
 def _stock_state_shown(result: ExtractionResult, from_message: bool) -> bool:

@@ -29,7 +29,8 @@ RULES: tuple[SiteRule, ...] = (
         name="Amazon product page (#dp-container / #ppd)",
         marker='//*[@id="dp-container" or @id="ppd"]',
         price=(
-            '//*[@id="corePrice_feature_div" or @id="corePriceDisplay_desktop_feature_div"]'
+            '//*[@id="corePrice_feature_div" or @id="corePriceDisplay_desktop_feature_div"'
+            ' or @id="corePrice_desktop" or @id="apex_desktop"]'
             '//span[contains(@class,"a-price")][not(contains(@class,"a-text-price"))]'
             '/span[contains(@class,"a-offscreen")]',
             '//*[@id="priceblock_dealprice" or @id="priceblock_saleprice" or @id="priceblock_ourprice"]',
