@@ -224,3 +224,9 @@ def test_pages_without_a_product_are_not_products() -> None:
     assert "price" not in result.fields
     assert not result.is_product
     assert result.sources["price"] == "not found"
+
+
+def test_a_by_line_under_the_title() -> None:
+    body = "<div><h1>Trail Shoe</h1><p class='byline'>by Peak Outdoor</p><span class='price'>$89</span></div>"
+    result = extract(page(body=body), URL)
+    assert (result.fields["brand"], result.sources["brand"]) == ("Peak Outdoor", "page")

@@ -3,7 +3,8 @@
 Used when structured data and inline state lack a field. A price is taken from an element
 marked as a price (class, id or ``data-price``) that sits closest to the page's ``<h1>``,
 skipping struck-through and "was" prices; stock comes from a stock message near the title,
-else from an enabled add-to-cart control; the brand from "Brand: X" labels or a brand link.
+else from an enabled add-to-cart control; the brand from a "by X" line under the title or a
+"Brand: X" label.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ _BRAND_LABEL = re.compile(
     r"(?!\w)\s*(?:[:：]\s*(.*))?$",
     re.IGNORECASE,
 )
+_BYLINE = re.compile(r"^(?:by|von|par|door|av)\s+(\S.{0,58})$", re.IGNORECASE)
 _LISTING_CARDS = 4  # prices of one kind beside a title that make a grid of products
 _MAX_LEVELS = 8  # how far up from the <h1> a price may sit: the product's own block, not the page
 
@@ -104,8 +106,22 @@ def visible_fields(page: Page, rules: list[SiteRule]) -> VisibleFindings:
         found.stock_message = bool(message) and not can_buy
     else:
         found.stock_message = True
-    found.brand = found.brand or _labelled_brand(page.tree)
+    found.brand = (
+        found.brand or (_byline_brand(heading) if heading is not None else "") or _labelled_brand(page.tree)
+    )
     return found
+
+
+def _byline_brand(heading: HtmlTree) -> str:
+    """ "by X" right under the title."""
+    parent = heading.getparent()
+    lines = [heading.getnext(), parent.getnext() if parent is not None else None]
+    for element in lines:
+        if element is not None and isinstance(element.tag, str):
+            match = _BYLINE.match(_text(element))
+            if match and (brand := clean_brand(match.group(1))):
+                return brand
+    return ""
 
 
 def _marked_elements(tree: HtmlTree) -> tuple[list[HtmlTree], list[HtmlTree], list[HtmlTree]]:
