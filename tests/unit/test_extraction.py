@@ -230,3 +230,27 @@ def test_a_by_line_under_the_title() -> None:
     body = "<div><h1>Trail Shoe</h1><p class='byline'>by Peak Outdoor</p><span class='price'>$89</span></div>"
     result = extract(page(body=body), URL)
     assert (result.fields["brand"], result.sources["brand"]) == ("Peak Outdoor", "page")
+
+
+def test_rdfa_product() -> None:
+    body = """<div vocab="http://schema.org/" typeof="Product"><h1 property="name">Tea Kettle</h1>
+      <div property="brand" typeof="Brand"><span property="name">Kettleco</span></div>
+      <div property="offers" typeof="Offer"><span property="price" content="34.50">34,50 €</span>
+        <meta property="priceCurrency" content="EUR"><link property="availability" href="http://schema.org/InStock">
+      </div></div>"""
+    result = extract(page(body=body), URL)
+    assert (result.fields["price"], result.fields["currency"], result.fields["brand"]) == (
+        "34.50",
+        "EUR",
+        "Kettleco",
+    )
+    assert (result.fields["availability"], result.sources["price"]) == ("InStock", "rdfa")
+
+
+def test_magento_price_box() -> None:
+    body = """<div class="product-info-main"><h1 class="page-title">Garden Chair</h1>
+      <div class="price-box" data-role="priceBox">
+        <span data-price-type="oldPrice" data-price-amount="59"><span class="price">€59.00</span></span>
+        <span data-price-type="finalPrice" data-price-amount="44.9"><span class="price">€44.90</span></span>
+      </div></div>"""
+    assert extract(page(body=body), URL).fields["price"] == "44.90"
