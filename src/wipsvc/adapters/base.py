@@ -10,7 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-FieldSource = Literal["json-ld", "microdata", "opengraph", "llm", "html"]
+# Where a field came from: a layer of the built-in extractor (see wipsvc.extraction), the LLM,
+# or "not found" for a field that no layer found.
+FieldSource = Literal[
+    "json-ld", "microdata", "rdfa", "opengraph", "inline-json", "page", "html", "llm", "not found"
+]
 
 
 class StepError(Exception):

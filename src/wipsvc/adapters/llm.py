@@ -57,6 +57,7 @@ from wipsvc.adapters.llm_output import (
     plain_text,
     sanitise_body_html,
 )
+from wipsvc.adapters.token_estimate import trim_to_tokens
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
 from wipsvc.limits import Limits
@@ -70,6 +71,7 @@ DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_SDK_RETRIES = 2
 DEFAULT_OUTPUT_RETRIES = 2
 MAX_PAGE_TEXT_CHARS = 8_000  # page text sent for extraction: enough for a product page, bounded cost
+MAX_PAGE_TEXT_TOKENS = 1_500  # and at most this many tokens of it (estimated offline)
 MAX_DESCRIBE_TEXT_CHARS = 3_000
 # The fields the model may fill: exactly those of the answer's schema.
 PRODUCT_FIELDS: tuple[str, ...] = tuple(ExtractedFields.model_fields)
@@ -253,8 +255,7 @@ class LLMExtractor(_LLMAdapter):
         missing = [name for name in self.fields if is_empty(product.fields.get(name)) or name in weak]
         if missing:
             text = (product.main_text or plain_text(page.text))[: self.max_text_chars]
-            known = {k: v for k, v in product.fields.items() if not is_empty(v) and k not in weak}
-            messages = _extract_messages(page.url, sku, known, missing, text)
+            messages = extraction_messages(page.url, sku, product, missing, text)
             answer = await self._call(ExtractedFields, messages, usage)
             for name in missing:
                 value = clean_field(name, getattr(answer, name), page.url)
@@ -308,16 +309,31 @@ _DESCRIBE_SYSTEM = (
 )
 
 
-def _extract_messages(
-    url: str, sku: str, known: dict[str, str | list[str]], missing: list[str], text: str
+def extraction_messages(
+    url: str,
+    sku: str,
+    product: ExtractedProduct,
+    missing: list[str],
+    text: str,
+    text_budget_tokens: int = MAX_PAGE_TEXT_TOKENS,
 ) -> list[ChatCompletionMessageParam]:
+    """The extraction prompt: the candidates found so far, the fields still missing, and the
+    page's main text trimmed to ``text_budget_tokens`` (an offline estimate)."""
+    skip = ("images", "description")  # long, and of no help in finding the missing fields
+    known = {
+        name: value
+        for name, value in product.fields.items()
+        if not is_empty(value) and name not in missing and name not in skip
+    }
     known_lines = "\n".join(f"{k}: {v if isinstance(v, str) else ', '.join(v)}" for k, v in known.items())
+    text = trim_to_tokens(text, text_budget_tokens)
     return [
         {"role": "system", "content": _EXTRACT_SYSTEM},
         {
             "role": "user",
             "content": f"Catalogue SKU: {sku}\nPage URL: {url}\n\n"
-            f"Already known from the page's structured data:\n{known_lines or '(nothing)'}\n\n"
+            "Already found on the page (structured data, shop data, visible page):\n"
+            f"{known_lines or '(nothing)'}\n\n"
             f"Find these missing fields: {', '.join(missing)}\n\n"
             f"Page text:\n<<<\n{text}\n>>>",
         },
