@@ -30,9 +30,7 @@ _collections = sa.table("collections", sa.column("name", sa.String), sa.column("
 
 
 def upgrade() -> None:
-    op.add_column(
-        "api_keys", sa.Column("is_admin", sa.Boolean(), server_default=sa.false(), nullable=False)
-    )
+    op.add_column("api_keys", sa.Column("is_admin", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.add_column("wip_jobs", sa.Column("claims", sa.Integer(), server_default="0", nullable=False))
     op.add_column("wip_jobs", sa.Column("last_error", sa.Text(), nullable=True))
     credentials_dir = context.config.attributes.get("credentials_dir") or os.environ.get(
