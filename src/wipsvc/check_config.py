@@ -157,7 +157,7 @@ class _Checker:
         if config.sheet.backend == "local":
             return "ok", f"local worksheet '{config.sheet.worksheet}' in wipsvc's database"
         # A credential name that cannot be used fails here, on one line (a ValueError).
-        config = with_resolved_credentials(config, self.settings.credentials_dir)
+        config = with_resolved_credentials(config, self.settings.credentials_dir, ("sheet",))
         return "ok", await self.sheets.check(config)
 
     async def _llm(self, config: CollectionConfig) -> tuple[Status, str]:
@@ -181,7 +181,7 @@ class _Checker:
         )
 
     async def _cleaning(self, config: CollectionConfig) -> tuple[Status, str]:
-        config = with_resolved_credentials(config, self.settings.credentials_dir)
+        config = with_resolved_credentials(config, self.settings.credentials_dir, ("cleaning",))
         cleaning, worksheet = config.cleaning, config.sheet.worksheet
         cleaner: AppsScriptApiCleaner | AppsScriptWebAppCleaner
         if cleaning.backend == "apps_script_api":

@@ -65,12 +65,16 @@ def resolve(stored: str, credentials_dir: str | None) -> Path:
     return check_name(stored, credentials_dir)
 
 
-def with_resolved_credentials(config: CollectionConfig, credentials_dir: str | None) -> CollectionConfig:
-    """``config`` with the credential names its backends use replaced by the files' paths, for
-    the adapters to load; CredentialError (one line) if a name cannot be used."""
+def with_resolved_credentials(
+    config: CollectionConfig,
+    credentials_dir: str | None,
+    sections: tuple[str, ...] = ("sheet", "cleaning"),
+) -> CollectionConfig:
+    """``config`` with the credential names its backends (of ``sections``) use replaced by the
+    files' paths, for the adapters to load; CredentialError (one line) if a name cannot be used."""
     in_use = {
-        "sheet": config.sheet.backend == "google",
-        "cleaning": config.cleaning.backend == "apps_script_api",
+        "sheet": config.sheet.backend == "google" and "sheet" in sections,
+        "cleaning": config.cleaning.backend == "apps_script_api" and "cleaning" in sections,
     }
     updates: dict[str, object] = {}
     for section, field in CREDENTIAL_FIELDS:

@@ -21,7 +21,7 @@ from wipsvc.pipeline.steps import (
     retry_transient,
     run_product,
 )
-from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error
+from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +195,14 @@ class JobRunner:
             log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
             try:
                 await save(state)  # keep what the failed step spent (tokens, attempts)
-            except LeaseLost:
-                raise
-            except Exception:
+            except Exception as unsaved:
+                if isinstance(unsaved, LeaseLost) or is_outage(unsaved):
+                    raise
                 log.exception("job %s product %s: its last checkpoint could not be stored", job_id, item.sku)
-        except LeaseLost:
-            raise
-        except Exception as failure:  # the store refused this product's checkpoint: it fails alone
+        except Exception as failure:
+            if isinstance(failure, LeaseLost) or is_outage(failure):
+                raise  # the job stops and is resumed (a claim limit ends it if this never passes)
+            # The store refused this product's checkpoint: the product fails alone.
             remaining = state.remaining_steps()
             error_step = remaining[0].value if remaining else None
             error = f"could not store the product's progress: {describe_error(failure)}"

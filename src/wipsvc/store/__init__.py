@@ -1,6 +1,6 @@
 """Persistence: all SQL of the service lives in this package."""
 
-from wipsvc.store.errors import describe_error
+from wipsvc.store.errors import describe_error, is_outage
 from wipsvc.store.records import (
     CollectionRecord,
     Conflict,
@@ -26,4 +26,5 @@ __all__ = [
     "Store",
     "StoreError",
     "describe_error",
+    "is_outage",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from wipsvc.text import clean_text
 
@@ -19,3 +19,11 @@ def describe_error(error: BaseException, *, with_type: bool = False) -> str:
     if with_type and text != type(error).__name__:
         text = f"{type(error).__name__}: {text}"
     return clean_text(text, limit=MAX_ERROR_CHARS)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` is the database being unavailable (locked, gone, a dropped connection),
+    which passes, rather than a value it refuses, which would be refused again."""
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
