@@ -43,6 +43,11 @@ def clean_text(text: str, *, limit: int = MAX_TEXT_CHARS) -> str:
     return cleaned[:limit]
 
 
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` cleaned, its whitespace runs (newlines included) made single spaces, cut to ``limit``."""
+    return " ".join(clean_text(text).split())[:limit]
+
+
 def clean_json(value: Any) -> Any:
     """``value`` (JSON-shaped: dicts, lists, strings, numbers) with every string cleaned, keys too."""
     if isinstance(value, str):
@@ -62,8 +67,9 @@ def check_json(value: Any, where: str = "") -> None:
             raise ValueError(f"{where or 'text'} contains {problem}")
     elif isinstance(value, dict):
         for key, item in value.items():
-            check_json(str(key), f"{where}.{key}" if where else "a key")
-            check_json(item, f"{where}.{key}" if where else str(key))
+            shown = ascii(str(key))[1:-1]  # the key may be the culprit: never echo it raw
+            check_json(str(key), f"a key of {where}" if where else "a key")
+            check_json(item, f"{where}.{shown}" if where else shown)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             check_json(item, f"{where}[{index}]")

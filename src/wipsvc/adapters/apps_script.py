@@ -37,6 +37,7 @@ from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import CleaningConfig, CollectionConfig
 from wipsvc.config import Settings
 from wipsvc.limits import QuotaBucket
+from wipsvc.text import one_line
 
 DEFAULT_TIMEOUT_SECONDS = 360.0  # Apps Script's own limit per execution is 6 minutes
 CONNECT_TIMEOUT_SECONDS = 15.0
@@ -153,14 +154,13 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _google_error(response: httpx.Response) -> str:
     try:
         error = response.json().get("error", {})
-        message = f"{error.get('status', '')} {error.get('message', '')}"
-        return " ".join(message.split())[:200] or response.reason_phrase
+        return one_line(f"{error.get('status', '')} {error.get('message', '')}") or response.reason_phrase
     except (ValueError, AttributeError):
         return _text_snippet(response.text) or response.reason_phrase
 
 
 def _text_snippet(body: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", body)).strip()[:200]
+    return one_line(re.sub(r"<[^>]*>", " ", body))
 
 
 class AppsScriptApiCleaner:
@@ -277,6 +277,7 @@ def _execution_error(error: dict[str, Any]) -> StepError:
     message = str(detail.get("errorMessage") or error.get("message") or "unknown error")
     if detail.get("errorType") not in (None, "", "ScriptError"):
         message = f"{detail['errorType']}: {message}"
+    message = one_line(message)  # Google's answer, quoted: one line, at most 200 characters
     frames = [
         f"{frame.get('function', '?')}:{frame.get('lineNumber', '?')}"
         for frame in detail.get("scriptStackTraceElements") or []

@@ -21,7 +21,7 @@ import httpx
 from wipsvc.adapters.addresses import parse_url, redact_url
 from wipsvc.adapters.base import StepError
 from wipsvc.adapters.scraper import REDIRECT_STATUSES, SafeFetcher
-from wipsvc.text import clean_text
+from wipsvc.text import one_line
 
 MAX_QUOTE_CHARS = 200
 _GOOGLE_HOSTS = ("script.google.com", "script.googleusercontent.com")
@@ -64,7 +64,7 @@ def quote_answer(answer: GuardedAnswer, text: str | None = None) -> str:
     on one line; from any other host, only its status and content type."""
     if is_google_host(answer.host):
         shown = text if text is not None else re.sub(r"<[^>]*>", " ", answer.text)
-        return clean_text(" ".join(shown.split()), limit=MAX_QUOTE_CHARS)
+        return one_line(shown, MAX_QUOTE_CHARS)
     kind = answer.content_type or "no content type"
     return f"HTTP {answer.status_code}, {kind} from {answer.host} (not quoted: not a Google host)"
 

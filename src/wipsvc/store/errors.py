@@ -12,6 +12,8 @@ MAX_ERROR_CHARS = 1000
 def describe_error(error: BaseException, *, with_type: bool = False) -> str:
     """``error`` on one line. A database error names only its kind: its message quotes the SQL
     statement and its parameters, which may hold anyone's data."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]  # a task group's wrapping says nothing about the cause
     if isinstance(error, SQLAlchemyError):
         cause = getattr(error, "orig", None) or error
         return f"database error ({type(cause).__name__})"
