@@ -209,3 +209,35 @@ async def test_cancel_ends_a_job_whose_runs_keep_dying(
         assert cancel.status_code == 200, cancel.text
         job = await wait_for_job(client, COLLECTION, job_id)
     assert job["status"] == "cancelled", job
+
+
+async def test_a_product_whose_checkpoint_is_refused_fails_alone(
+    database_url: str, fetcher: SafeFetcher, pages: LocalHttpServer
+) -> None:
+    pages.routes["/p"] = lambda _: Reply(200, [HTML], product_page(name="One"))
+    async with LiveServer(make_settings(database_url), fetcher=fetcher) as server, server.client() as client:
+        jobs = server.services.store.jobs
+        checkpoint = jobs.checkpoint
+        refused: list[int] = []
+
+        async def refuse_one(job_id: str, wip_id: int, *args: Any, **kwargs: Any) -> None:
+            if wip_id == refused_id:
+                refused.append(wip_id)
+                raise sqlalchemy.exc.DataError(
+                    "UPDATE wip_products SET extracted=$1", {}, ValueError("invalid byte sequence")
+                )
+            await checkpoint(job_id, wip_id, *args, **kwargs)
+
+        jobs.checkpoint = refuse_one  # type: ignore[method-assign]
+        body = {"products": [{"sku": f"P-{i}", "url": pages.url("/p")} for i in range(3)]}
+        ids = (await client.post(f"/api/{COLLECTION}/wip", json=body)).json()["wip_ids"]
+        refused_id = ids[1]
+        started = await client.post(f"/api/{COLLECTION}/wip/process", json={"wip_ids": ids})
+        job = await wait_for_job(client, COLLECTION, started.json()["job_id"])
+    results = {r["wip_id"]: r for r in job["results"]}
+    assert job["status"] == "completed" and job["successful_products"] == 2, job
+    assert results[refused_id]["status"] == "failed"
+    assert (
+        results[refused_id]["error"] == "could not store the product's progress: database error (ValueError)"
+    )
+    assert "UPDATE" not in json.dumps(job)
