@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from wipsvc.collection import SECRET_MASK, CollectionConfig
 from wipsvc.demo.shop import SampleShop
 
 COLLECTION = "alpha"
+WIPSVC = Path(sys.executable).with_name("wipsvc")
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -297,3 +300,67 @@ async def test_stats_count_only_the_keys_collections(server: LiveServer, shop: S
         whole = (await client.get("/api/stats", headers=_auth(admin))).json()
     assert sum(scoped["products_finished_last_15m"]) == 2
     assert sum(whole["products_finished_last_15m"]) == 5
+
+
+# -- the operator's command line ----------------------------------------------------------------------
+
+
+async def _wipsvc(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        str(WIPSVC), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_operator_sets_collections_and_admin_keys_from_the_command_line(
+    sqlite_url: str, fetcher: SafeFetcher, credentials_dir: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WIPSVC_")} | {
+        "WIPSVC_DATABASE_URL": sqlite_url,
+        "WIPSVC_CREDENTIALS_DIR": str(credentials_dir),
+        "WIPSVC_SCRAPE_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    code, out, err = await _wipsvc(env, tmp_path, "keys", "create", "--admin", "--label", "ops")
+    assert code == 0, err
+    admin = out.strip()
+    assert "Created admin key 1" in err and "every collection" in err
+    code, _, err = await _wipsvc(env, tmp_path, "keys", "create", "--admin", "--collections", "alpha")
+    assert code == 1 and "--admin without --collections" in err
+    code, out, _ = await _wipsvc(env, tmp_path, "keys", "list", "--json")
+    assert json.loads(out.splitlines()[0])["is_admin"] is True
+
+    config = tmp_path / "alpha.json"
+    settings = {
+        "sheet": {"backend": "google", "spreadsheet_id": "sheet-a", "credentials_file": "team-a/sa.json"},
+        "cleaning": {
+            "backend": "apps_script_webapp",
+            "webapp_url": "http://127.0.0.1:9/exec",
+            "webapp_secret": "s",
+        },
+    }
+    for bad, message in (
+        ({"sheet": {"credentials_file": "../outside.json"}}, "sheet.credentials_file: credential name"),
+        (_webapp("http://127.0.0.2:9/internal"), "cleaning.webapp_url: refused"),
+        ({"sheet": {"worksheet": "a\u0000b"}}, "contains U+0000 (NUL)"),
+    ):
+        config.write_text(json.dumps(bad))
+        code, _, err = await _wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
+        assert code == 1 and message in err, err
+    config.write_text(json.dumps(settings))
+    code, out, err = await _wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
+    assert code == 0, err
+    assert f"Stored the settings of collection '{COLLECTION}'" in out
+
+    async with (
+        LiveServer(
+            make_settings(sqlite_url, credentials_dir=str(credentials_dir)), fetcher=fetcher
+        ) as server,
+        server.client() as client,
+    ):
+        got = await client.get(f"/api/collections/{COLLECTION}", headers=_auth(admin))
+        assert got.status_code == 200, got.text
+        stored = got.json()["collection"]["config"]
+        assert stored["sheet"]["spreadsheet_id"] == "sheet-a"
+        assert stored["cleaning"]["webapp_secret"] == SECRET_MASK
