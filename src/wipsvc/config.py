@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     scrape_max_redirects: int = Field(5, ge=0, description="Redirects followed per page.")
     scrape_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated hosts or CIDR ranges that may be fetched although not public.",
+        description="Comma-separated hosts or CIDR ranges that may be fetched although not public "
+        "(product pages, and the web-app URLs of collections' settings).",
     )
     scrape_user_agent: str = Field("wipsvc/0.1 (+catalogue importer)", description="User-Agent header.")
 
