@@ -139,6 +139,7 @@ async def run_design(design: Design, products: int, workdir: Path) -> None:
             "WIPSVC_SHEETS_API_URL": sheets.url,
             "WIPSVC_APPS_SCRIPT_API_URL": script.url,
             "WIPSVC_GOOGLE_CREDENTIALS_FILE": str(service_account),
+            "WIPSVC_CREDENTIALS_DIR": str(workdir),  # the collection names its OAuth file in it
             "WIPSVC_LLM_BASE_URL": llm.base_url,
             "WIPSVC_LLM_API_KEY": llm.api_key,
             "WIPSVC_QUOTA_PERIOD_SECONDS": str(60 * scale),
@@ -158,7 +159,7 @@ async def run_design(design: Design, products: int, workdir: Path) -> None:
         url = (await process.stdout.readline()).decode().strip()
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as client:
-                await run_job(design, client, sid, str(user), script.script_id, shop.url, products)
+                await run_job(design, client, sid, user.name, script.script_id, shop.url, products)
         finally:
             process.stdin.close()
             await process.wait()

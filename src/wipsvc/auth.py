@@ -42,12 +42,17 @@ class InsecureBind(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a key's holder, or anyone on loopback in open mode."""
+    """Who is calling: a key's holder, or anyone on loopback in open mode.
+
+    ``is_admin`` callers (admin keys, and the local caller of an open service) may also change
+    what a collection connects to or reads: its spreadsheet, credentials, script and web app.
+    """
 
     key_id: int | None  # None: open mode
     key_prefix: str | None
     collections: frozenset[str] | None  # None: every collection
     client: str  # the caller's address (the rate-limit identity in open mode)
+    is_admin: bool = False
 
     def may_see(self, collection: str) -> bool:
         return self.collections is None or collection in self.collections
@@ -85,13 +90,18 @@ def key_matches(key: str, stored_hash: str) -> bool:
 
 
 async def create_key(
-    keys: KeysRepository, collections: Sequence[str] | None, *, label: str | None = None
+    keys: KeysRepository,
+    collections: Sequence[str] | None,
+    *,
+    label: str | None = None,
+    is_admin: bool = False,
 ) -> NewKey:
-    """Make and store a key for `collections` (None: every collection)."""
+    """Make and store a key for `collections` (None: every collection); an admin key reaches
+    every collection."""
     for _ in range(5):
         key, prefix = generate_key()
         try:
-            record = await keys.create(prefix, hash_key(key), collections, label=label)
+            record = await keys.create(prefix, hash_key(key), collections, label=label, is_admin=is_admin)
         except Conflict:
             continue  # the random prefix is taken (rare): draw another
         return NewKey(key, record)
@@ -110,7 +120,7 @@ async def authenticate(
             if record.revoked:
                 raise Unauthorized("API key revoked")
             await keys.record_use(record.id)
-            return Principal(record.id, record.prefix, record.collections, client)
+            return Principal(record.id, record.prefix, record.collections, client, is_admin=record.is_admin)
         if await keys.any_exist():
             raise Unauthorized("invalid API key")
         # No key exists: the service runs open, and a key a client sends anyway changes nothing.
@@ -118,7 +128,8 @@ async def authenticate(
         raise Unauthorized("API key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     if not via_loopback:
         raise Unauthorized("no API keys exist, so the service answers only on a loopback address")
-    return Principal(None, None, None, client)
+    # Open mode: only this machine can reach the service, so its caller is the operator.
+    return Principal(None, None, None, client, is_admin=True)
 
 
 def is_loopback(host: str) -> bool:

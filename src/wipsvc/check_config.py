@@ -26,6 +26,7 @@ from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.llm import build_llm_client, llm_api_key, llm_model
 from wipsvc.collection import CollectionConfig
 from wipsvc.config import Settings
+from wipsvc.credentials import with_resolved_credentials
 from wipsvc.store import CollectionRecord, Store
 
 # A check that has not answered by then will not help an operator waiting at a prompt.
@@ -158,6 +159,8 @@ class _Checker:
     async def _sheet(self, config: CollectionConfig) -> tuple[Status, str]:
         if config.sheet.backend == "local":
             return "ok", f"local worksheet '{config.sheet.worksheet}' in wipsvc's database"
+        # A credential name that cannot be used fails here, on one line (a ValueError).
+        config = with_resolved_credentials(config, self.settings.credentials_dir, ("sheet",))
         return "ok", await self.sheets.check(config)
 
     async def _llm(self, config: CollectionConfig) -> tuple[Status, str]:
@@ -181,6 +184,7 @@ class _Checker:
         )
 
     async def _cleaning(self, config: CollectionConfig) -> tuple[Status, str]:
+        config = with_resolved_credentials(config, self.settings.credentials_dir, ("cleaning",))
         cleaning, worksheet = config.cleaning, config.sheet.worksheet
         cleaner: AppsScriptApiCleaner | AppsScriptWebAppCleaner
         if cleaning.backend == "apps_script_api":
@@ -191,7 +195,12 @@ class _Checker:
                 timeout=CHECK_TIMEOUT_SECONDS,
             )
         elif cleaning.backend == "apps_script_webapp":
-            cleaner = AppsScriptWebAppCleaner(cleaning, worksheet=worksheet, timeout=CHECK_TIMEOUT_SECONDS)
+            cleaner = AppsScriptWebAppCleaner(
+                cleaning,
+                worksheet=worksheet,
+                allowed_hosts=self.settings.scrape_allowed_hosts,
+                timeout=CHECK_TIMEOUT_SECONDS,
+            )
         else:
             return "ok", "embedded Python cleaning rules"
         try:

@@ -11,6 +11,7 @@ import typer
 
 from wipsvc.check_config import check_config_command
 from wipsvc.client.commands import register as register_client_commands
+from wipsvc.collections_cli import collections_app
 from wipsvc.config import Settings
 from wipsvc.keys_cli import keys_app
 
@@ -20,6 +21,7 @@ app = typer.Typer(help="wipsvc: background processing of WIP catalogue products.
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(collections_app, name="collections")
 
 
 def _logging(settings: Settings) -> None:

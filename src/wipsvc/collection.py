@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,9 +13,14 @@ from pydantic import (
     SerializationInfo,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
+from wipsvc.text import check_json
+
 COLLECTION_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+# What a GET shows instead of the web-app secret; a PUT that sends it back keeps the stored one.
+SECRET_MASK = "**********"  # noqa: S105 (a mask, not a password)
 
 # The row layout of a new collection: logical field -> column letter.
 DEFAULT_COLUMNS: dict[str, str] = {
@@ -88,7 +93,7 @@ class CleaningConfig(_Model):
         if secret is None:
             return None
         context = info.context or {}
-        return secret.get_secret_value() if context.get("reveal_secrets") else "**********"
+        return secret.get_secret_value() if context.get("reveal_secrets") else SECRET_MASK
 
 
 class LLMConfig(_Model):
@@ -109,6 +114,13 @@ class CollectionConfig(_Model):
     )
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        # NUL, unpaired surrogates and C0 controls: refused here rather than failing in the store.
+        check_json(data)
+        return data
 
     @field_validator("columns")
     @classmethod

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         1.0, ge=0, description="First backoff between tries; doubles each time, with full jitter."
     )
     retry_max_delay_seconds: float = Field(30.0, ge=0, description="Longest backoff between tries.")
+    job_max_claims: int = Field(
+        5,
+        ge=1,
+        description="Times a job may be claimed with no product finished in between before it ends "
+        "`failed` with its last error (a graceful shutdown's release does not count).",
+    )
 
     # Real-time
     socketio_enabled: bool = Field(True, description="Serve Socket.IO progress events at /socket.io.")
@@ -100,7 +106,8 @@ class Settings(BaseSettings):
     scrape_max_redirects: int = Field(5, ge=0, description="Redirects followed per page.")
     scrape_allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated hosts or CIDR ranges that may be fetched although not public.",
+        description="Comma-separated hosts or CIDR ranges that may be fetched although not public "
+        "(product pages, and the web-app URLs of collections' settings).",
     )
     scrape_user_agent: str = Field("wipsvc/0.1 (+catalogue importer)", description="User-Agent header.")
 
@@ -109,6 +116,11 @@ class Settings(BaseSettings):
     apps_script_api_url: str = Field("https://script.googleapis.com", description="Apps Script API base URL.")
     google_credentials_file: str | None = Field(
         None, description="Service-account JSON used for Google Sheets (collections may override)."
+    )
+    credentials_dir: str | None = Field(
+        None,
+        description="Directory of the credential files collections may name (`sheet.credentials_file`, "
+        "`cleaning.oauth_credentials_file`): a collection names a file relative to it, never by path.",
     )
     llm_base_url: str = Field("https://api.openai.com/v1", description="OpenAI-compatible API base URL.")
     llm_api_key: SecretStr | None = Field(

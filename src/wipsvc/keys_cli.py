@@ -63,11 +63,19 @@ def create(
         None, "--collections", help="Comma-separated collections the key may use, e.g. sinks,taps."
     ),
     all_collections: bool = typer.Option(False, "--all", help="The key may use every collection."),
+    admin: bool = typer.Option(
+        False,
+        "--admin",
+        help="An admin key: every collection, and it may change what a collection connects to or "
+        "reads (spreadsheet, credentials, Apps Script, web app).",
+    ),
     label: str | None = typer.Option(None, "--label", help="A note on who or what holds the key."),
 ) -> None:
     """Create a key and print it once (only its hash is kept)."""
-    if all_collections == (collections is not None):
-        raise _fail("give either --collections NAME,… or --all")
+    if admin and collections is not None:
+        raise _fail("an admin key reaches every collection: give --admin without --collections")
+    if not admin and all_collections == (collections is not None):
+        raise _fail("give either --collections NAME,… or --all (or --admin)")
     names: list[str] | None = None
     if collections is not None:
         names = sorted({part.strip() for part in collections.split(",") if part.strip()})
@@ -78,9 +86,10 @@ def create(
         raise _fail("--label is limited to 100 characters")
     from wipsvc.auth import create_key
 
-    new = _with_store(lambda store: create_key(store.keys, names, label=label))
+    new = _with_store(lambda store: create_key(store.keys, names, label=label, is_admin=admin))
     reach = "every collection" if names is None else f"collections: {', '.join(names)}"
-    typer.echo(f"Created API key {new.record.id} ({_name(new.record)}) for {reach}.", err=True)
+    role = "admin key" if admin else "API key"
+    typer.echo(f"Created {role} {new.record.id} ({_name(new.record)}) for {reach}.", err=True)
     typer.echo("Copy it now: it is shown only this once.", err=True)
     typer.echo(new.key)
 
@@ -98,11 +107,12 @@ def list_keys(
     if not records:
         typer.echo("No API keys: the service runs open (and only on a loopback address).")
         return
-    header = ("ID", "PREFIX", "COLLECTIONS", "CREATED", "LAST USED", "REVOKED", "LABEL")
+    header = ("ID", "PREFIX", "ROLE", "COLLECTIONS", "CREATED", "LAST USED", "REVOKED", "LABEL")
     rows = [header] + [
         (
             str(r.id),
             _name(r),
+            "admin" if r.is_admin else "collection",
             "*" if r.collections is None else ",".join(sorted(r.collections)),
             _when(r.created_at),
             _when(r.last_used_at),
@@ -149,6 +159,7 @@ def _as_dict(record: ApiKeyRecord) -> dict[str, Any]:
         "id": record.id,
         "prefix": _name(record),
         "collections": None if record.collections is None else sorted(record.collections),
+        "is_admin": record.is_admin,
         "label": record.label,
         "created_at": record.created_at.isoformat(),
         "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,

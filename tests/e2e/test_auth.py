@@ -288,6 +288,7 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
         assert lines[0].split() == [
             "ID",
             "PREFIX",
+            "ROLE",
             "COLLECTIONS",
             "CREATED",
             "LAST",
@@ -296,7 +297,8 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
             "LABEL",
         ]
         assert lines[1].startswith("1 ") and key[:12] in lines[1] and "sinks,taps" in lines[1]
-        assert lines[1].split()[5:8] != ["-"] * 3 and lines[1].endswith("ci")  # last used is set
+        assert lines[1].split()[6:9] != ["-"] * 3 and lines[1].endswith("ci")  # last used is set
+        assert lines[1].split()[2] == "collection"
         assert " * " in lines[2]
         assert key not in out  # the key itself is never shown again
 

@@ -140,6 +140,9 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         sheets_read_per_minute=1_000_000,
         claim_interval_seconds=0.2,
         lease_seconds=5,
+        # Killed 12 times on purpose, some of them mid-startup: more runs without a finished
+        # product than the claim limit allows a job that really keeps dying.
+        job_max_claims=KILLS + 1,
         log_level="info",
     )
     server = ServerProcess(env, port=free_port(), cwd=tmp_path, log_path=tmp_path / "server.log")

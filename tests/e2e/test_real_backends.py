@@ -75,10 +75,13 @@ class FakeCloud:
         self.sheets = self._stack.enter_context(FakeSheets(self.oauth, **sheets_options))
         self.script = self._stack.enter_context(FakeAppsScript(token_validator=self.oauth.is_valid))
         self.llm = self._stack.enter_context(FakeOpenAI(api_key="sk-e2e-test"))
+        # Collections name credential files relative to the operator's directory.
+        self.credentials_dir = tmp_path / "credentials"
+        self.credentials_dir.mkdir()
         self.service_account = self.oauth.write_service_account(
-            tmp_path / "service-account.json", client_email=service_account_email
+            self.credentials_dir / "service-account.json", client_email=service_account_email
         )
-        self.authorized_user = self.oauth.write_authorized_user(tmp_path / "authorized-user.json")
+        self.authorized_user = self.oauth.write_authorized_user(self.credentials_dir / "authorized-user.json")
         self.spreadsheet_id = self.sheets.add_spreadsheet(
             title="Catalogue", worksheets=[worksheet], shared_with=[service_account_email]
         )
@@ -94,6 +97,7 @@ class FakeCloud:
             llm_base_url=self.llm.base_url,
             llm_api_key=self.llm.api_key,
             llm_model="fake-model",
+            credentials_dir=str(self.credentials_dir),
             **overrides,
         )
 
@@ -104,14 +108,14 @@ class FakeCloud:
                 "backend": "google",
                 "spreadsheet_id": self.spreadsheet_id,
                 "worksheet": self.worksheet,
-                "credentials_file": str(self.service_account),
+                "credentials_file": self.service_account.name,
             },
             "columns": COLUMNS,
             "cleaning": {
                 "backend": "apps_script_api",
                 "script_id": self.script.script_id,
                 "function": "cleanRow",
-                "oauth_credentials_file": str(self.authorized_user),
+                "oauth_credentials_file": self.authorized_user.name,
             },
             "llm": {"enabled": True, "model": "fake-extractor"},
         }

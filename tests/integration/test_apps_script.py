@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from tests.fakes.apps_script import FakeAppsScript, ScriptFailure
 from tests.fakes.google_oauth import FakeGoogleOAuth
-from tests.support.netguard import LoopbackOnlyTransport
+from tests.support.netguard import LoopbackOnlyTransport, StaticResolver
 from wipsvc.adapters.apps_script import (
     CHECK_FUNCTION,
     AppsScriptApiCleaner,
@@ -56,11 +56,34 @@ async def api_cleaner(
     await cleaner.aclose()
 
 
-def webapp_config(script: FakeAppsScript, secret: str | None = None) -> CleaningConfig:
+# The fake web app answers as Google's script.google.com would: the name resolves to the fake
+# (injected DNS answer) and is allowed although loopback, so the address guard lets it through.
+GOOGLE_WEBAPP_HOST = "script.google.com"
+
+
+def webapp_config(
+    script: FakeAppsScript, secret: str | None = None, *, url: str | None = None
+) -> CleaningConfig:
+    google_url = script.webapp_url.replace("127.0.0.1", GOOGLE_WEBAPP_HOST)
     return CleaningConfig(
         backend="apps_script_webapp",
-        webapp_url=script.webapp_url,
+        webapp_url=url or google_url,
         webapp_secret=SecretStr(secret or script.secret),
+    )
+
+
+def webapp_cleaner(
+    config: CleaningConfig,
+    transport: LoopbackOnlyTransport,
+    *,
+    allowed: tuple[str, ...] = (GOOGLE_WEBAPP_HOST,),
+) -> AppsScriptWebAppCleaner:
+    return AppsScriptWebAppCleaner(
+        config,
+        worksheet="Products",
+        transport=transport,
+        resolver=StaticResolver({GOOGLE_WEBAPP_HOST: ["127.0.0.1"], "internal.example": ["127.0.0.2"]}),
+        allowed_hosts=allowed,
     )
 
 
@@ -222,7 +245,7 @@ async def test_api_timeout_is_transient(
 async def test_webapp_ok_follows_the_redirect(
     script: FakeAppsScript, transport: LoopbackOnlyTransport
 ) -> None:
-    cleaner = AppsScriptWebAppCleaner(webapp_config(script), worksheet="Products", transport=transport)
+    cleaner = webapp_cleaner(webapp_config(script), transport)
     try:
         await cleaner.run(row_num=5, sku="SKU-1")
     finally:
@@ -242,7 +265,7 @@ async def test_webapp_not_ok_is_a_permanent_error(
     script: FakeAppsScript, transport: LoopbackOnlyTransport
 ) -> None:
     script.fail_sku("SKU-BAD", ScriptFailure("row 5 has no price"))
-    cleaner = AppsScriptWebAppCleaner(webapp_config(script), worksheet="Products", transport=transport)
+    cleaner = webapp_cleaner(webapp_config(script), transport)
     try:
         with pytest.raises(StepError) as caught:
             await cleaner.run(row_num=5, sku="SKU-BAD")
@@ -254,9 +277,7 @@ async def test_webapp_not_ok_is_a_permanent_error(
 
 
 async def test_webapp_wrong_secret(script: FakeAppsScript, transport: LoopbackOnlyTransport) -> None:
-    cleaner = AppsScriptWebAppCleaner(
-        webapp_config(script, secret="not-the-secret"), worksheet="Products", transport=transport
-    )
+    cleaner = webapp_cleaner(webapp_config(script, secret="not-the-secret"), transport)
     try:
         with pytest.raises(StepError, match="bad secret") as caught:
             await cleaner.run(row_num=5, sku="SKU-1")
@@ -271,7 +292,7 @@ async def test_webapp_server_error_is_transient(
     script: FakeAppsScript, transport: LoopbackOnlyTransport
 ) -> None:
     script.http_error_next(503)
-    cleaner = AppsScriptWebAppCleaner(webapp_config(script), worksheet="Products", transport=transport)
+    cleaner = webapp_cleaner(webapp_config(script), transport)
     try:
         with pytest.raises(StepError) as caught:
             await cleaner.run(row_num=5, sku="SKU-1")
@@ -281,12 +302,9 @@ async def test_webapp_server_error_is_transient(
 
 
 async def test_webapp_check_posts_nothing(script: FakeAppsScript, transport: LoopbackOnlyTransport) -> None:
-    cleaner = AppsScriptWebAppCleaner(webapp_config(script), worksheet="Products", transport=transport)
-    wrong = AppsScriptWebAppCleaner(
-        webapp_config(script).model_copy(update={"webapp_url": f"{script.url}/macros/s/unknown/exec"}),
-        worksheet="Products",
-        transport=transport,
-    )
+    cleaner = webapp_cleaner(webapp_config(script), transport)
+    unknown = f"{script.url}/macros/s/unknown/exec".replace("127.0.0.1", GOOGLE_WEBAPP_HOST)
+    wrong = webapp_cleaner(webapp_config(script, url=unknown), transport)
     try:
         assert "answered HTTP 200" in await cleaner.check()
         with pytest.raises(StepError, match="404"):

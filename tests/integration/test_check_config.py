@@ -35,6 +35,7 @@ class Fakes(NamedTuple):
     sheets: FakeSheets
     script: FakeAppsScript
     llm: FakeOpenAI
+    credentials_dir: Path  # where collections' credential names point
 
 
 @pytest.fixture
@@ -45,7 +46,9 @@ def fakes(tmp_path: Path) -> Iterator[Fakes]:
         FakeAppsScript(token_validator=oauth.is_valid) as script,
         FakeOpenAI(api_key="sk-check") as llm,
     ):
-        yield Fakes(oauth, sheets, script, llm)
+        credentials_dir = tmp_path / "credentials"
+        credentials_dir.mkdir()
+        yield Fakes(oauth, sheets, script, llm, credentials_dir)
 
 
 def settings_for(database_url: str, fakes: Fakes, **overrides: Any) -> Settings:
@@ -55,23 +58,24 @@ def settings_for(database_url: str, fakes: Fakes, **overrides: Any) -> Settings:
         "llm_base_url": fakes.llm.base_url,
         "llm_api_key": fakes.llm.api_key,
         "llm_model": "fake-model",
+        "credentials_dir": str(fakes.credentials_dir),
     }
     return make_settings(database_url, **(values | overrides))
 
 
 def good_config(fakes: Fakes, tmp_path: Path) -> CollectionConfig:
-    service_account = fakes.oauth.write_service_account(tmp_path / "sa.json", client_email=SA_EMAIL)
-    user = fakes.oauth.write_authorized_user(tmp_path / "user.json")
+    fakes.oauth.write_service_account(fakes.credentials_dir / "sa.json", client_email=SA_EMAIL)
+    fakes.oauth.write_authorized_user(fakes.credentials_dir / "user.json")
     spreadsheet_id = fakes.sheets.add_spreadsheet("sheet-1", title="Catalogue", worksheets=["Products"])
     return CollectionConfig(
         sheet=SheetConfig(
             backend="google",
             spreadsheet_id=spreadsheet_id,
             worksheet="Products",
-            credentials_file=str(service_account),
+            credentials_file="sa.json",
         ),
         cleaning=CleaningConfig(
-            backend="apps_script_api", script_id=fakes.script.script_id, oauth_credentials_file=str(user)
+            backend="apps_script_api", script_id=fakes.script.script_id, oauth_credentials_file="user.json"
         ),
         llm=LLMConfig(enabled=True),
     )
@@ -138,22 +142,24 @@ async def test_an_all_good_collection_reports_ok_and_writes_nothing(
     await store.close()
 
 
-def _bad_key_file(good: str, tmp_path: Path) -> str:
-    """A copy of a good service-account file with another private key: Google (the fake) refuses it."""
-    info = json.loads(Path(good).read_text())
+def _bad_key_file(good: Path) -> str:
+    """A copy of a good service-account file with another private key: Google (the fake) refuses it;
+    returns its name."""
+    info = json.loads(good.read_text())
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     info["private_key"] = other.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    path = tmp_path / "bad-key.json"
+    path = good.with_name("bad-key.json")
     path.write_text(json.dumps(info))
-    return str(path)
+    return path.name
 
 
 @pytest.mark.parametrize(
     "case",
     [
         "missing credentials file",
+        "credentials file outside the directory",
         "bad key",
         "unreachable Sheets API",
         "spreadsheet does not exist",
@@ -168,14 +174,19 @@ async def test_a_broken_sheet_is_one_clear_line(
     sheet = config.sheet
     expected: str
     if case == "missing credentials file":
-        missing = tmp_path / "nowhere" / "sa.json"
-        sheet = sheet.model_copy(update={"credentials_file": str(missing)})
+        sheet = sheet.model_copy(update={"credentials_file": "nowhere/sa.json"})
+        expected = "credential file 'nowhere/sa.json' does not exist in the credentials directory"
+    elif case == "credentials file outside the directory":
+        # A path stored before credentials had names, of a file the operator did not move.
+        outside = tmp_path / "sa.json"
+        outside.write_bytes((fakes.credentials_dir / "sa.json").read_bytes())
+        sheet = sheet.model_copy(update={"credentials_file": str(outside)})
         expected = (
-            f"cannot load Google credentials from {missing}: FileNotFoundError: "
-            f"[Errno 2] No such file or directory: '{missing}'"
+            f"credential file {outside} is named by path: move it into {fakes.credentials_dir} "
+            "and name it relative to that directory"
         )
     elif case == "bad key":
-        bad = _bad_key_file(str(sheet.credentials_file), tmp_path)
+        bad = _bad_key_file(fakes.credentials_dir / str(sheet.credentials_file))
         sheet = sheet.model_copy(update={"credentials_file": bad})
         expected = f"Google refused a token for {SA_EMAIL}: invalid_grant: Invalid JWT Signature."
     elif case == "unreachable Sheets API":
@@ -226,13 +237,13 @@ async def test_broken_llm_and_cleaning_are_one_clear_line_each(
         backend = "llm"
         expected = f"cannot reach the LLM API at {url}: ConnectError: All connection attempts failed"
     elif case == "missing OAuth file":
-        cleaning = cleaning.model_copy(update={"oauth_credentials_file": str(tmp_path / "none.json")})
-        expected = f"Apps Script OAuth credentials {tmp_path / 'none.json'} unusable: [Errno 2]"
+        cleaning = cleaning.model_copy(update={"oauth_credentials_file": "none.json"})
+        expected = "credential file 'none.json' does not exist in the credentials directory"
     elif case == "revoked refresh token":
-        user = json.loads(Path(str(cleaning.oauth_credentials_file)).read_text())
-        revoked = tmp_path / "revoked.json"
+        user = json.loads((fakes.credentials_dir / str(cleaning.oauth_credentials_file)).read_text())
+        revoked = fakes.credentials_dir / "revoked.json"
         revoked.write_text(json.dumps(user | {"refresh_token": "1//revoked"}))
-        cleaning = cleaning.model_copy(update={"oauth_credentials_file": str(revoked)})
+        cleaning = cleaning.model_copy(update={"oauth_credentials_file": revoked.name})
         expected = (
             "Apps Script OAuth token refresh refused: invalid_grant: Token has been expired or revoked."
         )
@@ -305,7 +316,14 @@ def test_the_command_prints_one_line_per_check_and_exits_1_on_failure(
     app.command("check-config")(check_config_command)
     app.callback()(lambda: None)  # a group, so that the command is called by name as in `wipsvc`
     settings = settings_for(sqlite_url, fakes)
-    names = ("database_url", "sheets_api_url", "apps_script_api_url", "llm_base_url", "llm_model")
+    names = (
+        "database_url",
+        "sheets_api_url",
+        "apps_script_api_url",
+        "llm_base_url",
+        "llm_model",
+        "credentials_dir",
+    )
     env = {f"WIPSVC_{name.upper()}": str(getattr(settings, name)) for name in names}
     env["WIPSVC_LLM_API_KEY"] = fakes.llm.api_key
     monkeypatch.chdir(tmp_path)  # no .env of the developer's

@@ -22,7 +22,14 @@ WEB = (
     "wipsvc.app",
 )
 # What each core package may import from the project (besides itself and the leaf modules).
-LEAVES = ("wipsvc.config", "wipsvc.collection", "wipsvc.jobs.models", "wipsvc.limits")
+LEAVES = (
+    "wipsvc.config",
+    "wipsvc.collection",
+    "wipsvc.credentials",
+    "wipsvc.jobs.models",
+    "wipsvc.limits",
+    "wipsvc.text",
+)
 ALLOWED = {
     "store": ("wipsvc.store",),
     # The built-in extractor is a pure function of a page's HTML: it needs nothing of the project.

@@ -23,7 +23,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import google.auth.exceptions
 import httpx
@@ -31,10 +31,13 @@ import requests
 from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2.credentials import Credentials
 
+from wipsvc.adapters.apps_script_webapp import AppsScriptWebAppCleaner
 from wipsvc.adapters.base import StepError
+from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import CleaningConfig, CollectionConfig
 from wipsvc.config import Settings
 from wipsvc.limits import QuotaBucket
+from wipsvc.text import one_line
 
 DEFAULT_TIMEOUT_SECONDS = 360.0  # Apps Script's own limit per execution is 6 minutes
 CONNECT_TIMEOUT_SECONDS = 15.0
@@ -43,6 +46,8 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 CHECK_FUNCTION = "wipsvcConfigCheckNoSuchFunction"
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+__all__ = ["AppsScriptApiCleaner", "AppsScriptWebAppCleaner", "build_apps_script_cleaner"]
+
 # Operation error codes: 10 = SCRIPT_TIMEOUT and 1 = CANCELLED may pass on a later try;
 # 3 = INVALID_ARGUMENT is an exception thrown by the script.
 _TRANSIENT_EXECUTION_CODES = frozenset({1, 10})
@@ -67,12 +72,14 @@ def build_apps_script_cleaner(
     config: CollectionConfig,
     *,
     client: httpx.AsyncClient | None = None,
+    guard: SafeFetcher | None = None,
     bucket: QuotaBucket | None = None,
 ) -> AppsScriptApiCleaner | AppsScriptWebAppCleaner | None:
     """The collection's Apps Script cleaner, or None for the ``python`` backend.
 
-    ``client`` may be one long-lived client shared by all jobs: timeouts and redirect handling are
-    set per request, so its own defaults do not matter.
+    ``client`` (for the Apps Script API, whose URL is the operator's setting) and ``guard`` (for
+    the web app, whose URL is the collection's) may be long-lived and shared by all jobs:
+    timeouts and redirect handling are set per request, so their own defaults do not matter.
     """
     cleaning, worksheet = config.cleaning, config.sheet.worksheet
     if cleaning.backend == "apps_script_api":
@@ -81,7 +88,13 @@ def build_apps_script_cleaner(
             cleaning, worksheet=worksheet, api_url=api_url, client=client, bucket=bucket
         )
     if cleaning.backend == "apps_script_webapp":
-        return AppsScriptWebAppCleaner(cleaning, worksheet=worksheet, client=client, bucket=bucket)
+        return AppsScriptWebAppCleaner(
+            cleaning,
+            worksheet=worksheet,
+            guard=guard,
+            allowed_hosts=settings.scrape_allowed_hosts,
+            bucket=bucket,
+        )
     return None
 
 
@@ -141,13 +154,13 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _google_error(response: httpx.Response) -> str:
     try:
         error = response.json().get("error", {})
-        return f"{error.get('status', '')} {error.get('message', '')}".strip() or response.reason_phrase
+        return one_line(f"{error.get('status', '')} {error.get('message', '')}") or response.reason_phrase
     except (ValueError, AttributeError):
         return _text_snippet(response.text) or response.reason_phrase
 
 
 def _text_snippet(body: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]*>", " ", body)).strip()[:200]
+    return one_line(re.sub(r"<[^>]*>", " ", body))
 
 
 class AppsScriptApiCleaner:
@@ -264,6 +277,7 @@ def _execution_error(error: dict[str, Any]) -> StepError:
     message = str(detail.get("errorMessage") or error.get("message") or "unknown error")
     if detail.get("errorType") not in (None, "", "ScriptError"):
         message = f"{detail['errorType']}: {message}"
+    message = one_line(message)  # Google's answer, quoted: one line, at most 200 characters
     frames = [
         f"{frame.get('function', '?')}:{frame.get('lineNumber', '?')}"
         for frame in detail.get("scriptStackTraceElements") or []
@@ -272,71 +286,4 @@ def _execution_error(error: dict[str, Any]) -> StepError:
     stack = f" ({', '.join(frames)})" if frames else ""
     return StepError(
         f"Apps Script error: {message}{stack}", transient=error.get("code") in _TRANSIENT_EXECUTION_CODES
-    )
-
-
-class AppsScriptWebAppCleaner:
-    """POST ``{"secret", "sheet", "row", "sku"}`` to the web app; follow its 302; read ``{ok, error}``."""
-
-    def __init__(
-        self,
-        config: CleaningConfig,
-        *,
-        worksheet: str,
-        client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        bucket: QuotaBucket | None = None,
-    ) -> None:
-        if not config.webapp_url or config.webapp_secret is None:
-            raise ValueError("cleaning backend apps_script_webapp needs webapp_url and webapp_secret")
-        if urlsplit(config.webapp_url).scheme not in ("http", "https"):
-            raise ValueError("webapp_url must be an http(s) URL")
-        self.config, self.worksheet = config, worksheet
-        self.url = config.webapp_url
-        self._secret = config.webapp_secret.get_secret_value()
-        # The URL is the operator's configuration, not user input, so following Google's redirect
-        # to the output host with httpx is fine (no SSRF guard needed here).
-        self._http = _Http(client, transport, timeout, follow_redirects=True, bucket=bucket)
-
-    def transform(self, values: dict[str, str]) -> dict[str, str]:
-        return values
-
-    async def run(self, *, row_num: int, sku: str) -> None:
-        payload = {"secret": self._secret, "sheet": self.worksheet, "row": row_num, "sku": sku}
-        response = await self._http.send("Apps Script web app", "POST", self.url, json=payload)
-        _check_status(response)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            # doPost threw, or Google served a login page (web app not deployed for "Anyone").
-            raise StepError(f"Apps Script web app answered non-JSON: {_text_snippet(response.text)}") from exc
-        if not isinstance(body, dict) or "ok" not in body:
-            raise StepError(f"Apps Script web app answered unexpectedly: {str(body)[:200]}")
-        if body["ok"] is not True:
-            raise StepError(f"Apps Script web app error: {body.get('error') or 'ok is false'}")
-
-    async def check(self) -> str:
-        """GET the web-app URL: that runs ``doGet`` (if any), never ``doPost``, so nothing is cleaned.
-
-        Any answer from the deployment proves URL and access settings; the secret can only be
-        verified by ``doPost``, which would clean a row, so it is not checked here.
-        """
-        response = await self._http.send("Apps Script web app", "GET", self.url)
-        _check_status(response)
-        if response.url.host == "accounts.google.com":
-            raise StepError("Apps Script web app asks for a Google login: deploy it with access 'Anyone'")
-        return f"Apps Script web app: deployment answered HTTP {response.status_code} (secret not verified)"
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-
-
-def _check_status(response: httpx.Response) -> None:
-    if response.status_code == 200:
-        return
-    hint = " (web app not found: check the deployment URL)" if response.status_code == 404 else ""
-    raise StepError(
-        f"Apps Script web app HTTP {response.status_code}: {_text_snippet(response.text)}{hint}",
-        transient=response.status_code in _TRANSIENT_STATUS,
     )

@@ -113,6 +113,21 @@ class SafeFetcher:
         """Resolve ``url``'s host and return the addresses it may be fetched from; StepError if refused."""
         return await self._vet(parse_url(url))
 
+    async def send_vetted(
+        self,
+        method: str,
+        url: httpx.URL,
+        addresses: list[str],
+        *,
+        headers: dict[str, str],
+        content: bytes | None,
+        read_timeout: float,
+    ) -> httpx.Response:
+        """Send one request to one of ``addresses`` (from :meth:`vet`), as a streamed response."""
+        return await self._send(
+            url, addresses, None, method=method, headers=headers, content=content, read_timeout=read_timeout
+        )
+
     async def _follow_redirects(self, url: str) -> FetchedPage:
         current = parse_url(url)
         cookies = _CookieStore()
@@ -178,10 +193,24 @@ class SafeFetcher:
             return None
         return address_problem(address)
 
-    async def _send(self, url: httpx.URL, addresses: list[str], cookie: str | None) -> httpx.Response:
+    async def _send(
+        self,
+        url: httpx.URL,
+        addresses: list[str],
+        cookie: str | None,
+        *,
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        read_timeout: float | None = None,
+    ) -> httpx.Response:
         host = url.raw_host.decode("ascii")
-        headers = {"Host": url.netloc.decode("ascii"), "User-Agent": self._user_agent}
-        headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"
+        headers = {
+            "Host": url.netloc.decode("ascii"),
+            "User-Agent": self._user_agent,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+            **(headers or {}),
+        }
         if cookie:
             headers["Cookie"] = cookie
         extensions: dict[str, Any] = {}
@@ -193,7 +222,12 @@ class SafeFetcher:
         shown = redact_url(str(url))
         for address in addresses:
             request = self._client.build_request(
-                "GET", url.copy_with(host=address), headers=headers, extensions=extensions
+                method,
+                url.copy_with(host=address),
+                headers=headers,
+                content=content,
+                extensions=extensions,
+                timeout=read_timeout if read_timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
             try:
                 return await self._client.send(request, stream=True)

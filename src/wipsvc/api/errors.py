@@ -37,6 +37,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "Malformed request",
         401: "Missing or invalid API key",
+        403: "Not allowed for this API key",
         404: "Not found",
         409: "Conflict with the current state",
         413: "Request body too large",

@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, field_
 
 from wipsvc.collection import CollectionConfig
 from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
+from wipsvc.text import check_text
 
 JOB_ID_EXAMPLE = "ce672290-f093-4801-b4a1-078f10ab0801"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$"
@@ -137,6 +138,11 @@ class CancelResponse(BaseModel):
 class NewProduct(_Strict):
     sku: str = Field(pattern=SKU_PATTERN, examples=["ABC123"])
     url: AnyHttpUrl = Field(examples=["https://shop.example/products/abc123"])
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _no_control_characters(cls, url: Any) -> Any:
+        return check_text(url) if isinstance(url, str) else url
 
     @field_validator("url")
     @classmethod

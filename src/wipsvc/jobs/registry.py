@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.runner import JobRunner
-from wipsvc.store import JobRecord, LeaseLost, Store
+from wipsvc.store import JobRecord, LeaseLost, Store, describe_error
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,14 @@ class JobRegistry:
             self._wake.clear()
 
     async def _claim_once(self) -> None:
+        if self._stopping:
+            return
+        # Jobs that must not run again (cancelled, or stuck dying before any progress) end here.
+        ended = await self._store.jobs.end_abandoned(self._settings.job_max_claims)
+        if ended:
+            await self._bus.publish(ended)
         capacity = self._settings.max_running_jobs - len(self._runners)
-        if capacity <= 0 or self._stopping:
+        if capacity <= 0:
             return
         jobs = await self._store.jobs.claim(
             self.owner,
@@ -151,13 +157,15 @@ class JobRegistry:
         if error is not None and not isinstance(error, LeaseLost):
             # E.g. the database went away mid-job: give the job back so a claim resumes it.
             log.error("job %s stopped on an error; it will be resumed", job_id, exc_info=error)
-            release = asyncio.get_running_loop().create_task(self._release_later(job_id))
+            release = asyncio.get_running_loop().create_task(
+                self._release_later(job_id, describe_error(error, with_type=True))
+            )
             self._background.add(release)
             release.add_done_callback(self._background.discard)
         self._wake.set()
 
-    async def _release_later(self, job_id: str) -> None:
+    async def _release_later(self, job_id: str, error: str) -> None:
         await asyncio.sleep(self._settings.claim_interval_seconds)
         with contextlib.suppress(Exception):
-            await self._store.jobs.release(job_id, self.owner)
+            await self._store.jobs.release(job_id, self.owner, error=error)
         self._wake.set()

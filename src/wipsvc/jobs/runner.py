@@ -21,7 +21,7 @@ from wipsvc.pipeline.steps import (
     retry_transient,
     run_product,
 )
-from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store
+from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class JobRunner:
             if self._cancel.is_set():
                 return JobStatus.CANCELLED, None
             log.exception("job %s could not open its backends", self.job.job_id)
-            return JobStatus.FAILED, f"could not open the collection's backends: {error}"
+            return JobStatus.FAILED, f"could not open the collection's backends: {describe_error(error)}"
         worker_tasks: list[asyncio.Task[None]] = []
         try:
             queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
@@ -193,7 +193,20 @@ class JobRunner:
         except StepFailure as failure:
             error, error_step = failure.message, failure.step.value
             log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
-            await save(state)  # keep what the failed step spent (tokens, attempts)
+            try:
+                await save(state)  # keep what the failed step spent (tokens, attempts)
+            except Exception as unsaved:
+                if isinstance(unsaved, LeaseLost) or is_outage(unsaved):
+                    raise
+                log.exception("job %s product %s: its last checkpoint could not be stored", job_id, item.sku)
+        except Exception as failure:
+            if isinstance(failure, LeaseLost) or is_outage(failure):
+                raise  # the job stops and is resumed (a claim limit ends it if this never passes)
+            # The store refused this product's checkpoint: the product fails alone.
+            remaining = state.remaining_steps()
+            error_step = remaining[0].value if remaining else None
+            error = f"could not store the product's progress: {describe_error(failure)}"
+            log.exception("job %s product %s: %s", job_id, item.sku, error)
         eta.product_finished(item.wip_id)
         event = await jobs.finish_item(
             job_id,

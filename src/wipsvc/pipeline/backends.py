@@ -6,17 +6,19 @@ client it builds takes its tokens from them, so all jobs of the process share on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from openai import AsyncOpenAI
 
 from wipsvc.adapters.apps_script import build_apps_script_cleaner
-from wipsvc.adapters.base import Cleaner, Describer, Extractor, PageFetcher, SheetSession
+from wipsvc.adapters.base import Cleaner, Describer, Extractor, PageFetcher, SheetSession, StepError
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.llm import LLMDescriber, LLMExtractor, build_llm_client, llm_model
 from wipsvc.adapters.local_sheet import LocalSheetBackend
+from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
+from wipsvc.credentials import CredentialError, with_resolved_credentials
 from wipsvc.limits import Limits
 from wipsvc.pipeline.clean import PythonCleaner
 from wipsvc.pipeline.describe import TemplateDescriber
@@ -45,17 +47,34 @@ class BackendFactory:
         google_sheets: GoogleSheetsBackend | None = None,
         llm_client: AsyncOpenAI | None = None,
         limits: Limits | None = None,
+        guard: SafeFetcher | None = None,
     ) -> None:
         self._settings = settings
         self._fetcher = fetcher
+        # URLs from a collection's settings (the Apps Script web app) pass the page fetcher's
+        # address guard: the injected one, the fetcher itself, or one of our own.
+        if guard is None and isinstance(fetcher, SafeFetcher):
+            guard = fetcher
+        self._owns_guard = guard is None
+        self._guard = guard or SafeFetcher.from_settings(settings)
         self.limits = limits or Limits.from_settings(settings)
         self._local_sheets = LocalSheetBackend(store)
         # An injected Sheets backend keeps its own limits and coalescing (tests steer it so).
         self._google_sheets = google_sheets or GoogleSheetsBackend.from_settings(settings, self.limits)
         self._llm = llm_client if llm_client is not None else build_llm_client(settings)
-        self._http = httpx.AsyncClient(trust_env=False)  # Apps Script calls; operator-configured URLs
+        self._http = httpx.AsyncClient(trust_env=False)  # Apps Script API calls; operator's URL
+
+    @property
+    def guard(self) -> SafeFetcher:
+        """The address guard for URLs from collections' settings (the PUT route vets with it)."""
+        return self._guard
 
     async def open(self, collection: CollectionRecord) -> Backends:
+        try:
+            config = with_resolved_credentials(collection.config, self._settings.credentials_dir)
+        except CredentialError as error:
+            raise StepError(str(error)) from None
+        collection = replace(collection, config=config)
         return LimitedBackends(
             sheet=await self._sheet(collection),
             fetcher=self._fetcher,
@@ -89,12 +108,18 @@ class BackendFactory:
 
     def _cleaner(self, collection: CollectionRecord) -> Cleaner:
         script = build_apps_script_cleaner(
-            self._settings, collection.config, client=self._http, bucket=self.limits.apps_script
+            self._settings,
+            collection.config,
+            client=self._http,
+            guard=self._guard,
+            bucket=self.limits.apps_script,
         )
         return script if script is not None else PythonCleaner(collection.config.cleaning.rules)
 
     async def aclose(self) -> None:
         await self._google_sheets.aclose()
         await self._http.aclose()
+        if self._owns_guard:
+            await self._guard.aclose()
         if self._llm is not None:
             await self._llm.close()

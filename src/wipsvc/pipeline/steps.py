@@ -26,6 +26,7 @@ from wipsvc.adapters.base import (
     TokenUsage,
 )
 from wipsvc.jobs.models import STEP_ORDER, Step, WipStatus
+from wipsvc.store.errors import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ async def _run_step(step: Step, state: ProductState, backends: Backends, retry: 
         raise StepFailure(step, error.message + suffix) from error
     except Exception as error:  # a bug or an adapter's surprise fails one product, not the job
         log.exception("step %s failed unexpectedly for %s", step, state.sku)
-        raise StepFailure(step, f"internal error: {type(error).__name__}: {error}") from error
+        raise StepFailure(step, f"internal error: {describe_error(error, with_type=True)}") from error
 
 
 async def _sheet_row(state: ProductState, backends: Backends) -> None:

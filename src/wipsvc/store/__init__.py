@@ -1,5 +1,6 @@
 """Persistence: all SQL of the service lives in this package."""
 
+from wipsvc.store.errors import describe_error, is_outage
 from wipsvc.store.records import (
     CollectionRecord,
     Conflict,
@@ -24,4 +25,6 @@ __all__ = [
     "ProgressEvent",
     "Store",
     "StoreError",
+    "describe_error",
+    "is_outage",
 ]

@@ -13,6 +13,7 @@ from wipsvc.jobs.models import WipStatus
 from wipsvc.store.database import Database
 from wipsvc.store.records import CollectionRecord, Conflict, NotFound, ProductRecord
 from wipsvc.store.tables import collections, sheet_rows, utcnow, wip_products
+from wipsvc.text import clean_json
 
 
 class CollectionsRepository:
@@ -189,6 +190,7 @@ class CollectionsRepository:
     ) -> int:
         """Append a row after the last one (writing the header row first if the sheet is empty)."""
         key = (sheet_rows.c.collection_name == collection, sheet_rows.c.worksheet == worksheet)
+        header, cells = clean_json(dict(header)), clean_json(dict(cells))  # scraped text, among others
         async with self.db.write() as conn:
             last = (await conn.execute(sa.select(sa.func.max(sheet_rows.c.row_num)).where(*key))).scalar()
             if last is None:
@@ -214,6 +216,7 @@ class CollectionsRepository:
             sheet_rows.c.worksheet == worksheet,
             sheet_rows.c.row_num == row_num,
         )
+        cells = clean_json(dict(cells))
         async with self.db.write() as conn:
             current = (await conn.execute(sa.select(sheet_rows.c.cells).where(*key))).scalar()
             if current is None:

@@ -28,6 +28,7 @@ from wipsvc.jobs.models import (
 from wipsvc.store.database import Database
 from wipsvc.store.records import Conflict, ItemRecord, JobRecord, LeaseLost, NotFound, ProgressEvent
 from wipsvc.store.tables import job_events, job_items, utcnow, wip_jobs, wip_products
+from wipsvc.text import clean_json, clean_text
 
 _ACTIVE = [status.value for status in ACTIVE_JOB_STATUSES]
 _TERMINAL_ITEMS = [status.value for status in TERMINAL_ITEM_STATUSES]
@@ -151,6 +152,9 @@ class JobsRepository:
                 raise NotFound(f"job {job_id} not found")
             if job.status is JobStatus.QUEUED:
                 event = await _finish(conn, job_id, JobStatus.CANCELLED, None, eta=None)
+            elif job.status is JobStatus.RUNNING and _unheld(job):
+                # Its run stopped (and nobody resumed it yet): nothing would see the flag.
+                event = await _finish(conn, job_id, JobStatus.CANCELLED, None, eta=0.0)
             elif job.status is JobStatus.RUNNING:
                 await conn.execute(
                     wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(cancel_requested=True)
@@ -204,6 +208,7 @@ class JobsRepository:
                         status=JobStatus.RUNNING.value,
                         owner=owner,
                         lease_expires_at=now + timedelta(seconds=lease_seconds),
+                        claims=wip_jobs.c.claims + 1,
                     )
                 )
                 live[job.collection_name] = live.get(job.collection_name, 0) + 1
@@ -246,14 +251,50 @@ class JobsRepository:
             )
             return bool(flag.scalar_one())
 
-    async def release(self, job_id: str, owner: str) -> None:
-        """Give a job back (on shutdown) so that the next claimer need not wait for the lease."""
+    async def release(self, job_id: str, owner: str, *, error: str | None = None) -> None:
+        """Give a job back so that the next claimer need not wait for the lease: on shutdown
+        (the claim does not count towards the job's limit), or after its run stopped on
+        ``error`` (kept as the job's last error)."""
+        values: dict[str, Any] = {"owner": None, "lease_expires_at": None}
+        if error is None:
+            values["claims"] = sa.case((wip_jobs.c.claims > 0, wip_jobs.c.claims - 1), else_=0)
+        else:
+            values["last_error"] = clean_text(error)
         async with self.db.write() as conn:
             await conn.execute(
                 wip_jobs.update()
                 .where(wip_jobs.c.job_id == job_id, wip_jobs.c.owner == owner)
-                .values(owner=None, lease_expires_at=None)
+                .values(**values)
             )
+
+    async def end_abandoned(self, max_claims: int) -> list[ProgressEvent]:
+        """End the running jobs nobody holds (no owner, or an expired lease) that may not run
+        again: cancelled ones, and those claimed ``max_claims`` times with no product finished
+        in between, which fail with their last error. Returns the events to publish."""
+        now = utcnow()
+        query = sa.select(wip_jobs.c.job_id, wip_jobs.c.cancel_requested, wip_jobs.c.claims).where(
+            wip_jobs.c.status == JobStatus.RUNNING.value,
+            sa.or_(wip_jobs.c.cancel_requested, wip_jobs.c.claims >= max_claims),
+            sa.or_(
+                wip_jobs.c.owner.is_(None),
+                wip_jobs.c.lease_expires_at.is_(None),
+                wip_jobs.c.lease_expires_at < now,
+            ),
+        )
+        events: list[ProgressEvent] = []
+        async with self.db.write() as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            for job_id, cancelled, claims in (await conn.execute(query)).all():
+                if cancelled:
+                    events.append(await _finish(conn, job_id, JobStatus.CANCELLED, None, eta=0.0))
+                    continue
+                last = (
+                    await conn.execute(sa.select(wip_jobs.c.last_error).where(wip_jobs.c.job_id == job_id))
+                ).scalar()
+                error = f"gave up after {claims} runs with no product finished: {last or 'the run stopped'}"
+                events.append(await _finish(conn, job_id, JobStatus.FAILED, error, eta=0.0))
+        return events
 
     # -- progress of a running job ---------------------------------------------------------
 
@@ -310,12 +351,12 @@ class JobsRepository:
         async with self.db.write() as conn:
             await _fence(conn, job_id, owner, lease_seconds)
             await conn.execute(
-                _item(job_id, wip_id).values(step=step, checkpoint=checkpoint, row_num=row_num)
+                _item(job_id, wip_id).values(step=step, checkpoint=clean_json(checkpoint), row_num=row_num)
             )
             await conn.execute(
                 wip_products.update()
                 .where(wip_products.c.id == wip_id)
-                .values(status=wip_status.value, updated_at=utcnow(), **product_values)
+                .values(status=wip_status.value, updated_at=utcnow(), **clean_json(product_values))
             )
 
     async def finish_item(
@@ -334,6 +375,7 @@ class JobsRepository:
         """Close one product: ledger, WIP status, job counters and results, one event.
         Idempotent: a product already closed is counted once."""
         success = error is None
+        error = clean_text(error) if error is not None else None
         async with self.db.write() as conn:
             await _fence(conn, job_id, owner, lease_seconds)
             closed = await conn.execute(
@@ -366,6 +408,7 @@ class JobsRepository:
                     successful_products=wip_jobs.c.successful_products + int(success),
                     failed_products=wip_jobs.c.failed_products + int(not success),
                     results=await _results_json(conn, job_id),
+                    claims=0,  # progress: the job's run limit starts again
                 )
             )
             if token_usage:
@@ -402,6 +445,11 @@ async def _add_token_usage(conn: AsyncConnection, job_id: str, usage: dict[str, 
     for key, value in usage.items():
         total[key] = total.get(key, 0) + value
     await conn.execute(wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(token_usage=total))
+
+
+def _unheld(job: JobRecord) -> bool:
+    """Whether no live run holds the job: no owner, or a lease that ran out."""
+    return job.owner is None or job.lease_expires_at is None or job.lease_expires_at < utcnow()
 
 
 def _item(job_id: str, wip_id: int) -> sa.Update:
@@ -450,6 +498,7 @@ async def _finish(
     conn: AsyncConnection, job_id: str, status: JobStatus, error: str | None, *, eta: float | None
 ) -> ProgressEvent:
     now = utcnow()
+    error = clean_text(error) if error is not None else None
     await conn.execute(
         job_items.update()
         .where(job_items.c.job_id == job_id, job_items.c.status.not_in(_TERMINAL_ITEMS))

@@ -27,6 +27,7 @@ class ApiKeyRecord:
     prefix: str
     key_hash: str
     collections: frozenset[str] | None  # None: every collection
+    is_admin: bool
     label: str | None
     created_at: datetime
     last_used_at: datetime | None
@@ -43,6 +44,7 @@ class ApiKeyRecord:
             prefix=row["prefix"],
             key_hash=row["key_hash"],
             collections=None if row["all_collections"] else frozenset(row["collections"] or ()),
+            is_admin=bool(row["is_admin"]),
             label=row["label"],
             created_at=row["created_at"],
             last_used_at=row["last_used_at"],
@@ -56,9 +58,18 @@ class KeysRepository:
         self._touched: dict[int, float] = {}  # key id -> monotonic time of the last recorded use
 
     async def create(
-        self, prefix: str, key_hash: str, collections: Sequence[str] | None, *, label: str | None = None
+        self,
+        prefix: str,
+        key_hash: str,
+        collections: Sequence[str] | None,
+        *,
+        label: str | None = None,
+        is_admin: bool = False,
     ) -> ApiKeyRecord:
-        """Store a new key (`collections=None`: every collection). A taken prefix is a Conflict."""
+        """Store a new key (`collections=None`: every collection; an admin key always reaches
+        every collection). A taken prefix is a Conflict."""
+        if is_admin:
+            collections = None
         try:
             async with self.db.write() as conn:
                 result = await conn.execute(
@@ -67,6 +78,7 @@ class KeysRepository:
                         prefix=prefix,
                         key_hash=key_hash,
                         all_collections=collections is None,
+                        is_admin=is_admin,
                         collections=sorted(set(collections or ())),
                         label=label,
                         created_at=utcnow(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -28,7 +29,10 @@ class StatsRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def throughput(self, minutes: int = 15, *, now: datetime | None = None) -> Throughput:
+    async def throughput(
+        self, minutes: int = 15, *, now: datetime | None = None, collections: Collection[str] | None = None
+    ) -> Throughput:
+        """``collections``: count only their products (None: every collection)."""
         now = now or utcnow()
         # Whole clock minutes, so that two readings a few seconds apart agree on the past buckets.
         window_start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
@@ -37,6 +41,10 @@ class StatsRepository:
             job_items.c.finished_at <= now,
             job_items.c.status.in_(_FINISHED),
         )
+        if collections is not None:
+            query = query.join_from(job_items, wip_jobs, job_items.c.job_id == wip_jobs.c.job_id).where(
+                wip_jobs.c.collection_name.in_(sorted(collections))
+            )
         finished = [0] * minutes
         failed = [0] * minutes
         async with self.db.read() as conn:
@@ -49,13 +57,16 @@ class StatsRepository:
             failed[index] += status == ItemStatus.FAILED.value
         return Throughput(window_start, finished, failed)
 
-    async def job_counts(self) -> dict[JobStatus, int]:
-        """Jobs per active status (queued, running); other statuses are not counted."""
+    async def job_counts(self, collections: Collection[str] | None = None) -> dict[JobStatus, int]:
+        """Jobs per active status (queued, running) of ``collections`` (None: every collection);
+        other statuses are not counted."""
         query = (
             sa.select(wip_jobs.c.status, sa.func.count())
             .where(wip_jobs.c.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]))
             .group_by(wip_jobs.c.status)
         )
+        if collections is not None:
+            query = query.where(wip_jobs.c.collection_name.in_(sorted(collections)))
         counts = {JobStatus.QUEUED: 0, JobStatus.RUNNING: 0}
         async with self.db.read() as conn:
             for status, count in await conn.execute(query):

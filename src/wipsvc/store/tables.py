@@ -98,6 +98,10 @@ wip_jobs = sa.Table(
     # The estimate of the job's latest event and when it was made: job status reads it here.
     sa.Column("eta_seconds", sa.Float),
     sa.Column("eta_at", UTCDateTime),
+    # Claims since a product last finished, and the error that ended the last run: a job that
+    # keeps dying before it gets anywhere ends `failed` instead of being claimed forever.
+    sa.Column("claims", sa.Integer, server_default="0", nullable=False),
+    sa.Column("last_error", sa.Text),
     sa.Index("ix_wip_jobs_collection_created", "collection_name", "created_at"),
     sa.Index("ix_wip_jobs_status", "status"),
 )
@@ -148,6 +152,8 @@ api_keys = sa.Table(
     sa.Column("prefix", sa.String(16), nullable=False, unique=True),
     sa.Column("key_hash", sa.String(64), nullable=False),
     sa.Column("all_collections", sa.Boolean, server_default=sa.false(), nullable=False),
+    # An admin key reaches every collection and may change what a collection connects to.
+    sa.Column("is_admin", sa.Boolean, server_default=sa.false(), nullable=False),
     sa.Column("collections", sa.JSON, nullable=False),  # names; ignored when all_collections
     sa.Column("label", sa.String(100)),
     sa.Column("created_at", UTCDateTime, nullable=False),

@@ -16,10 +16,12 @@ from wipsvc.api.deps import (
     ensure_visible,
     existing_collection,
 )
-from wipsvc.api.errors import ERROR_RESPONSES
+from wipsvc.api.errors import ERROR_RESPONSES, ApiError
 from wipsvc.api.schemas import Collection, CollectionListResponse, CollectionResponse
 from wipsvc.collection import CollectionConfig, column_index
+from wipsvc.collection_access import OperatorOnly, UnusableSetting, check_reach, merge_settings
 from wipsvc.store import CollectionRecord
+from wipsvc.text import csv_cell
 
 router = APIRouter(prefix="/api/collections", tags=["collections"], responses=ERROR_RESPONSES)
 
@@ -44,9 +46,32 @@ async def put_collection(
     name: CollectionName, config: CollectionConfig, services: ServicesDep, access: Access
 ) -> CollectionResponse:
     """Create or replace a collection's configuration. Jobs already running keep the
-    backends they opened; new jobs use the new configuration."""
+    backends they opened; new jobs use the new configuration.
+
+    What the collection connects to or reads — `sheet.spreadsheet_id`, `sheet.credentials_file`,
+    `cleaning.script_id`, `cleaning.function`, `cleaning.oauth_credentials_file`,
+    `cleaning.webapp_url` and `cleaning.webapp_secret` — only an admin key (or, while no key
+    exists, a local caller) may change: other keys keep the stored values when they omit these
+    fields or send them unchanged, and get 403 `operator_only` when they send other values.
+    The masked secret of a GET stands for the stored one. Credential files are named relative
+    to `WIPSVC_CREDENTIALS_DIR`; a name outside it or missing, or a web-app URL the address
+    policy refuses, is a 422."""
     check_name(name)
     ensure_visible(access, name)
+    stored = await services.store.collections.get(name)
+    stored_config = stored.config if stored is not None else None
+    try:
+        config = merge_settings(config, stored_config, is_admin=access.is_admin)
+        await check_reach(
+            config,
+            stored_config,
+            credentials_dir=services.settings.credentials_dir,
+            vet_url=services.backends.guard.vet,
+        )
+    except OperatorOnly as error:
+        raise ApiError(403, "operator_only", str(error), {"fields": error.fields}) from None
+    except UnusableSetting as error:
+        raise ApiError(422, "validation_error", str(error), {"field": error.field}) from None
     record = await services.store.collections.put(name, config)
     counts = await services.store.collections.product_counts()
     return CollectionResponse(collection=_view(record, counts.get(name, {})))
@@ -60,7 +85,9 @@ async def put_collection(
     },
 )
 async def export_sheet(name: CollectionName, services: ServicesDep, access: Access) -> Response:
-    """The collection's embedded worksheet as CSV, header row first."""
+    """The collection's embedded worksheet as CSV, header row first. A cell starting with
+    `=`, `+`, `-`, `@`, tab or CR gets a leading `'`, so that no spreadsheet program opening
+    the file runs it as a formula."""
     collection = await existing_collection(name, services, access)
     rows = await services.store.collections.sheet_rows(name, collection.config.sheet.worksheet)
     width = max((column_index(letter) + 1 for letter in collection.config.columns.values()), default=0)
@@ -71,7 +98,7 @@ async def export_sheet(name: CollectionName, services: ServicesDep, access: Acce
         for letter, value in cells.items():
             index = column_index(letter)
             if index < width:
-                line[index] = str(value)
+                line[index] = csv_cell(str(value))
         writer.writerow(line)
     return Response(
         buffer.getvalue(),

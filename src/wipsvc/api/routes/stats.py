@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from wipsvc.api.deps import ServicesDep
+from wipsvc.api.deps import Access, ServicesDep
 from wipsvc.api.errors import ERROR_RESPONSES
 from wipsvc.jobs.models import JobStatus
 from wipsvc.store.stats_repo import StatsRepository
@@ -73,12 +73,13 @@ class StatsResponse(BaseModel):
 
 
 @router.get("/stats", response_model=StatsResponse)
-async def get_stats(services: ServicesDep) -> StatsResponse:
-    """Throughput over the last 15 minutes, running and queued jobs, and quota usage."""
+async def get_stats(services: ServicesDep, access: Access) -> StatsResponse:
+    """Throughput over the last 15 minutes, running and queued jobs, and quota usage. Products
+    and jobs are those of the collections the API key may use; quotas are the instance's."""
     repo = StatsRepository(services.store.db)
     now = utcnow()
-    throughput = await repo.throughput(WINDOW_MINUTES, now=now)
-    jobs = await repo.job_counts()
+    throughput = await repo.throughput(WINDOW_MINUTES, now=now, collections=access.collections)
+    jobs = await repo.job_counts(access.collections)
     return StatsResponse(
         generated_at=now,
         window_start=throughput.window_start,
