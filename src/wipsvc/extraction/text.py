@@ -8,7 +8,10 @@ from typing import Any
 
 # Unfilled template variables shops publish by mistake: "$metabrand", "{{ brand }}", "[brand]", "%BRAND%".
 _PLACEHOLDER = re.compile(r"^(\$[a-z_][\w.]*|\{\{.*\}\}|\[\w+\]|%\w+%|\$\{.*\})$", re.IGNORECASE)
-_EMPTY_WORDS = frozenset({"null", "none", "undefined", "n/a", "na", "-", "false", "nan", "[object object]"})
+_EMPTY_WORDS = frozenset(
+    {"null", "none", "undefined", "n/a", "na", "-", "false", "nan", "[object object]", "does not apply",
+     "not applicable", "nicht zutreffend", "non applicabile", "no aplica", "sans objet", "não se aplica"}
+)  # fmt: skip
 
 
 def clean_text(value: Any, *, single_line: bool = True) -> str:
