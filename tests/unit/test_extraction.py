@@ -273,3 +273,14 @@ def test_identifiers_from_their_labels() -> None:
 )  # fmt: skip
 def test_gtins_need_a_right_check_digit(raw: str, gtin: str) -> None:
     assert valid_gtin(raw) == gtin
+
+
+def test_outside_text_loses_markup_and_control_characters() -> None:
+    product = {
+        "@type": "Product",
+        "name": "Mug\x07 <b>XL</b>",
+        "description": "<p>Holds 1 l.</p>\n<p>Oven-safe.</p>",
+    }
+    result = extract(page(json_ld(product)), URL)
+    assert result.fields["title"] == "Mug XL"
+    assert result.fields["description"] == "Holds 1 l.\nOven-safe."
