@@ -42,7 +42,7 @@ def test_prices_are_read_as_people_write_them(shown: Any, amount: str) -> None:
     ("shown", "language", "code"),
     [("€", "", "EUR"), ("Lei", "ro", "RON"), ("zł", "pl", "PLN"), ("$", "en-US", "USD"),
      ("$", "es-AR", "ARS"), ("kr", "nb-NO", "NOK"), ("kr", "sv-SE", "SEK"), ("원~", "ko", "KRW"),
-     ("тг.", "ru", "KZT"), ("GBP", "", "GBP"),
+     ("тг.", "ru", "KZT"), ("GBP", "", "GBP"), ("eur", "", "EUR"), ("RUR", "ru", "RUB"),
      ("¤", "", "")],
 )  # fmt: skip
 def test_currencies_become_iso_codes(shown: str, language: str, code: str) -> None:
