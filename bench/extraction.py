@@ -203,7 +203,7 @@ def report(result: Run, pages: Path = PAGES, *, show_failures: bool = False) -> 
     for attribute in ATTRIBUTES:
         cells = [ours[attribute], *(theirs[system][attribute] for system in SYSTEMS)]
         row = "".join(f"{s.precision:>9.3f} {s.recall:>6.3f} {s.f1:>6.3f} " for s in cells)
-        print(f"{SHOWN_LABEL.get(attribute, attribute):<13}{row}")
+        print(f"{SHOWN_LABEL.get(attribute, attribute):<13}{row}".rstrip())
     oos = [k for k, v in truth.items() if "OutOfStock" in v.get("availability", [])]
     found = sum(result.predictions.get(k, {}).get("OutOfStock") == "OutOfStock" for k in oos)
     print(f"\nfailed products: {len(result.failures)} of {len(truth)}")

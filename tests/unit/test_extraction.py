@@ -9,6 +9,7 @@ import pytest
 
 from wipsvc.extraction import extract
 from wipsvc.extraction.brand import clean_brand
+from wipsvc.extraction.labels import valid_gtin
 from wipsvc.extraction.prices import currency_code, parse_amount
 
 URL = "https://shop.example/p/42"
@@ -41,7 +42,7 @@ def test_prices_are_read_as_people_write_them(shown: Any, amount: str) -> None:
     ("shown", "language", "code"),
     [("€", "", "EUR"), ("Lei", "ro", "RON"), ("zł", "pl", "PLN"), ("$", "en-US", "USD"),
      ("$", "es-AR", "ARS"), ("kr", "nb-NO", "NOK"), ("kr", "sv-SE", "SEK"), ("원~", "ko", "KRW"),
-     ("тг.", "ru", "KZT"), ("GBP", "", "GBP"),
+     ("тг.", "ru", "KZT"), ("GBP", "", "GBP"), ("eur", "", "EUR"), ("RUR", "ru", "RUB"),
      ("¤", "", "")],
 )  # fmt: skip
 def test_currencies_become_iso_codes(shown: str, language: str, code: str) -> None:
@@ -254,3 +255,32 @@ def test_magento_price_box() -> None:
         <span data-price-type="finalPrice" data-price-amount="44.9"><span class="price">€44.90</span></span>
       </div></div>"""
     assert extract(page(body=body), URL).fields["price"] == "44.90"
+
+
+def test_identifiers_from_their_labels() -> None:
+    body = """<h1>Walkie Talkie</h1><ul id="detailBullets">
+      <li><span class="a-text-bold">Item model number \u200f : \u200e</span><span>EUA1026P</span></li>
+      <li><span class="a-text-bold">EAN</span><!-- --><span>4006381333931</span></li></ul>"""
+    result = extract(page(body=body), URL)
+    assert (result.fields["mpn"], result.fields["gtin"]) == ("EUA1026P", "4006381333931")
+    assert result.sources["gtin"] == result.sources["mpn"] == "page"
+
+
+@pytest.mark.parametrize(
+    ("raw", "gtin"),
+    [("4006381333931", "4006381333931"), ("4006381333932", ""), ("978-0-552-17374-2", "9780552173742"),
+     ("0000000000000", ""), ("12345", ""), ("96385074", "96385074")],
+)  # fmt: skip
+def test_gtins_need_a_right_check_digit(raw: str, gtin: str) -> None:
+    assert valid_gtin(raw) == gtin
+
+
+def test_outside_text_loses_markup_and_control_characters() -> None:
+    product = {
+        "@type": "Product",
+        "name": "Mug\x07 <b>XL</b>",
+        "description": "<p>Holds 1 l.</p>\n<p>Oven-safe.</p>",
+    }
+    result = extract(page(json_ld(product)), URL)
+    assert result.fields["title"] == "Mug XL"
+    assert result.fields["description"] == "Holds 1 l.\nOven-safe."

@@ -86,7 +86,8 @@ def extract(html: str, url: str) -> ExtractionResult:
     platform = _guarded("inline-json", inline_json_fields, page, is_shopify(html))
     _merge(result, platform, "inline-json")
     seen = _guarded("page", lambda: visible_fields(page, matching_rules(page.tree))) or VisibleFindings()
-    _merge(result, {"price": seen.price, "availability": seen.availability, "brand": seen.brand}, "page")
+    shown = {"price": seen.price, "availability": seen.availability, "brand": seen.brand}
+    _merge(result, {**shown, "gtin": seen.gtin, "mpn": seen.mpn}, "page")
     if result.fields.get("price") and not result.fields.get("currency"):
         _merge(result, {"currency": currency_code(seen.currency_shown, page.language)}, "page")
     _merge(result, {"title": page.title}, "html")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from extruct.utils import parse_html
+import lxml.html
 
 from wipsvc.extraction.text import clean_text, resembles
 
@@ -16,7 +16,8 @@ _NAVIGATION = frozenset({"nav", "header", "footer", "aside"})
 def parse_document(html: str) -> HtmlTree | None:
     # Bytes, because lxml refuses str input that starts with an XML encoding declaration (XHTML).
     try:
-        return parse_html(html.encode("utf-8", "replace"), encoding="UTF-8")
+        parser = lxml.html.HTMLParser(encoding="UTF-8")
+        return lxml.html.fromstring(html.encode("utf-8", "replace"), parser=parser)
     except Exception:  # lxml's ParserError, e.g. "Document is empty"
         return None
 

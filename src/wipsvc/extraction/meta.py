@@ -7,6 +7,7 @@ from urllib.parse import urljoin, urlsplit
 from wipsvc.extraction.availability import normalise_state
 from wipsvc.extraction.brand import clean_brand
 from wipsvc.extraction.document import Page
+from wipsvc.extraction.labels import valid_gtin
 from wipsvc.extraction.prices import currency_code, parse_amount
 from wipsvc.extraction.schema import Fields
 from wipsvc.extraction.text import clean_text
@@ -37,6 +38,7 @@ _IMAGE_KEYS = ("og:image", "og:image:url", "og:image:secure_url")
 def meta_fields(page: Page) -> Fields:
     meta = page.meta
     fields: Fields = {name: _first(meta, keys) for name, keys in _TEXT_KEYS.items()}
+    fields["gtin"] = valid_gtin(str(fields["gtin"]))
     fields["description"] = clean_text(meta.get("og:description"), single_line=False)
     fields["brand"] = clean_brand(_first(meta, _BRAND_KEYS))
     fields["availability"] = normalise_state(_first(meta, _AVAILABILITY_KEYS))

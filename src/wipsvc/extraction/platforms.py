@@ -19,6 +19,7 @@ import chompjs
 from wipsvc.extraction.availability import combine, normalise_state
 from wipsvc.extraction.brand import clean_brand
 from wipsvc.extraction.document import Page
+from wipsvc.extraction.labels import valid_gtin
 from wipsvc.extraction.prices import amount_in, currency_code
 from wipsvc.extraction.schema import Fields, Node
 from wipsvc.extraction.structured import loads_leniently
@@ -128,7 +129,7 @@ def _fields(node: Node, currency: str, is_shopify: bool, language: str) -> Field
         "currency": currency_code(currency, language),
         "brand": next((brand for key in _BRAND_KEYS if (brand := clean_brand(node.get(key)))), ""),
         "availability": combine(states),
-        "gtin": next((text for key in _GTIN_KEYS if (text := clean_text(node.get(key)))), ""),
+        "gtin": next((text for key in _GTIN_KEYS if (text := valid_gtin(clean_text(node.get(key))))), ""),
         "mpn": next((text for key in _MPN_KEYS if (text := clean_text(node.get(key)))), ""),
         "sku": clean_text(node.get("sku")),
     }

@@ -44,6 +44,8 @@ _BY_LANGUAGE: dict[str, dict[str, str]] = {
 }
 # Where price objects in shop data keep their number: {"price": {"current": {"value": 89.5}}}.
 _AMOUNT_KEYS = ("decimalPrice", "value", "amount", "price", "sales", "current", "final", "selling", "raw")
+# Codes shops still publish for currencies that were redenominated.
+_RETIRED_CODES = {"RUR": "RUB", "BYR": "BYN", "TRL": "TRY", "ROL": "RON"}
 _ISO_CODE = re.compile(r"^[A-Z]{3}$")
 _RANGE = re.compile(r"\d\s*[-–]\s*\d")
 
@@ -81,8 +83,9 @@ def shown_currency(text: str) -> str:
 def currency_code(shown: Any, language: str = "") -> str:
     """An ISO 4217 code for a code or a symbol as a page shows it; "" when unknown."""
     text = str(shown or "").strip()
-    if _ISO_CODE.match(text):
-        return text
+    code = text.upper()
+    if _ISO_CODE.match(code) and code != "LEI":  # a code, in any case; "Lei" is the leu's symbol
+        return _RETIRED_CODES.get(code, code)
     key = text.lower().rstrip("~").strip()
     if not key:
         return ""

@@ -16,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 from wipsvc.extraction.availability import combine, is_available, normalise_state
 from wipsvc.extraction.brand import clean_brand
+from wipsvc.extraction.labels import valid_gtin
 from wipsvc.extraction.prices import amount_in, currency_code, parse_amount, shown_currency
 from wipsvc.extraction.text import clean_text, resembles
 
@@ -98,7 +99,7 @@ def product_fields(
         "description": clean_text(node.get("description"), single_line=False),
         "image_url": images[0] if images else "",
         "images": images,
-        "gtin": next((gtin for key in GTIN_KEYS if (gtin := _identifier(node.get(key)))), ""),
+        "gtin": next((gtin for key in GTIN_KEYS if (gtin := valid_gtin(_identifier(node.get(key))))), ""),
         "mpn": _identifier(node.get("mpn")),
         "sku": _identifier(node.get("sku")),
         "availability": availability or normalise_state(node.get("availability")),

@@ -23,6 +23,10 @@ _COMMENT_WRAPPERS = re.compile(
     r"^\s*(?:<!--|//\s*<!\[CDATA\[|/\*\s*<!\[CDATA\[\s*\*/)|(?:-->|//\s*\]\]>|/\*\s*\]\]>\s*\*/)\s*$"
 )
 # Where microdata and RDFa keep a property's value instead of the element's text.
+_LOOSE_PROPERTIES = frozenset(
+    {"price", "lowPrice", "priceCurrency", "availability", "brand", "gtin", "gtin8", "gtin12", "gtin13",
+     "gtin14", "mpn", "sku"}
+)  # fmt: skip
 _URL_PROPERTIES = frozenset(
     {"url", "image", "availability", "itemCondition", "sameAs", "logo", "thumbnailUrl", "contentUrl"}
 )
@@ -75,11 +79,13 @@ def rdfa_items(tree: HtmlTree, base_url: str) -> list[Node]:
 
 
 def loose_microdata(tree: HtmlTree, base_url: str) -> Node:
-    """``itemprop`` values outside any item, as shops put them on a lone price ``<span>``."""
+    """Offer properties (price, currency, stock, brand, identifiers) outside any item, as shops put
+    them on a lone price ``<span>``; a lone ``name`` is too often a breadcrumb's to be the title."""
     node: Node = {}
     for element in tree.xpath("//*[@itemprop][not(ancestor-or-self::*[@itemscope])]"):
         for name in (element.get("itemprop") or "").split():
-            node.setdefault(name, _value(element, base_url, name))
+            if name in _LOOSE_PROPERTIES:
+                node.setdefault(name, _value(element, base_url, name))
     return node
 
 

@@ -8,7 +8,12 @@ from typing import Any
 
 # Unfilled template variables shops publish by mistake: "$metabrand", "{{ brand }}", "[brand]", "%BRAND%".
 _PLACEHOLDER = re.compile(r"^(\$[a-z_][\w.]*|\{\{.*\}\}|\[\w+\]|%\w+%|\$\{.*\})$", re.IGNORECASE)
-_EMPTY_WORDS = frozenset({"null", "none", "undefined", "n/a", "na", "-", "false", "nan", "[object object]"})
+_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,500}>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_EMPTY_WORDS = frozenset(
+    {"null", "none", "undefined", "n/a", "na", "-", "false", "nan", "[object object]", "does not apply",
+     "not applicable", "nicht zutreffend", "non applicabile", "no aplica", "sans objet", "não se aplica"}
+)  # fmt: skip
 
 
 def clean_text(value: Any, *, single_line: bool = True) -> str:
@@ -18,8 +23,12 @@ def clean_text(value: Any, *, single_line: bool = True) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        text = html_entities.unescape(value).strip()
-        text = " ".join(text.split()) if single_line else text
+        # Outside text: markup some shops leave in their data, and control characters, go.
+        text = _CONTROL.sub("", _TAG.sub(" ", html_entities.unescape(value))).strip()
+        if single_line:
+            text = " ".join(text.split())
+        else:
+            text = re.sub(r"[ \t]*\n[ \t]*", "\n", re.sub(r"[ \t]{2,}", " ", text))
         if text.lower() in _EMPTY_WORDS or _PLACEHOLDER.match(text):
             return ""
         return text

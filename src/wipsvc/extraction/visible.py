@@ -4,7 +4,7 @@ Used when structured data and inline state lack a field. A price is taken from a
 marked as a price (class, id or ``data-price``) that sits closest to the page's ``<h1>``,
 skipping struck-through and "was" prices; stock comes from a stock message near the title,
 else from an enabled add-to-cart control; the brand from a "by X" line under the title or a
-"Brand: X" label.
+"Brand: X" label, GTIN and MPN from their labels (:mod:`wipsvc.extraction.labels`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 from wipsvc.extraction.availability import IN_STOCK, from_message
 from wipsvc.extraction.brand import clean_brand
 from wipsvc.extraction.document import HtmlTree, Page
+from wipsvc.extraction.labels import labelled_values
 from wipsvc.extraction.prices import parse_amount, shown_currency
 from wipsvc.extraction.rules import SiteRule
 from wipsvc.extraction.text import clean_text
@@ -51,13 +52,6 @@ _NOT_THE_PRICE = re.compile(
     re.IGNORECASE,
 )
 _STRUCK_TAGS = frozenset({"del", "s", "strike", "script", "style", "noscript"})
-_BRAND_LABEL = re.compile(
-    r"^(?:brand|marca|marke|marque|merk|marka|značka|brend|бренд|марка|производитель|manufacturer|hersteller|"
-    r"fabricant|produttore|fabricante|producent|tootja|výrobca|výrobce|proizvođač|proizvajalec|gamintojas|"
-    r"ražotājs|valmistaja|tillverkare|produsent|producător|gyártó|üretici|品牌|ブランド|브랜드|מותג)"
-    r"(?!\w)\s*(?:[:：]\s*(.*))?$",
-    re.IGNORECASE,
-)
 _BYLINE = re.compile(r"^(?:by|von|par|door|av)\s+(\S.{0,58})$", re.IGNORECASE)
 _LISTING_CARDS = 4  # prices of one kind beside a title that make a grid of products
 _MAX_LEVELS = 8  # how far up from the <h1> a price may sit: the product's own block, not the page
@@ -69,6 +63,8 @@ class VisibleFindings:
     currency_shown: str = ""
     availability: str = ""
     brand: str = ""
+    gtin: str = ""
+    mpn: str = ""
     buy_control: bool = False  # an enabled buy button of this product (not a grid of them)
     stock_message: bool = False  # the availability comes from a stock message the page shows
 
@@ -106,8 +102,10 @@ def visible_fields(page: Page, rules: list[SiteRule]) -> VisibleFindings:
         found.stock_message = bool(message) and not can_buy
     else:
         found.stock_message = True
+    labelled = labelled_values(page.tree)
+    found.gtin, found.mpn = labelled.get("gtin", ""), labelled.get("mpn", "")
     found.brand = (
-        found.brand or (_byline_brand(heading) if heading is not None else "") or _labelled_brand(page.tree)
+        found.brand or (_byline_brand(heading) if heading is not None else "") or labelled.get("brand", "")
     )
     return found
 
@@ -276,23 +274,3 @@ def _is_disabled(element: HtmlTree) -> bool:
         or "disabled" in classes
         or "hidden" in classes.split()
     )
-
-
-_LABEL_TAGS = ("th", "td", "dt", "span", "strong", "b", "label", "li", "div", "p")
-
-
-def _labelled_brand(tree: HtmlTree) -> str:
-    """ "Brand: X" in a specification table, a definition list or a label."""
-    for element in tree.iter(*_LABEL_TAGS):
-        text = element.text
-        if not text or len(text) > 60:
-            continue
-        match = _BRAND_LABEL.match(text.strip())
-        if match is None:
-            continue
-        if brand := clean_brand(match.group(1) or ""):
-            return brand
-        sibling = element.getnext()
-        if sibling is not None and (brand := clean_brand(_text(sibling))):
-            return brand
-    return ""

@@ -11,8 +11,6 @@ import asyncio
 import logging
 from typing import cast
 
-import trafilatura
-
 from wipsvc.adapters.addresses import redact_url
 from wipsvc.adapters.base import ExtractedProduct, FetchedPage, FieldSource, StepError, TokenUsage
 from wipsvc.extraction import ExtractionResult, extract
@@ -61,6 +59,8 @@ def main_text(html: str) -> str:
     """The page's main text (trafilatura), capped; "" for no page or a parser failure."""
     if not html:
         return ""
+    import trafilatura  # only with an LLM: importing it costs a third of a second at start-up
+
     try:
         text = trafilatura.extract(html, include_comments=False, include_tables=True)
     except Exception:  # the main text is a bonus for the LLM; a parser failure must not lose the product
