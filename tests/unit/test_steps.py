@@ -18,9 +18,13 @@ class Sheet:
         self.rows = dict(rows or {})
         self.appends = 0
         self.writes: list[dict[str, str]] = []
+        self.refreshes = 0
 
     async def find_row(self, sku: str) -> int | None:
         return self.rows.get(sku)
+
+    async def refresh(self) -> None:
+        self.refreshes += 1
 
     async def append_row(self, sku: str, url: str) -> int:
         self.appends += 1
