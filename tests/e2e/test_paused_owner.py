@@ -38,6 +38,7 @@ WORKSHEET = "Sheet1"
 PRODUCTS = 15
 LEASE = 3.0
 CLAIM_INTERVAL = 0.3
+APPEND_LATENCY = 0.4
 # Scheduling allowance on a shared 2-core machine on top of "lease + claim interval".
 TAKEOVER_SLACK = 1.5
 HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
@@ -49,13 +50,13 @@ STOPPED = ("was taken over by another instance", "stopped on an error; it will b
 
 @dataclass(frozen=True)
 class Trial:
-    pause_at: str  # "start", "after_append", "after_write" or "processed:<n>"
+    pause_at: str  # "start", "append_in_flight", "after_write" or "processed:<n>"
     resume_after: float | None  # seconds after the take-over; None: once the job has ended
 
 
 TRIALS = [
     Trial("start", 0.0),
-    Trial("after_append", 0.5),
+    Trial("append_in_flight", 0.5),
     Trial("after_write", 1.0),
     Trial("processed:7", None),
     Trial("processed:12", 0.2),
@@ -71,6 +72,8 @@ def oauth() -> Iterator[FakeGoogleOAuth]:
 @pytest.fixture
 def sheets(oauth: FakeGoogleOAuth) -> Iterator[FakeSheets]:
     with FakeSheets(oauth, read_quota=1_000_000, write_quota=1_000_000) as fake:
+        # Appends take a while, so that a paused owner has one on the wire and others queued.
+        fake.latency_by_method["values.append"] = APPEND_LATENCY
         yield fake
 
 
@@ -112,6 +115,8 @@ async def test_a_paused_owner_never_writes_after_its_job_is_taken_over(
         print("\n".join(figures))
         print(cluster.log_tails(120))
         raise
+    cleared = sum(cluster.log_count(name, "cleared doubled sheet rows") for name in cluster.servers)
+    figures.append(f"clean-ups of doubled rows: {cleared}")
     print("\n".join(figures))
 
 
@@ -141,9 +146,9 @@ async def _run_trial(
         job_id: str = started.json()["job_id"]
 
         owner = await _until(lambda: db.owner(job_id), where=f"no owner {where}")
-        appends, writes = sheets.count("values.append"), sheets.count("values.batchUpdate")
-        if trial.pause_at == "after_append":
-            await _until_true(lambda: _true(sheets.count("values.append") > appends), where)
+        writes = sheets.count("values.batchUpdate")
+        if trial.pause_at == "append_in_flight":
+            await _until_true(lambda: _true(sheets.in_flight > 0), where)
         elif trial.pause_at == "after_write":
             await _until_true(lambda: _true(sheets.count("values.batchUpdate") > writes), where)
         elif trial.pause_at.startswith("processed:"):
