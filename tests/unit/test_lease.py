@@ -72,19 +72,24 @@ async def test_a_call_starts_only_while_the_remaining_certain_validity_exceeds_i
     assert guard.check("sheets_write")
 
 
-async def test_a_renewal_that_does_not_leave_enough_keeps_the_call_waiting() -> None:
+async def test_a_waiting_call_asks_for_an_early_renewal_and_a_long_call_needs_half_the_span() -> None:
     clock = Clock()
-    guard = _guard(clock)
-    guard.observe("apps_script", 8.0)
-    guard.renewed(guard.lease.renewed(sent_at=0.0))  # 10 s left
-    clock.now = 3.0  # 7 s left, less than 8
+    guard = _guard(clock)  # 15 s lease, 5 s margin: a renewal is certain for 10 s
+    guard.observe("apps_script", 8.0)  # longer than half of that: it needs 5 s left, not 8
+    assert guard.needed("apps_script") == 5.0
+    guard.renewed(guard.lease.renewed(sent_at=0.0))  # certain until 10
+    clock.now = 4.0
+    assert guard.check("apps_script")  # 6 s left
+    clock.now = 6.0  # 4 s left
     waiting = asyncio.create_task(guard.admit("apps_script"))
     await asyncio.sleep(0)
-    guard.renewed(guard.lease.renewed(sent_at=0.5))  # 7.5 s left: still less than 8
+    assert guard.renewal_wanted.is_set()  # the lease keeper renews now instead of at its next round
+    guard.renewal_wanted.clear()
+    guard.renewed(guard.lease.renewed(sent_at=0.5))  # 4.5 s left: still not enough
     for _ in range(5):
         await asyncio.sleep(0)
-    assert not waiting.done()
-    guard.renewed(guard.lease.renewed(sent_at=2.5))  # 9.5 s left
+    assert not waiting.done() and guard.renewal_wanted.is_set()
+    guard.renewed(guard.lease.renewed(sent_at=5.9))  # 9.9 s left
     await waiting
 
 

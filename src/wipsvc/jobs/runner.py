@@ -80,6 +80,7 @@ class JobRunner:
                     return await self._open_and_work(group)
                 finally:
                     self._stop_lease.set()
+                    self._guard.renewal_wanted.set()  # wakes the lease keeper to stop
         except* LeaseLost as lost:
             raise lost.exceptions[0] from None
 
@@ -136,13 +137,16 @@ class JobRunner:
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
 
     async def _keep_lease(self) -> None:
-        """Renew the lease and pick up a cancel request made through another instance."""
+        """Renew the lease every third of it, and early when a call waits for more certain
+        validity; pick up a cancel request made through another instance."""
         interval = self._lease / 3
+        wanted = self._guard.renewal_wanted
         while not self._stop_lease.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_lease.wait(), interval)
+                await asyncio.wait_for(wanted.wait(), interval)
             if self._stop_lease.is_set():
                 return
+            wanted.clear()
             await self._renew()
 
     async def _renew(self) -> None:

@@ -8,8 +8,10 @@ reached the database after it was sent, so the database's expiry is later still,
 margin (as long as the two clocks drift apart by less than the margin over one lease time).
 
 :class:`LeaseGuard` admits a call only while the remaining certain validity exceeds the call's
-observed p95 duration; otherwise the call waits for the next renewal, and if the lease is lost it
-raises :class:`LeaseLost` so that the product stops without writing.
+observed p95 duration; otherwise the call asks for an early renewal and waits for it, and if the
+lease is lost it raises :class:`LeaseLost` so that the product stops without writing. A kind of call
+that takes longer than half the certain span (lease minus margin) needs only half of it: such a
+call starts right after a renewal, and could never start otherwise.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class Lease:
     def remaining(self, now: float) -> float:
         return self.certain_until - now
 
+    @property
+    def span(self) -> float:
+        """How long a renewal makes the lease certainly valid."""
+        return self.seconds - self.margin
+
 
 def effective_margin(lease_seconds: float, margin: float) -> float:
     """The safety margin used: at most a third of the lease, so that a renewal every third of
@@ -75,6 +82,7 @@ class LeaseGuard:
         self._clock = clock
         self._lost: LeaseLost | None = None
         self._renewal = asyncio.Event()  # set (and replaced) at every renewal or loss
+        self.renewal_wanted = asyncio.Event()  # a call waits: the lease keeper renews now
         self._durations: dict[str, DurationStats] = {}
 
     @property
@@ -104,6 +112,10 @@ class LeaseGuard:
         stats = self._durations.get(kind)
         return stats.p95() if stats is not None else 0.0
 
+    def needed(self, kind: str) -> float:
+        """The certain validity a call of ``kind`` needs left to start."""
+        return min(self.p95(kind), self._lease.span / 2)
+
     def observe(self, kind: str, seconds: float) -> None:
         self._durations.setdefault(kind, DurationStats()).add(seconds)
 
@@ -111,11 +123,12 @@ class LeaseGuard:
         """Whether a call of ``kind`` may start now; raises LeaseLost once the lease is lost."""
         if self._lost is not None:
             raise LeaseLost(str(self._lost))
-        return self._lease.remaining(self._clock()) > self.p95(kind)
+        return self._lease.remaining(self._clock()) > self.needed(kind)
 
     async def admit(self, kind: str) -> None:
         """Return when a call of ``kind`` may start: at once, or after the next renewal."""
         while not self.check(kind):
+            self.renewal_wanted.set()
             await self._renewal.wait()
 
     @contextlib.asynccontextmanager
