@@ -97,6 +97,12 @@ class ClusterDatabase:
         owner: str | None = await self._conn.fetchval("SELECT owner FROM wip_jobs WHERE job_id = $1", job_id)
         return owner
 
+    async def status(self, job_id: str) -> str | None:
+        status: str | None = await self._conn.fetchval(
+            "SELECT status FROM wip_jobs WHERE job_id = $1", job_id
+        )
+        return status
+
     async def ledger(self, job_id: str) -> list[tuple[int, str, int]]:
         rows = await self._conn.fetch(
             "SELECT wip_id, status, attempts FROM job_items WHERE job_id = $1 ORDER BY position", job_id
