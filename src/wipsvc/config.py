@@ -68,6 +68,31 @@ class Settings(BaseSettings):
     claim_interval_seconds: float = Field(
         2.0, gt=0, description="How often the registry looks for queued or orphaned jobs."
     )
+    lease_safety_margin_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="An owner starts a Sheets write, Apps Script run or LLM call only while its lease "
+        "is certainly valid: until the renewal's sending time plus the lease minus this margin (at "
+        "most a third of the lease is used). It must exceed the clocks' drift over one lease time.",
+    )
+    sheets_timeout_seconds: float = Field(
+        4.0,
+        gt=0,
+        description="Time limit of one Google Sheets request; kept below the lease safety margin (at "
+        "most 0.8 of it is used), so that a request started under a valid lease ends before it expires.",
+    )
+    db_statement_timeout_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="PostgreSQL statement_timeout of the service's connections (0 = none); well "
+        "within the lease, so that no lock wait outlasts it.",
+    )
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="PostgreSQL idle_in_transaction_session_timeout of the service's connections (0 = "
+        "none): a paused instance's open transaction, and the job row locks it holds, end after this.",
+    )
     step_max_attempts: int = Field(
         3,
         ge=1,

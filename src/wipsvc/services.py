@@ -37,7 +37,11 @@ class Services:
         retry: RetryPolicy | None = None,
         google_sheets: GoogleSheetsBackend | None = None,
     ) -> Services:
-        store = await Store.open(settings.database_url)
+        store = await Store.open(
+            settings.database_url,
+            statement_timeout=settings.db_statement_timeout_seconds,
+            idle_in_transaction_timeout=settings.db_idle_in_transaction_timeout_seconds,
+        )
         bus = EventBus()
         owns_fetcher = fetcher is None
         fetcher = fetcher or SafeFetcher.from_settings(settings)

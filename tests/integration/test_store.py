@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
 from wipsvc.store import Conflict, LeaseLost, Store
+from wipsvc.store.lease import Lease
 from wipsvc.store.tables import wip_jobs
 
 
@@ -160,3 +161,76 @@ async def test_two_instances_never_claim_the_same_job(database_url: str) -> None
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_a_renewal_extends_the_lease_and_tells_the_owner_until_when_it_is_certain(store: Store) -> None:
+    ids = await _products(store, "sinks", 1)
+    job = await store.jobs.create(_new_id(), "sinks", ids)
+    await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
+    lease, cancel_requested = await store.jobs.renew_lease(
+        Lease(job.job_id, "a", seconds=30.0, margin=5.0), clock=lambda: 100.0
+    )
+    assert (lease.certain_until, cancel_requested) == (125.0, False)
+    await store.jobs.request_cancel(job.job_id)
+    assert (await store.jobs.renew_lease(lease))[1] is True
+    with pytest.raises(LeaseLost):
+        await store.jobs.renew_lease(Lease(job.job_id, "b", seconds=30.0, margin=5.0))
+
+
+@pytest.mark.postgres
+async def test_instances_claiming_at_once_keep_the_per_collection_cap(postgres_url: str) -> None:
+    """Each instance's claim counts a collection's running jobs under that collection's advisory
+    lock: without it, instances claiming at the same moment (each skipping the jobs the others
+    hold locked) each see none running and all start one."""
+    stores = [await Store.open(postgres_url) for _ in range(4)]
+    try:
+        for _ in range(16):
+            await stores[0].jobs.create(_new_id(), "cap", await _products(stores[0], "cap", 1))
+        for _ in range(3):
+            await asyncio.gather(
+                *(
+                    s.jobs.claim(
+                        f"owner-{i}", lease_seconds=30, per_collection=1, limit=1, take_running=False
+                    )
+                    for i, s in enumerate(stores)
+                )
+            )
+            async with stores[0].db.read() as conn:
+                running = await conn.scalar(
+                    sa.select(sa.func.count()).where(wip_jobs.c.status == JobStatus.RUNNING.value)
+                )
+            assert running == 1
+    finally:
+        for s in stores:
+            await s.close()
+
+
+@pytest.mark.postgres
+async def test_a_paused_owners_open_transaction_cannot_hold_its_job(postgres_url: str) -> None:
+    """An owner frozen between its lease renewal and the commit holds the job row's lock; the
+    idle-in-transaction timeout ends its session, so that another instance can take the job over."""
+    owner = await Store.open(postgres_url, idle_in_transaction_timeout=0.5, statement_timeout=2.0)
+    other = await Store.open(postgres_url)
+    try:
+        ids = await _products(other, "sinks", 1)
+        job = await other.jobs.create(_new_id(), "sinks", ids)
+        await owner.jobs.claim("a", lease_seconds=0.1, per_collection=1, limit=1, take_running=False)
+        async with owner.engine.connect() as frozen:
+            await frozen.begin()
+            await frozen.execute(  # the renewal's UPDATE, never committed: the process froze here
+                wip_jobs.update().where(wip_jobs.c.job_id == job.job_id).values(owner="a")
+            )
+            taken: list[str] = []
+            async with asyncio.timeout(20):
+                while not taken:
+                    claimed = await other.jobs.claim(
+                        "b", lease_seconds=30, per_collection=1, limit=1, take_running=False
+                    )
+                    taken = [c.job_id for c in claimed]
+                    await asyncio.sleep(0.05)
+            assert taken == [job.job_id]
+            with pytest.raises(sa.exc.DBAPIError):  # its session is gone
+                await frozen.execute(sa.text("SELECT 1"))
+    finally:
+        await owner.close()
+        await other.close()

@@ -67,6 +67,7 @@ class ServerProcess:
         self.starts = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._paused = False
 
     @property
     def pid(self) -> int:
@@ -108,6 +109,24 @@ class ServerProcess:
                     raise TimeoutError(f"wipsvc serve not ready after {timeout} s:\n{self.log_tail()}")
                 time.sleep(0.05)
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """SIGSTOP: the process freezes mid-whatever, like a long GC pause or a frozen VM; its
+        sockets stay open and what it had sent stays sent."""
+        if self._process is None:
+            raise RuntimeError("server not started")
+        self._process.send_signal(signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """SIGCONT: the process carries on from where it was frozen."""
+        if self._process is not None and self._paused:
+            self._process.send_signal(signal.SIGCONT)
+        self._paused = False
+
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to clean up, like a crash or the OOM killer."""
         self._end(signal.SIGKILL, timeout=10.0)
@@ -120,6 +139,7 @@ class ServerProcess:
         process = self._process
         if process is None:
             return
+        self.resume()  # a stopped process would not act on SIGTERM
         if process.poll() is None:
             process.send_signal(sig)
             try:

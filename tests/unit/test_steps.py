@@ -10,17 +10,26 @@ from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, St
 from wipsvc.jobs.models import Step
 from wipsvc.pipeline.clean import PythonCleaner
 from wipsvc.pipeline.describe import TemplateDescriber
+from wipsvc.pipeline.fence import fenced_backends
 from wipsvc.pipeline.steps import Backends, ProductState, RetryPolicy, StepFailure, run_product
+from wipsvc.store import LeaseLost
+from wipsvc.store.lease import Lease, LeaseGuard
 
 
 class Sheet:
-    def __init__(self, rows: dict[str, int] | None = None) -> None:
+    def __init__(self, rows: dict[str, int] | None = None, *, landed: dict[str, int] | None = None) -> None:
         self.rows = dict(rows or {})
+        self.landed = dict(landed or {})  # rows a re-read finds: another instance's late appends
         self.appends = 0
         self.writes: list[dict[str, str]] = []
+        self.refreshes = 0
 
     async def find_row(self, sku: str) -> int | None:
         return self.rows.get(sku)
+
+    async def refresh(self) -> None:
+        self.refreshes += 1
+        self.rows.update(self.landed)
 
     async def append_row(self, sku: str, url: str) -> int:
         self.appends += 1
@@ -130,6 +139,35 @@ async def test_a_resumed_product_skips_done_steps_and_never_appends_again() -> N
     sheet, fetcher = Sheet(), Fetcher([])
     saved = await _run(described, _backends(sheet, fetcher))
     assert fetcher.calls == 0 and sheet.appends == 0 and saved == [Step.CLEAN, Step.COMPLETE]
+
+
+async def test_a_taken_over_product_reads_the_sheet_again_before_appending() -> None:
+    # The previous owner's append landed after this job opened the sheet.
+    sheet = Sheet(landed={"A-1": 12})
+    state = ProductState(1, "A-1", "https://shop.example/a", resumed=True)
+    await _run(state, _backends(sheet, Fetcher([])))
+    assert sheet.refreshes == 1 and sheet.appends == 0 and state.row_num == 12
+
+    # A product that never ran before does not pay for the read.
+    fresh = Sheet(landed={"B-1": 3})
+    await _run(ProductState(2, "B-1", "https://shop.example/b"), _backends(fresh, Fetcher([])))
+    assert fresh.refreshes == 0 and fresh.appends == 1
+
+
+async def test_a_lost_lease_stops_the_product_without_writing_or_failing_it() -> None:
+    sheet, fetcher = Sheet(), Fetcher([])
+    guard = LeaseGuard(Lease("job-1", "a", seconds=15.0, margin=5.0))
+    guard.lose(LeaseLost("job job-1 is no longer owned by a"))
+    state = ProductState(1, "A-1", "https://shop.example/a")
+    saved: list[Step | None] = []
+
+    async def save(s: ProductState) -> None:
+        saved.append(s.step_done)
+
+    with pytest.raises(LeaseLost):  # not a StepFailure: the product is not failed, the new owner runs it
+        await run_product(state, fenced_backends(_backends(sheet, fetcher), guard), save, RETRY)
+    assert sheet.appends == 0 and sheet.writes == [] and saved == []
+    assert state.row_num is None and state.extracted is None
 
 
 def test_descriptions_round_trip_through_the_checkpoint() -> None:

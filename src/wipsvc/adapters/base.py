@@ -108,6 +108,10 @@ class SheetSession(Protocol):
 
     async def find_row(self, sku: str) -> int | None: ...
 
+    async def refresh(self) -> None:
+        """Read the SKU column again: a write of another (paused) instance may have landed."""
+        ...
+
     async def append_row(self, sku: str, url: str) -> int:
         """Append a SKU+URL row and return its 1-based row number."""
         ...

@@ -7,6 +7,8 @@ transient or not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import google.auth.exceptions
@@ -61,8 +63,19 @@ class ApiUrlAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+# A check the next request must pass just before it goes out: run inside gspread-asyncio's call
+# lock, after any wait for it, so that as little time as possible separates the check from the send.
+# A context variable, because the lock is the client manager's, shared by every job.
+SEND_CHECK: ContextVar[Callable[[], None] | None] = ContextVar("wipsvc_sheets_send_check", default=None)
+
+
 class ClientManager(gspread_asyncio.AsyncioGspreadClientManager):  # type: ignore[misc]
     """gspread-asyncio retries 429/5xx forever with its lock held: let the errors out instead."""
+
+    async def before_gspread_call(self, method: object, args: object, kwargs: object) -> None:
+        check = SEND_CHECK.get()
+        if check is not None:
+            check()
 
     async def handle_gspread_error(self, e: Exception, method: object, args: object, kwargs: object) -> None:
         raise e

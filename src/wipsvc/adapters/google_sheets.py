@@ -39,9 +39,11 @@ from wipsvc.adapters.google_api import (
     maybe_applied,
     retry_after,
 )
+from wipsvc.adapters.sheets_fence import RowSpan, send_fenced, sheets_timeout
 from wipsvc.collection import CollectionConfig, column_index, column_letter
 from wipsvc.config import Settings
 from wipsvc.limits import Limits, QuotaBucket
+from wipsvc.store.lease import LeaseGuard
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class GoogleSheetsBackend:
             settings.sheets_api_url,
             settings.google_credentials_file,
             limits=limits,
+            timeout=sheets_timeout(settings),
             coalesce_window=settings.sheets_coalesce_window_ms / 1000 if settings.sheets_coalesce else None,
         )
 
@@ -209,7 +212,15 @@ class GoogleSheetsBackend:
 
 class GoogleSheetsSession:
     """One job's worksheet: SKU -> row cached at open; appends and batch writes, coalesced across
-    products when the backend has a window."""
+    products when the backend has a window.
+
+    With a :class:`LeaseGuard` (:meth:`fence_with`), every write is checked against the job's lease
+    just before it is sent. Sheets has no conditional write, so a request already on its way when
+    the process was paused may still land after another instance took the job over: re-reads of
+    the SKU column (:meth:`refresh`) find such doubled rows, and the later row is cleared (emptied,
+    never deleted, which would shift other products' rows) after anything it holds that the
+    earlier row lacks is copied there. The product keeps the earlier row.
+    """
 
     def __init__(
         self, backend: GoogleSheetsBackend, spreadsheet: Any, config: CollectionConfig, target: SheetsTarget
@@ -221,6 +232,12 @@ class GoogleSheetsSession:
         self._columns = dict(config.columns)
         self._rows: dict[str, int] = {}
         self._has_header = True
+        self._guard: LeaseGuard | None = None
+        self._asked: set[str] = set()  # SKUs of this job: only their doubled rows are cleared
+        self._doubled: dict[str, list[int]] = {}  # SKU -> its later rows, found by the last read
+        self._moved: dict[int, int] = {}  # cleared row -> the row kept for its SKU
+        self._reloads = 0
+        self._refresh_lock = asyncio.Lock()
         # One append at a time: find-then-append must not race for a SKU, nor two header rows.
         self._append_lock = asyncio.Lock()
         self._appends: Coalescer[tuple[str, str], int] | None = None
@@ -230,8 +247,21 @@ class GoogleSheetsSession:
             self._appends = Coalescer(self._flush_appends, window=window, isolate=is_permanent, name="append")
             self._writes = Coalescer(self._flush_writes, window=window, isolate=is_permanent, name="write")
 
+    def fence_with(self, guard: LeaseGuard) -> None:
+        self._guard = guard
+
     async def load_rows(self) -> None:
         await self._backend.call(self._read_skus, self._target, self._backend.reads)
+
+    async def refresh(self) -> None:
+        """Read the SKU column again (one read serves every caller waiting meanwhile) and clear
+        the later of any two rows found for a SKU of this job."""
+        asked = self._reloads
+        async with self._refresh_lock:
+            if self._reloads == asked:
+                await self._backend.call(self._read_skus, self._target, self._backend.reads)
+            if self._doubled:
+                await self._clear_doubled()
 
     async def _read_skus(self) -> None:
         letter = self._columns["sku"]
@@ -239,21 +269,51 @@ class GoogleSheetsSession:
             absolute_range_name(self._title, f"{letter}:{letter}"), params={"majorDimension": "COLUMNS"}
         )
         cells = (answer.get("values") or [[]])[0]
+        self._reloads += 1
         rows: dict[str, int] = {}
+        doubled: dict[str, list[int]] = {}
         for row_num, cell in enumerate(cells, start=1):
             sku = str(cell).strip()
-            if row_num > 1 and sku:  # row 1 is the header row
-                rows.setdefault(sku, row_num)
+            if row_num == 1 or not sku:  # row 1 is the header row
+                continue
+            if rows.setdefault(sku, row_num) != row_num and sku in self._asked:
+                doubled.setdefault(sku, []).append(row_num)
         self._rows = rows
+        self._doubled = doubled
         self._has_header = bool(cells)
 
+    async def _clear_doubled(self) -> None:
+        """Keep each doubled SKU's first row: copy into it what only a later row holds, and
+        empty the later rows, in one read and one write."""
+        doubled, self._doubled = self._doubled, {}
+        span = RowSpan(self._title, self._columns.values())
+        groups = [[self._rows[sku], *later] for sku, later in doubled.items()]
+        ranges = [span.a1(row) for group in groups for row in group]
+        answer = await self._backend.call(
+            lambda: self._spreadsheet.values_batch_get(ranges), self._target, self._backend.reads
+        )
+        data, moved = span.merge_plan(groups, answer.get("valueRanges") or [])
+        body = {"valueInputOption": "RAW", "data": data}
+        await self._backend.call(
+            lambda: send_fenced(self._guard, lambda: self._spreadsheet.values_batch_update(body)),
+            self._target,
+            self._backend.writes,
+        )
+        self._moved.update(moved)
+        logger.warning(
+            "cleared doubled sheet rows %s (each SKU keeps its first row)",
+            ", ".join(f"{row}->{kept}" for row, kept in moved.items()),
+        )
+
     async def find_row(self, sku: str) -> int | None:
+        self._asked.add(sku.strip())
         return self._rows.get(sku.strip())
 
     async def append_row(self, sku: str, url: str) -> int:
         key = sku.strip()
         if not key:
             raise StepError("empty SKU")
+        self._asked.add(key)
         if key in self._rows:  # a re-run: the row is there already
             return self._rows[key]
         if self._appends is not None:
@@ -296,7 +356,9 @@ class GoogleSheetsSession:
             table = absolute_range_name(self._title, f"{column_letter(first)}:{last}")
             params = {"valueInputOption": "RAW", "insertDataOption": "INSERT_ROWS"}
             try:
-                answer = await self._spreadsheet.values_append(table, params, {"values": rows})
+                answer = await send_fenced(
+                    self._guard, lambda: self._spreadsheet.values_append(table, params, {"values": rows})
+                )
             except Exception as exc:
                 maybe_written = maybe_applied(exc)
                 raise
@@ -341,6 +403,7 @@ class GoogleSheetsSession:
         return int(match[2]), int(match[4] or match[2])
 
     async def write_fields(self, row_num: int, values: Mapping[str, str]) -> None:
+        row_num = self._moved.get(row_num, row_num)  # a cleared doubled row: write to the kept one
         data = [
             {
                 "range": absolute_range_name(self._title, f"{self._columns[name]}{row_num}"),
@@ -372,7 +435,7 @@ class GoogleSheetsSession:
             if items is None:
                 items = await take()
             body = {"valueInputOption": "RAW", "data": [data for item in items for data in item]}
-            await self._spreadsheet.values_batch_update(body)
+            await send_fenced(self._guard, lambda: self._spreadsheet.values_batch_update(body))
 
         await self._backend.call(attempt, self._target, self._backend.writes)
         return len(items or ())

@@ -32,6 +32,10 @@ class LocalSheetSession:
         # Serialises find-then-append for one SKU within the job.
         self._append_lock = asyncio.Lock()
 
+    async def refresh(self) -> None:
+        self._rows_by_sku.clear()
+        await self.load()
+
     async def load(self) -> None:
         sku_column = self._columns["sku"]
         for row_num, cells in await self._repo.sheet_rows(self._collection, self._worksheet):

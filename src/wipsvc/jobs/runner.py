@@ -13,6 +13,7 @@ from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus
 from wipsvc.pipeline.backends import LimitedBackends
+from wipsvc.pipeline.fence import fenced_backends
 from wipsvc.pipeline.steps import (
     Backends,
     ProductState,
@@ -22,6 +23,7 @@ from wipsvc.pipeline.steps import (
     run_product,
 )
 from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
+from wipsvc.store.lease import Lease, LeaseGuard, effective_margin
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ class JobRunner:
         self._lease = settings.lease_seconds
         self._cancel = asyncio.Event()
         self._stop_lease = asyncio.Event()
+        margin = effective_margin(settings.lease_seconds, settings.lease_safety_margin_seconds)
+        # Not valid until the first renewal says so (run() renews before anything else).
+        self._guard = LeaseGuard(Lease(job.job_id, owner, settings.lease_seconds, margin))
 
     def cancel(self) -> None:
         """Start no new product; those in flight finish."""
@@ -58,6 +63,7 @@ class JobRunner:
     async def run(self) -> None:
         job_id = self.job.job_id
         try:
+            await self._renew()
             await self._bus.publish([await self._store.jobs.mark_started(job_id, self._owner, self._lease)])
             status, error = await self._run_products()
             await self._bus.publish([await self._store.jobs.finish(job_id, self._owner, status, error)])
@@ -74,6 +80,7 @@ class JobRunner:
                     return await self._open_and_work(group)
                 finally:
                     self._stop_lease.set()
+                    self._guard.renewal_wanted.set()  # wakes the lease keeper to stop
         except* LeaseLost as lost:
             raise lost.exceptions[0] from None
 
@@ -105,6 +112,7 @@ class JobRunner:
             urls = {wip_id: product.url for wip_id, product in products.items()}
             workers = min(self._settings.workers_per_job, len(todo)) or 1
             limits = backends.limits if isinstance(backends, LimitedBackends) else None
+            backends = fenced_backends(backends, self._guard)
             eta = EtaEstimator(
                 len(todo),
                 time.monotonic,
@@ -116,6 +124,8 @@ class JobRunner:
                 group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)
             ]
             await asyncio.gather(*worker_tasks)
+            if any(item.status is ItemStatus.RUNNING for item in todo):
+                await self._clear_doubled_rows(backends)
         finally:
             # gather() returns at the first worker's error (or when cancelled); the others may still
             # be unwinding through the backends, which are closed only once every worker is done.
@@ -127,15 +137,38 @@ class JobRunner:
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
 
     async def _keep_lease(self) -> None:
-        """Renew the lease and pick up a cancel request made through another instance."""
+        """Renew the lease every third of it, and early when a call waits for more certain
+        validity; pick up a cancel request made through another instance."""
         interval = self._lease / 3
+        wanted = self._guard.renewal_wanted
         while not self._stop_lease.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_lease.wait(), interval)
+                await asyncio.wait_for(wanted.wait(), interval)
             if self._stop_lease.is_set():
                 return
-            if await self._store.jobs.renew_lease(self.job.job_id, self._owner, self._lease):
-                self.cancel()
+            wanted.clear()
+            await self._renew()
+
+    async def _renew(self) -> None:
+        """One renewal; the lease guard learns until when the lease is now certainly valid."""
+        try:
+            lease, cancel_requested = await self._store.jobs.renew_lease(self._guard.lease)
+        except LeaseLost as lost:
+            self._guard.lose(lost)
+            raise
+        self._guard.renewed(lease)
+        if cancel_requested:
+            self.cancel()
+
+    async def _clear_doubled_rows(self, backends: Backends) -> None:
+        """This job was taken over with products in flight: the previous owner, if only paused,
+        may still have sent an append after their rows were looked up. Look once more."""
+        try:
+            await backends.sheet.refresh()
+        except LeaseLost:
+            raise
+        except Exception as error:  # the job's products are done; a failed look fails nothing
+            log.warning("job %s: could not re-read the sheet for doubled rows: %s", self.job.job_id, error)
 
     async def _work(
         self,
@@ -162,6 +195,7 @@ class JobRunner:
         started = time.monotonic()
         item = await jobs.start_item(job_id, item.wip_id, owner, lease)
         state = ProductState.resume(item.wip_id, item.sku, url, item.step, item.row_num, item.checkpoint)
+        state.resumed = item.attempts > 1
         eta.product_started(item.wip_id, [step.value for step in state.remaining_steps()])
 
         async def save(state: ProductState) -> None:

@@ -26,6 +26,7 @@ from wipsvc.adapters.base import (
     TokenUsage,
 )
 from wipsvc.jobs.models import STEP_ORDER, Step, WipStatus
+from wipsvc.store import LeaseLost
 from wipsvc.store.errors import describe_error
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class ProductState:
     descriptions: dict[str, Any] | None = None
     attempts: dict[str, int] = field(default_factory=dict)
     token_usage: dict[str, int] = field(default_factory=dict)
+    # Started before (by an instance that stopped or lost the job): its append may have been sent.
+    resumed: bool = False
 
     def checkpoint(self) -> dict[str, Any]:
         return {
@@ -234,12 +237,16 @@ async def _run_step(step: Step, state: ProductState, backends: Backends, retry: 
     except StepError as error:
         suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
         raise StepFailure(step, error.message + suffix) from error
+    except LeaseLost:
+        raise  # another instance owns the job now: stop without writing or failing the product
     except Exception as error:  # a bug or an adapter's surprise fails one product, not the job
         log.exception("step %s failed unexpectedly for %s", step, state.sku)
         raise StepFailure(step, f"internal error: {describe_error(error, with_type=True)}") from error
 
 
 async def _sheet_row(state: ProductState, backends: Backends) -> None:
+    if state.resumed:
+        await backends.sheet.refresh()  # look before appending: the append may have landed
     row = await backends.sheet.find_row(state.sku)
     if row is None:
         row = await backends.sheet.append_row(state.sku, state.url)
@@ -270,7 +277,14 @@ async def _describe(state: ProductState, backends: Backends) -> None:
     }
 
 
+async def _kept_row(state: ProductState, backends: Backends) -> None:
+    """A resumed product keeps its SKU's first row, should a paused instance have added another."""
+    if state.resumed:
+        state.row_num = await backends.sheet.find_row(state.sku) or state.row_num
+
+
 async def _clean(state: ProductState, backends: Backends) -> None:
+    await _kept_row(state, backends)
     assert state.row_num is not None
     values = backends.cleaner.transform(row_values(state))
     await backends.sheet.write_fields(state.row_num, values)
@@ -278,6 +292,7 @@ async def _clean(state: ProductState, backends: Backends) -> None:
 
 
 async def _complete(state: ProductState, backends: Backends) -> None:
+    await _kept_row(state, backends)
     assert state.row_num is not None
     await backends.sheet.write_fields(state.row_num, {"status": READY})
 

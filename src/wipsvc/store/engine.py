@@ -36,7 +36,16 @@ def alembic_dir() -> Path:
     raise FileNotFoundError(f"wipsvc's migrations are missing: neither {shipped} nor {checkout} exists")
 
 
-def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
+def create_engine(
+    database_url: str,
+    *,
+    echo: bool = False,
+    statement_timeout: float | None = None,
+    idle_in_transaction_timeout: float | None = None,
+) -> AsyncEngine:
+    """An engine; on PostgreSQL every connection gets the given statement and idle-in-transaction
+    timeouts (seconds), so that a paused or partitioned instance cannot hold row locks (a job's
+    lease, a claim) for longer than that."""
     url = make_url(database_url)
     kwargs: dict[str, Any] = {"echo": echo}
     if url.get_backend_name() == "sqlite":
@@ -45,6 +54,16 @@ def create_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        server_settings = {
+            name: str(round(seconds * 1000))
+            for name, seconds in (
+                ("statement_timeout", statement_timeout),
+                ("idle_in_transaction_session_timeout", idle_in_transaction_timeout),
+            )
+            if seconds
+        }
+        if server_settings:
+            kwargs["connect_args"] = {"server_settings": server_settings}
     try:
         engine = create_async_engine(url, **kwargs)
     except ModuleNotFoundError as error:  # PostgreSQL's driver is the optional extra `postgres`
@@ -89,6 +108,9 @@ async def _migration_lock(conn: AsyncConnection) -> AsyncIterator[None]:
     if conn.dialect.name == "postgresql":
         from sqlalchemy import text
 
+        # A migration, and the wait for another instance's, may outlast the service's
+        # statement timeout.
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))
         # Transaction-scoped: released at commit, so a crashed instance never holds it.
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     yield

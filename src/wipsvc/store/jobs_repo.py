@@ -9,8 +9,9 @@ job over, they raise `LeaseLost` and change nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,12 +27,15 @@ from wipsvc.jobs.models import (
     WipStatus,
 )
 from wipsvc.store.database import Database
+from wipsvc.store.lease import Clock, Lease
 from wipsvc.store.records import Conflict, ItemRecord, JobRecord, LeaseLost, NotFound, ProgressEvent
 from wipsvc.store.tables import job_events, job_items, utcnow, wip_jobs, wip_products
 from wipsvc.text import clean_json, clean_text
 
 _ACTIVE = [status.value for status in ACTIVE_JOB_STATUSES]
 _TERMINAL_ITEMS = [status.value for status in TERMINAL_ITEM_STATUSES]
+# Namespace of the per-collection advisory locks taken by claims (pg_advisory_xact_lock(int, int)).
+_CLAIM_LOCK_NAMESPACE = 0x57495043
 
 
 class JobsRepository:
@@ -175,11 +179,15 @@ class JobsRepository:
     ) -> list[JobRecord]:
         """Take jobs to run: orphaned running jobs first (their lease expired, or any running
         job when `take_running`, i.e. on SQLite where this is the only instance), then the
-        oldest queued jobs of collections below their running-job cap."""
-        now = utcnow()
+        oldest queued jobs of collections below their running-job cap.
+
+        On PostgreSQL the cap holds across instances claiming at the same moment: the claim
+        takes a per-collection advisory lock before counting, held until it commits, so a
+        concurrent claim of the same collection counts after this one's jobs are running."""
         claimed: list[JobRecord] = []
         async with self.db.write() as conn:
             postgres = conn.dialect.name == "postgresql"
+            now = _db_now(conn)
             running = sa.select(wip_jobs).where(
                 wip_jobs.c.status == JobStatus.RUNNING.value,
                 sa.or_(wip_jobs.c.owner.is_(None), wip_jobs.c.owner != owner),
@@ -195,7 +203,11 @@ class JobsRepository:
                 if postgres:
                     query = query.with_for_update(skip_locked=True)
                 candidates += [JobRecord.from_row(r) for r in (await conn.execute(query)).mappings()]
-            live = await self._live_running_counts(conn, now, exclude=[c.job_id for c in candidates])
+            if postgres:
+                await _lock_collections(
+                    conn, {c.collection_name for c in candidates if c.status is JobStatus.QUEUED}
+                )
+            live = await self._live_running_counts(conn, exclude=[c.job_id for c in candidates])
             for job in candidates:
                 if len(claimed) >= limit:
                     break
@@ -207,7 +219,7 @@ class JobsRepository:
                     .values(
                         status=JobStatus.RUNNING.value,
                         owner=owner,
-                        lease_expires_at=now + timedelta(seconds=lease_seconds),
+                        lease_expires_at=_lease_expiry(conn, lease_seconds),
                         claims=wip_jobs.c.claims + 1,
                     )
                 )
@@ -215,9 +227,7 @@ class JobsRepository:
                 claimed.append(job)
         return claimed
 
-    async def _live_running_counts(
-        self, conn: AsyncConnection, now: datetime, exclude: Sequence[str]
-    ) -> dict[str, int]:
+    async def _live_running_counts(self, conn: AsyncConnection, exclude: Sequence[str]) -> dict[str, int]:
         query = (
             sa.select(wip_jobs.c.collection_name, sa.func.count())
             .where(wip_jobs.c.status == JobStatus.RUNNING.value, wip_jobs.c.job_id.not_in(list(exclude)))
@@ -235,21 +245,29 @@ class JobsRepository:
             .where(
                 wip_jobs.c.status == JobStatus.RUNNING.value,
                 wip_jobs.c.owner.is_not(None),
-                wip_jobs.c.lease_expires_at > utcnow(),
             )
             .distinct()
         )
         async with self.db.read() as conn:
+            query = query.where(wip_jobs.c.lease_expires_at > _db_now(conn))
             return {str(owner) for owner in (await conn.execute(query)).scalars()}
 
-    async def renew_lease(self, job_id: str, owner: str, lease_seconds: float) -> bool:
-        """Extend the lease; returns whether cancellation was requested. Raises LeaseLost."""
+    async def renew_lease(self, lease: Lease, clock: Clock = time.monotonic) -> tuple[Lease, bool]:
+        """Extend the lease in a transaction of its own, one statement long; returns the lease as
+        the owner now knows it (certainly valid from the moment the renewal was sent) and whether
+        cancellation was requested. Raises LeaseLost."""
+        sent_at = clock()
         async with self.db.write() as conn:
-            await _fence(conn, job_id, owner, lease_seconds)
-            flag = await conn.execute(
-                sa.select(wip_jobs.c.cancel_requested).where(wip_jobs.c.job_id == job_id)
-            )
-            return bool(flag.scalar_one())
+            row = (
+                await conn.execute(
+                    _owned(lease.job_id, lease.owner)
+                    .values(lease_expires_at=_lease_expiry(conn, lease.seconds))
+                    .returning(wip_jobs.c.cancel_requested)
+                )
+            ).first()
+        if row is None:
+            raise LeaseLost(f"job {lease.job_id} is no longer owned by {lease.owner}")
+        return lease.renewed(sent_at), bool(row[0])
 
     async def release(self, job_id: str, owner: str, *, error: str | None = None) -> None:
         """Give a job back so that the next claimer need not wait for the lease: on shutdown
@@ -464,22 +482,41 @@ async def _get_job(conn: AsyncConnection, job_id: str, *, lock: bool = False) ->
     return JobRecord.from_row(row) if row else None
 
 
+def _db_now(conn: AsyncConnection) -> Any:
+    """Now by the database's clock on PostgreSQL, so that lease times never depend on the
+    instances' wall clocks; SQLite serves one instance, whose clock is the only one."""
+    return sa.func.now() if conn.dialect.name == "postgresql" else utcnow()
+
+
+def _lease_expiry(conn: AsyncConnection, lease_seconds: float) -> Any:
+    return _db_now(conn) + timedelta(seconds=lease_seconds)
+
+
+async def _lock_collections(conn: AsyncConnection, names: set[str]) -> None:
+    """Per-collection advisory locks until commit, taken in name order so that two claims
+    never wait for each other in a cycle."""
+    for name in sorted(names):
+        await conn.execute(
+            sa.select(sa.func.pg_advisory_xact_lock(_CLAIM_LOCK_NAMESPACE, sa.func.hashtext(name)))
+        )
+
+
+def _owned(job_id: str, owner: str) -> sa.Update:
+    return wip_jobs.update().where(
+        wip_jobs.c.job_id == job_id,
+        wip_jobs.c.owner == owner,
+        wip_jobs.c.status == JobStatus.RUNNING.value,
+    )
+
+
 async def _fence(conn: AsyncConnection, job_id: str, owner: str, lease_seconds: float) -> None:
     """Renew the lease as part of the write, or fail if this owner lost the job."""
     values: dict[str, Any] = {}
     if lease_seconds > 0:
-        values["lease_expires_at"] = utcnow() + timedelta(seconds=lease_seconds)
+        values["lease_expires_at"] = _lease_expiry(conn, lease_seconds)
     else:
         values["owner"] = wip_jobs.c.owner  # a no-op assignment that still locks the row
-    result = await conn.execute(
-        wip_jobs.update()
-        .where(
-            wip_jobs.c.job_id == job_id,
-            wip_jobs.c.owner == owner,
-            wip_jobs.c.status == JobStatus.RUNNING.value,
-        )
-        .values(**values)
-    )
+    result = await conn.execute(_owned(job_id, owner).values(**values))
     if result.rowcount == 0:
         raise LeaseLost(f"job {job_id} is no longer owned by {owner}")
 

@@ -21,8 +21,20 @@ class Store:
         self.keys = KeysRepository(self.db)
 
     @classmethod
-    async def open(cls, database_url: str, *, upgrade: bool = True) -> Store:
-        engine = create_engine(database_url)
+    async def open(
+        cls,
+        database_url: str,
+        *,
+        upgrade: bool = True,
+        statement_timeout: float | None = None,
+        idle_in_transaction_timeout: float | None = None,
+    ) -> Store:
+        """Open the database; the timeouts (seconds, PostgreSQL only) apply to every connection."""
+        engine = create_engine(
+            database_url,
+            statement_timeout=statement_timeout,
+            idle_in_transaction_timeout=idle_in_transaction_timeout,
+        )
         if upgrade:
             await upgrade_schema(engine)
         return cls(engine)
