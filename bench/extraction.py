@@ -39,12 +39,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from wipsvc.adapters.base import FetchedPage, StepError  # noqa: E402
+from wipsvc.adapters.base import FetchedPage  # noqa: E402
+from wipsvc.adapters.builtin_extractor import StructuredDataExtractor, main_text  # noqa: E402
 from wipsvc.adapters.llm import PRODUCT_FIELDS, extraction_messages  # noqa: E402
 from wipsvc.adapters.scraper import SafeFetcher  # noqa: E402
 from wipsvc.adapters.token_estimate import estimate_tokens  # noqa: E402
+from wipsvc.domain.errors import StepError  # noqa: E402
 from wipsvc.extraction.availability import is_available  # noqa: E402
-from wipsvc.pipeline.extract import StructuredDataExtractor, main_text  # noqa: E402
 
 PAGES = ROOT / "bench" / "data" / "product-pages"
 SYSTEMS = ("Zyte", "Diffbot", "extruct")
@@ -180,7 +181,7 @@ async def run(pages: Path = PAGES, *, prompts: bool = True) -> Run:
 
 
 def _prompt_tokens(page: FetchedPage, sku: str, fields: dict[str, Any]) -> int:
-    from wipsvc.adapters.base import ExtractedProduct
+    from wipsvc.domain.products import ExtractedProduct
 
     product = ExtractedProduct(fields=dict(fields), main_text=main_text(page.text))
     missing = [name for name in PRODUCT_FIELDS if not fields.get(name)]

@@ -21,12 +21,12 @@ import typer
 from sqlalchemy.engine import make_url
 
 from wipsvc.adapters.apps_script import AppsScriptApiCleaner, AppsScriptWebAppCleaner
-from wipsvc.adapters.base import StepError
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.llm import build_llm_client, llm_api_key, llm_model
 from wipsvc.collection import CollectionConfig
 from wipsvc.config import Settings
 from wipsvc.credentials import with_resolved_credentials
+from wipsvc.domain.errors import StepError
 from wipsvc.store import CollectionRecord, Store
 
 # A check that has not answered by then will not help an operator waiting at a prompt.

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from wipsvc.adapters.base import StepError
 from wipsvc.collection import SECRET_MASK, CollectionConfig
 from wipsvc.credentials import CREDENTIAL_FIELDS, CredentialError, check_name
+from wipsvc.domain.errors import StepError
 
 OPERATOR_FIELDS: tuple[tuple[str, str], ...] = (
     ("sheet", "spreadsheet_id"),

@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from wipsvc.adapters.base import PageFetcher
+from wipsvc.adapters.base import Backends, PageFetcher
+from wipsvc.adapters.factory import BackendFactory
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry, default_owner
 from wipsvc.jobs.runner import JobRunner
-from wipsvc.pipeline.backends import BackendFactory
-from wipsvc.pipeline.steps import Backends, RetryPolicy
+from wipsvc.pipeline.steps import RetryPolicy
 from wipsvc.store import JobRecord, Store
 
 

@@ -32,12 +32,12 @@ from tests.fakes import openai_api as llm_behaviour
 from tests.support.live import LiveServer, make_settings, until_processed, wait_for_job
 from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, is_loopback_ip, static_resolver
 from tests.support.paced_shop import PacedShop, expected_fields
+from wipsvc.adapters import factory as backends_module
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.llm import build_llm_client
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 from wipsvc.config import Settings
-from wipsvc.pipeline import backends as backends_module
 
 COLLECTION = "faults"
 WORKSHEET = "Sheet1"

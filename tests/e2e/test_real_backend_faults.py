@@ -28,7 +28,7 @@ from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import column_index
 from wipsvc.demo.shop import SampleShop
-from wipsvc.jobs.models import ItemStatus
+from wipsvc.domain.statuses import ItemStatus
 from wipsvc.store import Store
 
 COLLECTION = "sinks"

@@ -40,10 +40,11 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.fakes.server import ThreadedServer
 from tests.support.live import make_settings
-from wipsvc.adapters.base import FetchedPage, StepError
+from wipsvc.adapters.base import FetchedPage
 from wipsvc.app import create_api, create_app
 from wipsvc.auth import create_key
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
 from wipsvc.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

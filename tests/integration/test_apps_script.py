@@ -17,9 +17,9 @@ from wipsvc.adapters.apps_script import (
     AppsScriptWebAppCleaner,
     build_apps_script_cleaner,
 )
-from wipsvc.adapters.base import StepError
 from wipsvc.collection import CleaningConfig, CollectionConfig, SheetConfig
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
 
 
 @pytest.fixture

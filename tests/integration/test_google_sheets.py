@@ -12,9 +12,10 @@ import requests
 
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
-from wipsvc.adapters.base import SheetSession, StepError
+from wipsvc.adapters.base import SheetSession
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.collection import DEFAULT_COLUMNS, CollectionConfig, SheetConfig, column_index
+from wipsvc.domain.errors import StepError
 
 HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
 SA_EMAIL = "wipsvc-test@fake-project.iam.gserviceaccount.com"

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from tests.fakes import openai_api as behaviours
 from tests.fakes.openai_api import FakeOpenAI, RecordedRequest
 from tests.support.netguard import LoopbackOnlyTransport
-from wipsvc.adapters.base import ExtractedProduct, FetchedPage, StepError, TokenUsage
+from wipsvc.adapters.base import FetchedPage
 from wipsvc.adapters.llm import (
     LLMDescriber,
     LLMExtractor,
@@ -23,6 +23,8 @@ from wipsvc.adapters.llm import (
 )
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
+from wipsvc.domain.products import ExtractedProduct, TokenUsage
 
 MODEL = "test-model"
 PAGE_URL = "http://127.0.0.1:9/products/trail-runner-2"

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 
-from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
+from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 from wipsvc.store import Conflict, LeaseLost, Store
 from wipsvc.store.lease import Lease
 from wipsvc.store.tables import wip_jobs

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Connection
 
-from wipsvc.jobs.models import JobStatus, WipStatus
+from wipsvc.domain.statuses import JobStatus, WipStatus
 from wipsvc.store import Store
 from wipsvc.store.engine import _alembic_config, create_engine
 from wipsvc.store.tables import collections, job_items, wip_jobs

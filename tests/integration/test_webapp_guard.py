@@ -10,8 +10,8 @@ from pydantic import SecretStr
 
 from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, Reply, StaticResolver
 from wipsvc.adapters.apps_script import AppsScriptWebAppCleaner
-from wipsvc.adapters.base import StepError
 from wipsvc.collection import CleaningConfig
+from wipsvc.domain.errors import StepError
 
 GOOGLE = "script.google.com"
 

@@ -3,8 +3,14 @@ from __future__ import annotations
 import pytest
 
 from wipsvc.adapters.base import Cleaner
+from wipsvc.adapters.builtin_cleaner import (
+    PythonCleaner,
+    cap_length,
+    clean_values,
+    normalise_price,
+    strip_html,
+)
 from wipsvc.collection import CleaningRules
-from wipsvc.pipeline.clean import PythonCleaner, cap_length, clean_values, normalise_price, strip_html
 
 ALL_OFF = CleaningRules(
     trim_whitespace=False,

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from tests.unit.test_limits import LoopClock
-from wipsvc.adapters.base import StepError
 from wipsvc.adapters.coalesce import Batch, Coalescer
+from wipsvc.domain.errors import StepError
 
 
 @pytest.fixture

@@ -136,7 +136,7 @@ async def test_async_context_manager() -> None:
 
 @pytest.mark.parametrize("page", DEMO_PAGES, ids=PAGE_IDS)
 async def test_structured_extraction_of_each_page(shop: SampleShop, page: DemoPage) -> None:
-    extract = pytest.importorskip("wipsvc.pipeline.extract")
+    extract = pytest.importorskip("wipsvc.adapters.builtin_extractor")
     async with httpx.AsyncClient() as client:
         response = await client.get(shop.url_for(page))
     product = extract.extract_structured(response.text, str(response.url))

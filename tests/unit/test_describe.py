@@ -4,8 +4,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from wipsvc.adapters.base import Describer, ExtractedProduct
-from wipsvc.pipeline.describe import GENERIC_CARE, TemplateDescriber, describe_with_template
+from wipsvc.adapters.base import Describer
+from wipsvc.adapters.builtin_describer import GENERIC_CARE, TemplateDescriber, describe_with_template
+from wipsvc.domain.products import ExtractedProduct
 
 ALLOWED_TAGS = {"p", "ul", "li", "strong"}
 

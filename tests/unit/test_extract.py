@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from wipsvc.adapters.base import ExtractedProduct, FetchedPage, StepError
-from wipsvc.pipeline.extract import MAIN_TEXT_LIMIT, StructuredDataExtractor, extract_structured
+from wipsvc.adapters.base import FetchedPage
+from wipsvc.adapters.builtin_extractor import MAIN_TEXT_LIMIT, StructuredDataExtractor, extract_structured
+from wipsvc.domain.errors import StepError
+from wipsvc.domain.products import ExtractedProduct
 
 BASE_URL = "https://shop.example/products/oak-chair?variant=2"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from wipsvc.adapters.base import ExtractedProduct
 from wipsvc.adapters.llm import extraction_messages
 from wipsvc.adapters.token_estimate import estimate_tokens, trim_to_tokens
+from wipsvc.domain.products import ExtractedProduct
 
 
 def test_token_estimate_counts_words_punctuation_and_other_scripts() -> None:

@@ -22,9 +22,9 @@ from tests.support.netguard import (
     static_resolver,
 )
 from wipsvc.adapters.addresses import address_problem, redact_url, resolve_with_system_dns
-from wipsvc.adapters.base import StepError
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
 
 DNS = {
     "shop.test": ["127.0.0.1"],

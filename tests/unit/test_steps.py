@@ -6,12 +6,14 @@ from collections.abc import Mapping
 
 import pytest
 
-from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, StepError, TokenUsage
-from wipsvc.jobs.models import Step
-from wipsvc.pipeline.clean import PythonCleaner
-from wipsvc.pipeline.describe import TemplateDescriber
+from wipsvc.adapters.base import Backends, FetchedPage
+from wipsvc.adapters.builtin_cleaner import PythonCleaner
+from wipsvc.adapters.builtin_describer import TemplateDescriber
+from wipsvc.domain.errors import StepError
+from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
+from wipsvc.domain.statuses import Step
 from wipsvc.pipeline.fence import fenced_backends
-from wipsvc.pipeline.steps import Backends, ProductState, RetryPolicy, StepFailure, run_product
+from wipsvc.pipeline.steps import ProductState, RetryPolicy, StepFailure, run_product
 from wipsvc.store import LeaseLost
 from wipsvc.store.lease import Lease, LeaseGuard
 

@@ -32,10 +32,10 @@ from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2.credentials import Credentials
 
 from wipsvc.adapters.apps_script_webapp import AppsScriptWebAppCleaner
-from wipsvc.adapters.base import StepError
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import CleaningConfig, CollectionConfig
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
 from wipsvc.limits import QuotaBucket
 from wipsvc.text import one_line
 

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from wipsvc.adapters.base import StepError
 from wipsvc.adapters.guarded import GuardedAnswer, quote_answer, request_following_redirects
 from wipsvc.adapters.scraper import Resolver, SafeFetcher
 from wipsvc.collection import CleaningConfig
+from wipsvc.domain.errors import StepError
 from wipsvc.limits import QuotaBucket
 
 DEFAULT_TIMEOUT_SECONDS = 360.0  # Apps Script's own limit per execution is 6 minutes

@@ -7,27 +7,11 @@ types; real clients and embedded defaults implement them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
-# Where a field came from: a layer of the built-in extractor (see wipsvc.extraction), the LLM,
-# or "not found" for a field that no layer found.
-FieldSource = Literal[
-    "json-ld", "microdata", "rdfa", "opengraph", "inline-json", "page", "html", "llm", "not found"
-]
-
-
-class StepError(Exception):
-    """A product-level failure; the batch goes on.
-
-    ``transient`` errors (timeouts, 429, 5xx) may succeed when retried; permanent
-    ones (a 404 page, invalid data, a script error) will not.
-    """
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
+from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
+from wipsvc.limits import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,55 +30,10 @@ class PageFetcher(Protocol):
     async def aclose(self) -> None: ...
 
 
-@dataclass(slots=True)
-class ExtractedProduct:
-    """Product data pulled from a page; ``sources`` says where each field came from."""
-
-    fields: dict[str, str | list[str]] = field(default_factory=dict)
-    sources: dict[str, FieldSource] = field(default_factory=dict)
-    main_text: str = ""
-
-    def filled(self) -> list[str]:
-        return [name for name, value in self.fields.items() if value not in ("", [], None)]
-
-
-@dataclass(slots=True)
-class TokenUsage:
-    """Tokens spent by one or more LLM calls (``calls`` counts answered requests)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    calls: int = 0
-
-    def add(self, usage: Mapping[str, Any] | None) -> None:
-        self.calls += 1
-        if usage:
-            self.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-            self.completion_tokens += int(usage.get("completion_tokens") or 0)
-            self.total_tokens += int(usage.get("total_tokens") or 0)
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "calls": self.calls,
-        }
-
-
 class Extractor(Protocol):
     async def extract(
         self, page: FetchedPage, *, sku: str, usage: TokenUsage | None = None
     ) -> ExtractedProduct: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Descriptions:
-    body_html: str
-    features: list[str]
-    care_instructions: str
-    generator: str  # "template" or "llm"
 
 
 class Describer(Protocol):
@@ -133,3 +72,22 @@ class Cleaner(Protocol):
     async def run(self, *, row_num: int, sku: str) -> None:
         """Clean the row in place after it is written (Apps Script); no-op elsewhere."""
         ...
+
+
+@dataclass(slots=True)
+class Backends:
+    """One job's adapters, opened for its collection.
+
+    ``limits`` are the quota buckets their calls draw on, when they draw on any: the runner
+    reads how long the quotas are paused for its ETAs.
+    """
+
+    sheet: SheetSession
+    fetcher: PageFetcher
+    extractor: Extractor
+    describer: Describer
+    cleaner: Cleaner
+    limits: Limits | None = None
+
+    async def close(self) -> None:
+        await self.sheet.close()

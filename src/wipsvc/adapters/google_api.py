@@ -18,8 +18,8 @@ import requests
 from google.oauth2 import service_account
 from requests.adapters import HTTPAdapter
 
-from wipsvc.adapters.base import StepError
 from wipsvc.collection import CollectionConfig
+from wipsvc.domain.errors import StepError
 
 GOOGLE_SHEETS_URL = "https://sheets.googleapis.com"
 SHEETS_SCOPE = "https://www.googleapis.com/auth/spreadsheets"

@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 import requests
 from gspread.utils import absolute_range_name
 
-from wipsvc.adapters.base import StepError
 from wipsvc.adapters.coalesce import Batch, Coalescer
 from wipsvc.adapters.google_api import (
     GOOGLE_SHEETS_URL,
@@ -42,6 +41,7 @@ from wipsvc.adapters.google_api import (
 from wipsvc.adapters.sheets_fence import RowSpan, send_fenced, sheets_timeout
 from wipsvc.collection import CollectionConfig, column_index, column_letter
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
 from wipsvc.limits import Limits, QuotaBucket
 from wipsvc.store.lease import LeaseGuard
 

@@ -19,8 +19,8 @@ from urllib.parse import urljoin
 import httpx
 
 from wipsvc.adapters.addresses import parse_url, redact_url
-from wipsvc.adapters.base import StepError
 from wipsvc.adapters.scraper import REDIRECT_STATUSES, SafeFetcher
+from wipsvc.domain.errors import StepError
 from wipsvc.text import one_line
 
 MAX_QUOTE_CHARS = 200

@@ -46,7 +46,8 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel
 
-from wipsvc.adapters.base import Descriptions, ExtractedProduct, FetchedPage, StepError, TokenUsage
+from wipsvc.adapters.base import FetchedPage
+from wipsvc.adapters.builtin_extractor import extract_structured
 from wipsvc.adapters.llm_output import (
     ExtractedFields,
     ProductDescriptions,
@@ -60,8 +61,9 @@ from wipsvc.adapters.llm_output import (
 from wipsvc.adapters.token_estimate import trim_to_tokens
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
+from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
 from wipsvc.limits import Limits
-from wipsvc.pipeline.extract import extract_structured
 
 if TYPE_CHECKING:
     from openai._legacy_response import LegacyAPIResponse

@@ -31,8 +31,9 @@ from wipsvc.adapters.addresses import (
     resolve_with_system_dns,
     show_address,
 )
-from wipsvc.adapters.base import FetchedPage, StepError
+from wipsvc.adapters.base import FetchedPage
 from wipsvc.config import Settings
+from wipsvc.domain.errors import StepError
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wipsvc.api.deps import Access, HeaderedApiError
 from wipsvc.api.errors import ApiError, error_response
 from wipsvc.config import Settings
-from wipsvc.jobs.models import JobStatus
+from wipsvc.domain.statuses import JobStatus
 from wipsvc.services import Services
 
 # Beyond this many callers tracked, buckets that have refilled completely are forgotten.

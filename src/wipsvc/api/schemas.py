@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from wipsvc.collection import CollectionConfig
-from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
+from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 from wipsvc.text import check_text
 
 JOB_ID_EXAMPLE = "ce672290-f093-4801-b4a1-078f10ab0801"

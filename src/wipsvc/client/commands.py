@@ -25,7 +25,7 @@ from rich.text import Text
 from wipsvc.api.schemas import Job
 from wipsvc.client.api import DEFAULT_URL, URL_ENV, ApiClient, ClientConfig, ClientError
 from wipsvc.client.watch import WatchOptions, job_exit_code, outcome_line, results_table, watch_job
-from wipsvc.jobs.models import JobStatus, WipStatus
+from wipsvc.domain.statuses import JobStatus, WipStatus
 
 EXIT_USAGE = 2
 

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from wipsvc.api.schemas import Job
 from wipsvc.client.api import ApiClient, ApiError, ClientError, ServiceUnreachable
-from wipsvc.jobs.models import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
+from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
 
 if TYPE_CHECKING:
     import aiohttp

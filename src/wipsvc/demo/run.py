@@ -17,8 +17,8 @@ from wipsvc.client.api import ApiClient, ApiError, ClientConfig, ClientError
 from wipsvc.client.watch import watch_job
 from wipsvc.config import Settings
 from wipsvc.demo.shop import BROKEN_SKUS, DEMO_PAGES, SampleShop
+from wipsvc.domain.statuses import JobStatus, WipStatus
 from wipsvc.embedded import EmbeddedServer
-from wipsvc.jobs.models import JobStatus, WipStatus
 
 
 def demo_products(shop: SampleShop, extra: int) -> list[tuple[str, str]]:

@@ -6,10 +6,8 @@ The store has already written each event when it reaches the bus; subscribers
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from wipsvc.store import ProgressEvent
 
@@ -36,17 +34,3 @@ class EventBus:
                 except Exception:
                     # A subscriber's failure must not fail the job; clients re-sync by `seq`.
                     log.exception("event handler failed for job %s seq %s", event.job_id, event.seq)
-
-    @contextlib.asynccontextmanager
-    async def stream(self) -> AsyncIterator[asyncio.Queue[ProgressEvent]]:
-        """Every event published while the context is open, in a queue."""
-        queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
-
-        async def put(event: ProgressEvent) -> None:
-            queue.put_nowait(event)
-
-        unsubscribe = self.subscribe(put)
-        try:
-            yield queue
-        finally:
-            unsubscribe()

@@ -8,20 +8,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from wipsvc.adapters.base import Backends
 from wipsvc.config import Settings
+from wipsvc.domain.statuses import STEP_ORDER, ItemStatus, JobStatus
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
-from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus
-from wipsvc.pipeline.backends import LimitedBackends
 from wipsvc.pipeline.fence import fenced_backends
-from wipsvc.pipeline.steps import (
-    Backends,
-    ProductState,
-    RetryPolicy,
-    StepFailure,
-    retry_transient,
-    run_product,
-)
+from wipsvc.pipeline.steps import ProductState, RetryPolicy, StepFailure, retry_transient, run_product
 from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
 from wipsvc.store.lease import Lease, LeaseGuard, effective_margin
 
@@ -111,7 +104,7 @@ class JobRunner:
                 queue.put_nowait(item)
             urls = {wip_id: product.url for wip_id, product in products.items()}
             workers = min(self._settings.workers_per_job, len(todo)) or 1
-            limits = backends.limits if isinstance(backends, LimitedBackends) else None
+            limits = backends.limits
             backends = fenced_backends(backends, self._guard)
             eta = EtaEstimator(
                 len(todo),

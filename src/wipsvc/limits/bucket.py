@@ -275,11 +275,6 @@ class QuotaBucket:
         self._pause_until(now, now + delay)
         return delay
 
-    def pause(self, seconds: float) -> None:
-        """Hold every call for ``seconds`` (e.g. when told so by another instance)."""
-        now = _now()
-        self._pause_until(now, now + seconds)
-
     def _pause_until(self, now: float, until: float) -> None:
         if until > self._paused_until:
             if now >= self._paused_until:

@@ -13,18 +13,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from wipsvc.adapters.base import (
-    Cleaner,
-    Describer,
-    Descriptions,
-    ExtractedProduct,
-    Extractor,
-    FetchedPage,
-    SheetSession,
-    TokenUsage,
-)
+from wipsvc.adapters.base import Backends, Cleaner, Describer, Extractor, FetchedPage, SheetSession
 from wipsvc.adapters.google_sheets import GoogleSheetsSession
-from wipsvc.pipeline.steps import Backends
+from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
 from wipsvc.store.lease import LeaseGuard
 
 

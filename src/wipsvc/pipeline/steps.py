@@ -14,18 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from wipsvc.adapters.base import (
-    Cleaner,
-    Describer,
-    Descriptions,
-    ExtractedProduct,
-    Extractor,
-    PageFetcher,
-    SheetSession,
-    StepError,
-    TokenUsage,
-)
-from wipsvc.jobs.models import STEP_ORDER, Step, WipStatus
+from wipsvc.adapters.base import Backends
+from wipsvc.domain.errors import StepError
+from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
+from wipsvc.domain.statuses import STEP_ORDER, Step, WipStatus
 from wipsvc.store import LeaseLost
 from wipsvc.store.errors import describe_error
 
@@ -46,21 +38,6 @@ ROW_FIELDS = (
     "color",
     "material",
 )
-READY = "ready"
-
-
-@dataclass(slots=True)
-class Backends:
-    """One job's adapters, opened for its collection."""
-
-    sheet: SheetSession
-    fetcher: PageFetcher
-    extractor: Extractor
-    describer: Describer
-    cleaner: Cleaner
-
-    async def close(self) -> None:
-        await self.sheet.close()
 
 
 @dataclass(slots=True)
@@ -294,7 +271,7 @@ async def _clean(state: ProductState, backends: Backends) -> None:
 async def _complete(state: ProductState, backends: Backends) -> None:
     await _kept_row(state, backends)
     assert state.row_num is not None
-    await backends.sheet.write_fields(state.row_num, {"status": READY})
+    await backends.sheet.write_fields(state.row_num, {"status": WipStatus.READY.value})
 
 
 _STEPS: dict[Step, Callable[[ProductState, Backends], Awaitable[None]]] = {

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from wipsvc.collection import CollectionConfig, stored_form
-from wipsvc.jobs.models import WipStatus
+from wipsvc.domain.statuses import WipStatus
 from wipsvc.store.database import Database
 from wipsvc.store.records import CollectionRecord, Conflict, NotFound, ProductRecord
 from wipsvc.store.tables import collections, sheet_rows, utcnow, wip_products
@@ -172,18 +172,6 @@ class CollectionsRepository:
         return await self.get_product(collection, wip_id)
 
     # -- the embedded worksheet ------------------------------------------------------------
-
-    async def sheet_find_row(self, collection: str, worksheet: str, column: str, value: str) -> int | None:
-        query = sa.select(sheet_rows.c.row_num, sheet_rows.c.cells).where(
-            sheet_rows.c.collection_name == collection,
-            sheet_rows.c.worksheet == worksheet,
-            sheet_rows.c.row_num > 1,
-        )
-        async with self.db.read() as conn:
-            for row_num, cells in await conn.execute(query.order_by(sheet_rows.c.row_num)):
-                if cells.get(column) == value:
-                    return int(row_num)
-        return None
 
     async def sheet_append(
         self, collection: str, worksheet: str, header: Mapping[str, str], cells: Mapping[str, str]

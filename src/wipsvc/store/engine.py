@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -114,7 +113,3 @@ async def _migration_lock(conn: AsyncConnection) -> AsyncIterator[None]:
         # Transaction-scoped: released at commit, so a crashed instance never holds it.
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     yield
-
-
-async def dispose(engine: AsyncEngine) -> None:
-    await asyncio.shield(engine.dispose())

@@ -17,8 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wipsvc.jobs.models import (
-    ACTIVE_JOB_STATUSES,
+from wipsvc.domain.statuses import (
     EVENT_STATUS_FOR_TERMINAL,
     TERMINAL_ITEM_STATUSES,
     EventStatus,
@@ -32,7 +31,6 @@ from wipsvc.store.records import Conflict, ItemRecord, JobRecord, LeaseLost, Not
 from wipsvc.store.tables import job_events, job_items, utcnow, wip_jobs, wip_products
 from wipsvc.text import clean_json, clean_text
 
-_ACTIVE = [status.value for status in ACTIVE_JOB_STATUSES]
 _TERMINAL_ITEMS = [status.value for status in TERMINAL_ITEM_STATUSES]
 # Namespace of the per-collection advisory locks taken by claims (pg_advisory_xact_lock(int, int)).
 _CLAIM_LOCK_NAMESPACE = 0x57495043

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from wipsvc.collection import CollectionConfig
-from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
+from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 
 
 class StoreError(Exception):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from wipsvc.jobs.models import ItemStatus, JobStatus
+from wipsvc.domain.statuses import ItemStatus, JobStatus
 from wipsvc.store.database import Database
 from wipsvc.store.tables import job_items, utcnow, wip_jobs
 

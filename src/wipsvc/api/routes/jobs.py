@@ -19,7 +19,7 @@ from wipsvc.api.schemas import (
     ProcessResponse,
     ProductResult,
 )
-from wipsvc.jobs.models import TERMINAL_JOB_STATUSES, JobStatus
+from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES, JobStatus
 from wipsvc.services import Services
 from wipsvc.store import JobRecord
 

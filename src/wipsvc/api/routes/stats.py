@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wipsvc.api.deps import Access, ServicesDep
 from wipsvc.api.errors import ERROR_RESPONSES
-from wipsvc.jobs.models import JobStatus
+from wipsvc.domain.statuses import JobStatus
 from wipsvc.store.stats_repo import StatsRepository
 from wipsvc.store.tables import utcnow
 

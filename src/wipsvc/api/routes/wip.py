@@ -15,7 +15,7 @@ from wipsvc.api.schemas import (
     WipProductListResponse,
     WipProductResponse,
 )
-from wipsvc.jobs.models import WipStatus
+from wipsvc.domain.statuses import WipStatus
 from wipsvc.store import ProductRecord
 
 router = APIRouter(prefix="/api/{collection}/wip", tags=["wip products"], responses=ERROR_RESPONSES)

@@ -16,15 +16,6 @@ class JobStatus(StrEnum):
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 ACTIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 
-_JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
-    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}),
-}
-
-
-def can_transition(current: JobStatus, new: JobStatus) -> bool:
-    return new in _JOB_TRANSITIONS.get(current, frozenset())
-
 
 class ItemStatus(StrEnum):
     """A product's state within one job (the ledger)."""
@@ -61,15 +52,6 @@ class Step(StrEnum):
 
 
 STEP_ORDER: tuple[Step, ...] = tuple(Step)
-
-# The WIP status a product shows while a step runs.
-WIP_STATUS_DURING: dict[Step, WipStatus] = {
-    Step.SHEET_ROW: WipStatus.PENDING,
-    Step.EXTRACT: WipStatus.EXTRACTING,
-    Step.DESCRIBE: WipStatus.GENERATING,
-    Step.CLEAN: WipStatus.CLEANING,
-    Step.COMPLETE: WipStatus.CLEANING,
-}
 
 
 class EventStatus(StrEnum):

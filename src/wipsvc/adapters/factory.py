@@ -6,32 +6,25 @@ client it builds takes its tokens from them, so all jobs of the process share on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import httpx
 from openai import AsyncOpenAI
 
 from wipsvc.adapters.apps_script import build_apps_script_cleaner
-from wipsvc.adapters.base import Cleaner, Describer, Extractor, PageFetcher, SheetSession, StepError
+from wipsvc.adapters.base import Backends, Cleaner, Describer, Extractor, PageFetcher, SheetSession
+from wipsvc.adapters.builtin_cleaner import PythonCleaner
+from wipsvc.adapters.builtin_describer import TemplateDescriber
+from wipsvc.adapters.builtin_extractor import StructuredDataExtractor
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.llm import LLMDescriber, LLMExtractor, build_llm_client, llm_model
 from wipsvc.adapters.local_sheet import LocalSheetBackend
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
 from wipsvc.credentials import CredentialError, with_resolved_credentials
+from wipsvc.domain.errors import StepError
 from wipsvc.limits import Limits
-from wipsvc.pipeline.clean import PythonCleaner
-from wipsvc.pipeline.describe import TemplateDescriber
-from wipsvc.pipeline.extract import StructuredDataExtractor
-from wipsvc.pipeline.steps import Backends
 from wipsvc.store import CollectionRecord, Store
-
-
-@dataclass(slots=True)
-class LimitedBackends(Backends):
-    """Backends whose external calls draw on ``limits`` (the runner reads their state for ETAs)."""
-
-    limits: Limits | None = None
 
 
 class BackendFactory:
@@ -75,7 +68,7 @@ class BackendFactory:
         except CredentialError as error:
             raise StepError(str(error)) from None
         collection = replace(collection, config=config)
-        return LimitedBackends(
+        return Backends(
             sheet=await self._sheet(collection),
             fetcher=self._fetcher,
             extractor=self._extractor(collection),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from wipsvc.adapters.base import Descriptions, ExtractedProduct, TokenUsage
+from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
 
 GENERATOR_NAME = "template"
 

@@ -12,7 +12,9 @@ import logging
 from typing import cast
 
 from wipsvc.adapters.addresses import redact_url
-from wipsvc.adapters.base import ExtractedProduct, FetchedPage, FieldSource, StepError, TokenUsage
+from wipsvc.adapters.base import FetchedPage
+from wipsvc.domain.errors import StepError
+from wipsvc.domain.products import ExtractedProduct, FieldSource, TokenUsage
 from wipsvc.extraction import ExtractionResult, extract
 
 logger = logging.getLogger(__name__)
