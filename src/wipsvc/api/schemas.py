@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from wipsvc.collection import CollectionConfig
 from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
+
+if TYPE_CHECKING:
+    from wipsvc.store.lifecycle_repo import Deleted
 
 JOB_ID_EXAMPLE = "ce672290-f093-4801-b4a1-078f10ab0801"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$"
@@ -125,6 +128,14 @@ class JobListResponse(BaseModel):
     count: int
 
 
+class JobPageResponse(BaseModel):
+    success: Literal[True] = True
+    jobs: list[Job] = Field(description="Jobs of the API key's collections, newest first.")
+    total: int = Field(description="Jobs matching the filters in all.", examples=[42])
+    limit: int = Field(examples=[50])
+    offset: int = Field(examples=[0])
+
+
 class CancelResponse(BaseModel):
     success: Literal[True] = True
     message: str = Field(examples=["Cancellation requested: products in flight will finish."])
@@ -215,6 +226,30 @@ class CollectionResponse(BaseModel):
 class CollectionListResponse(BaseModel):
     success: Literal[True] = True
     collections: list[Collection]
+
+
+# -- deletion --------------------------------------------------------------------------------
+
+
+class DeletedCounts(BaseModel):
+    products: int = Field(0, description="WIP products deleted.", examples=[0])
+    jobs: int = Field(0, description="Jobs deleted, with their ledgers and events.", examples=[1])
+    sheet_rows: int = Field(
+        0,
+        description="Rows of the embedded worksheet deleted (a Google sheet is never touched).",
+        examples=[0],
+    )
+
+
+class DeleteResponse(BaseModel):
+    success: Literal[True] = True
+    message: str = Field(examples=["Job ce672290-f093-4801-b4a1-078f10ab0801 deleted."])
+    deleted: DeletedCounts
+
+    @classmethod
+    def of(cls, message: str, deleted: Deleted) -> DeleteResponse:
+        counts = DeletedCounts(products=deleted.products, jobs=deleted.jobs, sheet_rows=deleted.sheet_rows)
+        return cls(message=message, deleted=counts)
 
 
 class HealthResponse(BaseModel):

@@ -9,12 +9,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from wipsvc.api.deps import ServicesDep
-from wipsvc.api.errors import ERROR_RESPONSES
+from wipsvc.api.errors import error_responses
 from wipsvc.jobs.models import JobStatus
 from wipsvc.store.stats_repo import StatsRepository
 from wipsvc.store.tables import utcnow
 
-router = APIRouter(prefix="/api", tags=["health"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api", tags=["health"], responses=error_responses(401))
 
 WINDOW_MINUTES = 15
 
@@ -72,7 +72,12 @@ class StatsResponse(BaseModel):
     )
 
 
-@router.get("/stats", response_model=StatsResponse)
+@router.get(
+    "/stats",
+    response_model=StatsResponse,
+    summary="Service statistics",
+    response_description="Throughput, job counts and quota usage, as of `generated_at`.",
+)
 async def get_stats(services: ServicesDep) -> StatsResponse:
     """Throughput over the last 15 minutes, running and queued jobs, and quota usage."""
     repo = StatsRepository(services.store.db)
