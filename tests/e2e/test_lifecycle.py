@@ -3,7 +3,6 @@ cross-collection jobs listing: through the real HTTP interface, on SQLite and Po
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import timedelta
@@ -13,29 +12,12 @@ import httpx
 import sqlalchemy as sa
 
 from tests.support.live import LiveServer, make_settings, until, wait_for_job
-from wipsvc.adapters.base import FetchedPage, PageFetcher
+from tests.support.slow import GatedFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.auth import create_key
 from wipsvc.demo.shop import SampleShop
 from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.store.tables import job_events, job_items
-
-
-class GatedFetcher:
-    """Holds every fetch until the test opens the gate, so a job stays running meanwhile."""
-
-    def __init__(self, inner: PageFetcher) -> None:
-        self.inner = inner
-        self.gate = asyncio.Event()
-        self.waiting = 0
-
-    async def fetch(self, url: str) -> FetchedPage:
-        self.waiting += 1
-        await self.gate.wait()
-        return await self.inner.fetch(url)
-
-    async def aclose(self) -> None:
-        """The inner fetcher belongs to the test's fixture."""
 
 
 def _auth(key: str | None) -> dict[str, str]:
