@@ -89,9 +89,13 @@ class ProductResult(BaseModel):
     extracted_fields: list[str] = Field(examples=[["title", "price", "description"]])
     duration: float | None = Field(description="Seconds spent on the product.", examples=[45.2])
     status: ItemStatus = Field(description="succeeded, failed or skipped (never started).")
-    step: str | None = Field(None, description="Last step completed.", examples=["complete"])
+    step: str | None = Field(
+        None,
+        description="The last step completed: a failed product failed at the step after it, `error_step`.",
+        examples=["complete"],
+    )
     error: str | None = None
-    error_step: str | None = Field(None, examples=[None])
+    error_step: str | None = Field(None, description="The step a failed product failed at.", examples=[None])
     attempts: int = Field(0, description="Times the product was started (more after a resume).")
     generator: str | None = Field(None, description="What wrote the descriptions: template or llm.")
     token_usage: dict[str, int] | None = None
