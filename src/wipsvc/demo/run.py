@@ -89,7 +89,8 @@ async def _run(api: ApiClient, console: Console, settings: Settings, products: l
     base = f"http://{settings.host}:{settings.port}"
     console.print(
         f"\nNext: [bold]make serve[/], then open {base}/api/collections/{collection}/sheet.csv"
-        f"\n      or {base}/docs · database: {settings.database_url}",
+        f"\n      or {base}/docs · database: {settings.database_url}"
+        f"\nDone with it: [bold]wipsvc collections delete {collection} --yes[/] (with the server running)",
         soft_wrap=True,  # keep the URLs whole, to click or copy
     )
     return 0 if all(passed for passed, _ in checks) else 1
