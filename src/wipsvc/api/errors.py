@@ -41,7 +41,6 @@ _ERRORS: dict[int, tuple[str, str, str, Any]] = {
         "API key required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
         None,
     ),
-    403: ("The API key may not do this.", "forbidden", "this API key may not do this", None),
     404: (
         "Not found, or outside the API key's collections (answered alike).",
         "not_found",
