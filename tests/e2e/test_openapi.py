@@ -60,6 +60,20 @@ async def test_one_schema_per_model(sqlite_url: str) -> None:
     assert {"Collection", "CollectionConfig", "Job", "JobPageResponse", "DeleteResponse"} <= names
 
 
+async def test_every_property_of_the_api_models_is_described(sqlite_url: str) -> None:
+    schemas = (await _schema(sqlite_url))["components"]["schemas"]
+    # The collection configuration's models live with the collection settings, described there.
+    configuration = {"CollectionConfig", "SheetConfig", "CleaningConfig", "CleaningRules", "LLMConfig"}
+    undescribed = [
+        f"{name}.{prop}"
+        for name, schema in schemas.items()
+        if name not in configuration
+        for prop, spec in schema.get("properties", {}).items()
+        if not spec.get("description")
+    ]
+    assert undescribed == []
+
+
 async def test_405_names_the_allowed_methods(sqlite_url: str) -> None:
     async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
         response = await client.patch("/api/collections/sinks")

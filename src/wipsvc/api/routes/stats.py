@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from wipsvc.api.deps import ServicesDep
 from wipsvc.api.errors import error_responses
+from wipsvc.api.schemas import Success
 from wipsvc.jobs.models import JobStatus
 from wipsvc.store.stats_repo import StatsRepository
 from wipsvc.store.tables import utcnow
@@ -47,7 +48,7 @@ _EXAMPLE: dict[str, Any] = {
 class StatsResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
-    success: bool = True
+    success: Success = True
     generated_at: datetime = Field(description="When these figures were read (UTC).")
     window_start: datetime = Field(description="Start of the first minute of the per-minute lists (UTC).")
     products_finished_last_15m: list[int] = Field(
