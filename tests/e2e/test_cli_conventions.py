@@ -81,6 +81,15 @@ async def test_json_shapes_and_lifecycle_commands(
     path = write_csv(tmp_path / "products.csv", shop.products(), header=True)
     async with LiveServer(make_settings(sqlite_url), fetcher=fetcher) as server, server.client() as client:
         url = server.url
+        other = write_csv(tmp_path / "other.csv", [("JSON-1", shop.products()[0][1])], header=False)
+        run = await wipsvc("submit", "elsewhere", str(other), "--json", url=url)
+        submitted = parsed(run)
+        assert (
+            run.code == 0 and submitted["collection_name"] == "elsewhere" and len(submitted["wip_ids"]) == 1
+        )
+        assert submitted["status_url"] == f"/api/elsewhere/wip/jobs/{submitted['job_id']}"
+        await wait_for_job(client, "elsewhere", submitted["job_id"])
+
         # Without --json, the hint to follow the job is one whole line even past 80 columns.
         run = await wipsvc("submit", collection, str(path), url=url)
         assert run.code == 0, run.err
@@ -90,7 +99,7 @@ async def test_json_shapes_and_lifecycle_commands(
 
         run = await wipsvc("collections", "list", "--json", url=url)
         listing = parsed(run)
-        assert [c["name"] for c in listing["collections"]] == [collection]
+        assert [c["name"] for c in listing["collections"]] == ["elsewhere", collection]
         run = await wipsvc("collections", "list", url=url)
         assert run.code == 0 and collection in run.out
 
@@ -111,7 +120,7 @@ async def test_json_shapes_and_lifecycle_commands(
 
         run = await wipsvc("jobs", "list", "--json", "--limit", "1", url=url)
         page = parsed(run)
-        assert [j["job_id"] for j in page["jobs"]] == [started["job_id"]] and page["total"] == 2
+        assert [j["job_id"] for j in page["jobs"]] == [started["job_id"]] and page["total"] == 3
         run = await wipsvc("jobs", "cancel", collection, first, "--json", url=url)
         assert run.code == 3 and parsed(run)["error"]["code"] == "conflict"
         run = await wipsvc("jobs", "retry", collection, first, "--json", url=url)

@@ -98,8 +98,9 @@ def submit(
         console.print(f"Created {len(wip_ids)} products in {collection!r}; started job:")
         if not as_json:
             console.print(started.job_id, markup=False)
+        created = {"collection_name": collection, "wip_ids": wip_ids}
         return await after_start(
-            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval
+            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval, created
         )
 
     run_command(url, action, as_json=as_json)

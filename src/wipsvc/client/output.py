@@ -125,17 +125,16 @@ async def after_start(
     poll: float,
     extra: dict[str, Any] | None = None,
 ) -> int:
-    """Follow a job just started, or say how to; with ``as_json``, print the start answer (and
-    the final job when followed)."""
+    """Follow a job just started, or say how to; with ``as_json``, print the start answer, plus
+    ``extra`` fields and the final job when followed."""
     answer = started.model_dump(mode="json") | (extra or {})
     if not watch:
         if as_json:
             emit_json(answer)
         else:
             # Whole on one line: a command to copy must never be wrapped.
-            console.print(
-                f"Follow it: wipsvc watch {started.job_id} --collection {collection}", soft_wrap=True
-            )
+            hint = f"Follow it: wipsvc watch {started.job_id} --collection {collection}"
+            console.print(hint, markup=False, soft_wrap=True)
         return 0
     job = await follow(api, console, collection, started.job_id, reconnect, poll)
     if as_json:
