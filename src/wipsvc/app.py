@@ -21,7 +21,7 @@ from wipsvc.api.limits import install_limits
 from wipsvc.api.routes import all_jobs, collections, health, jobs, stats, wip
 from wipsvc.auth import check_bind
 from wipsvc.config import Settings
-from wipsvc.pipeline.steps import RetryPolicy
+from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.realtime.server import Realtime
 from wipsvc.services import Services
 from wipsvc.web import include_dashboard

@@ -138,14 +138,12 @@ class _Checker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # One attempt and a short timeout: a check reports, it does not wait out an outage.
+        # One request each (adapters do not retry) and a short timeout: a check reports, it does
+        # not wait out an outage.
         self.sheets = GoogleSheetsBackend(
-            settings.sheets_api_url,
-            settings.google_credentials_file,
-            max_attempts=1,
-            timeout=CHECK_TIMEOUT_SECONDS,
+            settings.sheets_api_url, settings.google_credentials_file, timeout=CHECK_TIMEOUT_SECONDS
         )
-        self.llm = build_llm_client(settings, max_retries=0, timeout=CHECK_TIMEOUT_SECONDS)
+        self.llm = build_llm_client(settings, timeout=CHECK_TIMEOUT_SECONDS)
         self._models: list[str] | None = None
 
     async def check(self, record: CollectionRecord) -> list[CheckResult]:

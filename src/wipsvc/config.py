@@ -97,12 +97,19 @@ class Settings(BaseSettings):
         3,
         ge=1,
         le=20,
-        description="Tries per step on transient errors (timeouts, 429, 5xx) before a product fails.",
+        description="Tries per step on transient errors (timeouts, 5xx, unusable LLM answers) before a "
+        "product fails: also the most LLM or Sheets requests one call of a step makes.",
     )
     retry_base_delay_seconds: float = Field(
         1.0, ge=0, description="First backoff between tries; doubles each time, with full jitter."
     )
     retry_max_delay_seconds: float = Field(30.0, ge=0, description="Longest backoff between tries.")
+    quota_wait_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How long a step waits out 429 quota pauses without using its tries; after that "
+        "a 429 counts as a transient error.",
+    )
     job_max_claims: int = Field(
         5,
         ge=1,

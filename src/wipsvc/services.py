@@ -14,7 +14,7 @@ from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry, default_owner
 from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.jobs.runner import JobRunner
-from wipsvc.pipeline.steps import RetryPolicy
+from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.store import JobRecord, Store
 
 
@@ -52,6 +52,7 @@ class Services:
             max_attempts=settings.step_max_attempts,
             base_delay=settings.retry_base_delay_seconds,
             max_delay=settings.retry_max_delay_seconds,
+            quota_wait=settings.quota_wait_seconds,
         )
 
         async def open_backends(job: JobRecord) -> Backends:

@@ -24,7 +24,7 @@ from wipsvc.auth import create_key
 from wipsvc.config import Settings
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 from wipsvc.embedded import EmbeddedServer
-from wipsvc.pipeline.steps import RetryPolicy
+from wipsvc.pipeline.retry import RetryPolicy
 
 WIPSVC = Path(sys.executable).with_name("wipsvc")
 UUID_LINE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.MULTILINE)

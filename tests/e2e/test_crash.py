@@ -57,12 +57,6 @@ def seed() -> int:
 
 
 @pytest.fixture
-def oauth() -> Iterator[FakeGoogleOAuth]:
-    with FakeGoogleOAuth() as fake:
-        yield fake
-
-
-@pytest.fixture
 def sheets(oauth: FakeGoogleOAuth) -> Iterator[FakeSheets]:
     # Quotas far above what the job needs: this test is about crashes, not 429s.
     with FakeSheets(oauth, read_quota=1_000_000, write_quota=1_000_000) as fake:

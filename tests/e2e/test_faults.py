@@ -38,6 +38,7 @@ from wipsvc.adapters.llm import build_llm_client
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 from wipsvc.config import Settings
+from wipsvc.pipeline.retry import RetryPolicy
 
 COLLECTION = "faults"
 WORKSHEET = "Sheet1"
@@ -93,8 +94,17 @@ class Cloud(FakeCloud):
         )
 
     def google_sheets(self) -> GoogleSheetsBackend:
-        """The real Sheets client, with Google's backoff recorded instead of slept."""
-        return GoogleSheetsBackend(self.sheets.url, sleep=self.backoff, jitter=lambda: 0.0)
+        """The real Sheets client without quota buckets: each 429 uses one of a step's tries."""
+        return GoogleSheetsBackend(self.sheets.url)
+
+    def retry(self, settings: Settings) -> RetryPolicy:
+        """The step's retry policy, its backoff recorded instead of slept (no jitter)."""
+        return RetryPolicy(
+            max_attempts=settings.step_max_attempts,
+            quota_wait=settings.quota_wait_seconds,
+            sleep=self.backoff,
+            draw=lambda: 1.0,
+        )
 
     def config(self, *, cleaning: dict[str, Any] | None = None, llm: bool = False) -> dict[str, Any]:
         return {
@@ -217,25 +227,66 @@ async def test_a_429_storm_fails_only_the_product_it_outlasts(
     sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
 ) -> None:
     products = paced_shop.products("QS", 5)
-    # One worker, so that the storms hit known products: the first product's append meets
-    # 15 429s (5 tries per call x 3 step attempts) and gives up; the second product's
-    # field write meets 4, fewer than its 5 tries, and gets through.
-    cloud.sheets.fail_next(15, 429, method="values.append")
-    cloud.sheets.fail_next(4, 429, method="values.batchUpdate")
+    # One worker, so that the storms hit known products; no quota bucket, so each 429 uses one of
+    # a step's 3 tries: the first product's append meets 3 429s and gives up; the second
+    # product's field write meets 2, fewer than its tries, and gets through.
+    cloud.sheets.fail_next(3, 429, method="values.append")
+    cloud.sheets.fail_next(2, 429, method="values.batchUpdate")
     settings = cloud.settings(sqlite_url, workers_per_job=1)
     async with (
-        LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
+        LiveServer(
+            settings, fetcher=fetcher, google_sheets=cloud.google_sheets(), retry=cloud.retry(settings)
+        ) as server,
         server.client() as client,
     ):
         job_id, ids = await _start(client, cloud.config(), products)
         failures = {"QS-001": ("sheet_row", "Google Sheets quota exceeded (429 RESOURCE_EXHAUSTED)")}
         results = await _finished_as_expected(server, client, job_id, products, ids, failures)
-    assert "after 5 attempts (after 3 attempts)" in results["QS-001"]["error"]
-    assert cloud.sheets.count(status=429) == 19
-    # Google's truncated exponential backoff: 1, 2, 4, 8 s (jitter 0 here) between the tries of a call.
-    assert cloud.backoff.delays[:4] == [1.0, 2.0, 4.0, 8.0]
-    assert max(cloud.backoff.delays) <= 32.0
+    assert results["QS-001"]["error"].endswith("(429 RESOURCE_EXHAUSTED) (after 3 attempts)")
+    assert cloud.sheets.count(status=429) == 5
+    # The one backoff: 1, 2 s (the jitter's draw is 1 here) between the tries of each step.
+    assert cloud.backoff.delays == [1.0, 2.0, 1.0, 2.0]
     _check_sheet(cloud, products, failures)
+
+
+async def test_a_429_storm_waits_in_the_paused_bucket_without_using_step_tries(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
+) -> None:
+    products = paced_shop.products("QB", 3)
+    # The service's own Sheets client, with its quota buckets: a 429 pauses the bucket and the
+    # step's next try waits there. Twice as many 429s as a step has tries, and nothing fails.
+    cloud.sheets.fail_next(6, 429, method="values.append")
+    settings = cloud.settings(sqlite_url, workers_per_job=1, sheets_coalesce=False)
+    async with (
+        LiveServer(settings, fetcher=fetcher, retry=cloud.retry(settings)) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(), products)
+        await _finished_as_expected(server, client, job_id, products, ids, {})
+    assert cloud.sheets.count(status=429) == 6
+    assert cloud.backoff.delays == []  # the waits were the bucket's pauses, not the step's backoff
+    _check_sheet(cloud, products, {})
+
+
+async def test_a_429_storm_longer_than_the_quota_wait_uses_step_tries(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
+) -> None:
+    products = paced_shop.products("QW", 2)
+    cloud.sheets.fail_next(50, 429, method="values.append")
+    # No quota wait at all: every 429 counts as a try, so the storm fails the first product
+    # after its 3 tries (and each of the second's 3 too, until the storm ends).
+    settings = cloud.settings(sqlite_url, workers_per_job=1, sheets_coalesce=False, quota_wait_seconds=0)
+    async with (
+        LiveServer(settings, fetcher=fetcher, retry=cloud.retry(settings)) as server,
+        server.client() as client,
+    ):
+        job_id, ids = await _start(client, cloud.config(), products)
+        failure = ("sheet_row", "Google Sheets quota exceeded (429 RESOURCE_EXHAUSTED)")
+        await _finished_as_expected(
+            server, client, job_id, products, ids, {sku: failure for sku, _ in products}
+        )
+    assert cloud.sheets.count(status=429) == 6  # the worst case: 3 requests per product
+    _check_sheet(cloud, products, {sku: failure for sku, _ in products})
 
 
 async def test_5xx_bursts_and_lost_responses_append_each_row_once(
@@ -245,11 +296,11 @@ async def test_5xx_bursts_and_lost_responses_append_each_row_once(
     sheets = cloud.sheets
     sheets.fail_next(2, 503, method="spreadsheets.get")  # while the job opens the spreadsheet
     # Appends that Google carried out but whose answer was lost to a 5xx: a blind retry
-    # would append the row twice.
-    sheets.fail_next(3, 503, method="values.append", after_apply=True)
-    sheets.fail_next(2, 500, method="values.append")
-    sheets.fail_next(3, 500, method="values.batchUpdate", after_apply=True)
-    sheets.fail_next(3, 502, method="values.batchUpdate")
+    # would append the row twice. Each burst is shorter than a step's 3 tries.
+    sheets.fail_next(1, 503, method="values.append", after_apply=True)
+    sheets.fail_next(1, 500, method="values.append")
+    sheets.fail_next(1, 500, method="values.batchUpdate", after_apply=True)
+    sheets.fail_next(1, 502, method="values.batchUpdate")
     settings = cloud.settings(sqlite_url, workers_per_job=2)
     async with (
         LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
@@ -258,27 +309,29 @@ async def test_5xx_bursts_and_lost_responses_append_each_row_once(
         job_id, ids = await _start(client, cloud.config(), products)
         await _finished_as_expected(server, client, job_id, products, ids, {})
     # The bursts were met (how many requests they took depends on how writes were batched)…
-    assert sheets.count(status=503) >= 3 and sheets.count(status=500) >= 2 and sheets.count(status=502) >= 1
+    assert sheets.count(status=503) == 3 and sheets.count(status=500) == 2 and sheets.count(status=502) == 1
     # …and the appends answered 503 after landing were not appended again: one row per SKU.
     _check_sheet(cloud, products, {})
 
 
-async def test_a_sheets_outage_longer_than_its_retries_at_job_start_is_retried_as_a_whole(
+async def test_a_sheets_outage_at_job_start_is_retried_with_the_job_set_up(
     sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, paced_shop: PacedShop
 ) -> None:
     products = paced_shop.products("OP", 3)
     sheets = cloud.sheets
-    google_sheets = cloud.google_sheets()
-    # More 503s than one open's own retries absorb: the job's set-up is retried as a whole.
-    sheets.fail_next(google_sheets.max_attempts + 2, 503, method="spreadsheets.get")
     settings = cloud.settings(sqlite_url, workers_per_job=2)
+    # One 503 fewer than the set-up's tries: opening the spreadsheet is retried as a whole.
+    sheets.fail_next(settings.step_max_attempts - 1, 503, method="spreadsheets.get")
     async with (
-        LiveServer(settings, fetcher=fetcher, google_sheets=google_sheets) as server,
+        LiveServer(
+            settings, fetcher=fetcher, google_sheets=cloud.google_sheets(), retry=cloud.retry(settings)
+        ) as server,
         server.client() as client,
     ):
         job_id, ids = await _start(client, cloud.config(), products)
         await _finished_as_expected(server, client, job_id, products, ids, {})
-    assert sheets.count(status=503) == google_sheets.max_attempts + 2
+    assert sheets.count(status=503) == settings.step_max_attempts - 1
+    assert cloud.backoff.delays == [1.0, 2.0]
     _check_sheet(cloud, products, {})
 
 
@@ -287,10 +340,8 @@ async def test_a_sheets_outage_longer_than_its_retries_at_job_start_is_retried_a
 
 @pytest.fixture
 def short_llm_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The LLM client with a 1 s timeout and no SDK retries, so a hung call fails fast."""
-    monkeypatch.setattr(
-        backends_module, "build_llm_client", functools.partial(build_llm_client, timeout=1.0, max_retries=0)
-    )
+    """The LLM client with a 1 s timeout, so a hung call fails fast."""
+    monkeypatch.setattr(backends_module, "build_llm_client", functools.partial(build_llm_client, timeout=1.0))
 
 
 @pytest.mark.usefixtures("short_llm_timeout")

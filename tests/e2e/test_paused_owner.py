@@ -66,12 +66,6 @@ TRIALS = [
 
 
 @pytest.fixture
-def oauth() -> Iterator[FakeGoogleOAuth]:
-    with FakeGoogleOAuth() as fake:
-        yield fake
-
-
-@pytest.fixture
 def sheets(oauth: FakeGoogleOAuth) -> Iterator[FakeSheets]:
     with FakeSheets(oauth, read_quota=1_000_000, write_quota=1_000_000) as fake:
         # Appends take a while, so that a paused owner has one on the wire and others queued.

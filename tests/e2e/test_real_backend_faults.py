@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import column_index
 from wipsvc.demo.shop import SampleShop
 from wipsvc.domain.statuses import ItemStatus
+from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.store import Store
 
 COLLECTION = "sinks"
@@ -62,20 +62,14 @@ async def test_sheets_quota_429s_slow_the_job_down_and_nothing_is_lost(
     products = shop.products()
     n = len(products)
     cloud.sheets.set_quota(write=WRITE_QUOTA)
-    # The backend's own truncated exponential backoff (no quota buckets, no coalescing), on a
-    # scale that suits the fake's short window.
+    # The step's retry policy (no quota buckets, no coalescing: each 429 uses a try), on a scale
+    # that suits the fake's short window, with as many tries as the job's writes may need.
     sleep = TimedSleep()
-    google_sheets = GoogleSheetsBackend(
-        cloud.sheets.url,
-        max_attempts=10,
-        base_delay=0.05,
-        max_backoff=0.4,
-        sleep=sleep,
-        jitter=lambda: random.uniform(0, 0.05),
-    )
+    google_sheets = GoogleSheetsBackend(cloud.sheets.url)
+    retry = RetryPolicy(max_attempts=30, base_delay=0.05, max_delay=0.4, sleep=sleep)
     settings = cloud.settings(sqlite_url)
     async with (
-        LiveServer(settings, fetcher=fetcher, google_sheets=google_sheets) as server,
+        LiveServer(settings, fetcher=fetcher, google_sheets=google_sheets, retry=retry) as server,
         server.client() as client,
     ):
         await configure(client, cloud)
@@ -88,7 +82,7 @@ async def test_sheets_quota_429s_slow_the_job_down_and_nothing_is_lost(
     assert job["status"] == "completed"
     assert job["successful_products"] == n, [r["error"] for r in job["results"]]
     assert [record["status"] for record in records] == ["ready"] * n
-    # The quota answered 429s, the backend backed off, and so the job took at least as many
+    # The quota answered 429s, the steps backed off, and so the job took at least as many
     # quota windows as its writes need: 3 per product at WRITE_QUOTA per window.
     sheets = cloud.sheets
     throttled = sheets.count(status=429)

@@ -23,12 +23,6 @@ from wipsvc.domain.errors import StepError
 
 
 @pytest.fixture
-def oauth() -> Iterator[FakeGoogleOAuth]:
-    with FakeGoogleOAuth() as fake:
-        yield fake
-
-
-@pytest.fixture
 def script(oauth: FakeGoogleOAuth) -> Iterator[FakeAppsScript]:
     with FakeAppsScript(token_validator=oauth.is_valid) as fake:
         yield fake

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,16 @@ import requests
 
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
+from tests.support.google_fakes import SA_EMAIL
 from wipsvc.adapters.base import SheetSession
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.collection import DEFAULT_COLUMNS, CollectionConfig, SheetConfig, column_index
+from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError
+from wipsvc.limits import Limits
+from wipsvc.pipeline.retry import RetryPolicy, with_retries
 
 HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
-SA_EMAIL = "wipsvc-test@fake-project.iam.gserviceaccount.com"
 
 
 class RecordingSleep:
@@ -35,23 +39,6 @@ class RecordingSleep:
 
 
 @pytest.fixture
-def oauth() -> Iterator[FakeGoogleOAuth]:
-    with FakeGoogleOAuth() as fake:
-        yield fake
-
-
-@pytest.fixture
-def sheets(oauth: FakeGoogleOAuth) -> Iterator[FakeSheets]:
-    with FakeSheets(oauth) as fake:
-        yield fake
-
-
-@pytest.fixture
-def credentials(oauth: FakeGoogleOAuth, tmp_path: Path) -> Path:
-    return oauth.write_service_account(tmp_path / "service-account.json", client_email=SA_EMAIL)
-
-
-@pytest.fixture
 def sleep() -> RecordingSleep:
     return RecordingSleep()
 
@@ -60,7 +47,7 @@ def sleep() -> RecordingSleep:
 async def backend(
     sheets: FakeSheets, credentials: Path, sleep: RecordingSleep
 ) -> AsyncIterator[GoogleSheetsBackend]:
-    backend = GoogleSheetsBackend(sheets.url, str(credentials), sleep=sleep, jitter=lambda: 0.5)
+    backend = GoogleSheetsBackend(sheets.url, str(credentials))
     yield backend
     await backend.aclose()
 
@@ -158,13 +145,13 @@ async def test_request_budget_is_one_append_and_one_batch_update_per_product(
 async def test_rerun_finds_existing_row_and_never_appends_twice(
     sheets: FakeSheets, credentials: Path, spreadsheet_id: str, sleep: RecordingSleep
 ) -> None:
-    first = GoogleSheetsBackend(sheets.url, str(credentials), sleep=sleep)
+    first = GoogleSheetsBackend(sheets.url, str(credentials))
     session = await first.open(config_for(spreadsheet_id))
     row = await session.append_row("SKU-9", "https://shop.example/9")
     await first.aclose()
 
     # A new process resumes the job.
-    second = GoogleSheetsBackend(sheets.url, str(credentials), sleep=sleep)
+    second = GoogleSheetsBackend(sheets.url, str(credentials))
     sheets.reset_counts()
     session = await second.open(config_for(spreadsheet_id))
     assert await session.find_row("SKU-9") == row
@@ -234,21 +221,21 @@ async def test_gspread_calls_do_not_block_the_event_loop(
     assert ticks >= 10
 
 
-async def test_429_storm_backs_off_with_growing_capped_delays_and_loses_nothing(
+async def test_429_storm_is_retried_by_the_step_policy_with_growing_capped_delays_and_loses_nothing(
     sheets: FakeSheets, credentials: Path, spreadsheet_id: str
 ) -> None:
     sleep = RecordingSleep()
-    backend = GoogleSheetsBackend(
-        sheets.url, str(credentials), max_attempts=8, max_backoff=5.0, sleep=sleep, jitter=lambda: 0.5
-    )
+    policy = RetryPolicy(max_attempts=8, base_delay=1.0, max_delay=5.0, sleep=sleep, draw=lambda: 0.5)
+    backend = GoogleSheetsBackend(sheets.url, str(credentials))
     session = await backend.open(config_for(spreadsheet_id))
     sheets.fail_next(6, 429, method="values.append")
 
-    row = await session.append_row("STORM-1", "https://shop.example/storm")
+    # No quota bucket here: each 429 is a plain transient error and uses one of the step's tries.
+    row = await with_retries(lambda: session.append_row("STORM-1", "https://shop.example/storm"), policy, "t")
     await session.write_fields(row, {"title": "Survived"})
     await backend.aclose()
 
-    assert sleep.delays == [1.5, 2.5, 4.5, 5.0, 5.0, 5.0]
+    assert sleep.delays == [0.5, 1.0, 2.0, 2.5, 2.5, 2.5]  # full jitter (0.5 here) of 1, 2, 4, 5, 5, 5
     assert sheets.count("values.append", status=429) == 6
     assert sheets.count("values.append", status=200) == 1
     assert sheets.rows(spreadsheet_id, "Sheet1")[row - 1][:3] == [
@@ -263,12 +250,15 @@ async def test_low_write_quota_every_product_lands_after_backing_off(
 ) -> None:
     sheets.set_quota(write=3)
     sleep = RecordingSleep(on_sleep=sheets.reset_quota)  # each backoff lets "a minute" pass
-    backend = GoogleSheetsBackend(sheets.url, str(credentials), sleep=sleep)
+    policy = RetryPolicy(max_attempts=3, sleep=sleep)
+    backend = GoogleSheetsBackend(sheets.url, str(credentials))
     session = await backend.open(config_for(spreadsheet_id))
 
     for n in range(6):
-        row = await session.append_row(f"Q-{n}", f"https://shop.example/q/{n}")
-        await session.write_fields(row, {"title": f"Quota {n}", "status": "done"})
+        sku, url = f"Q-{n}", f"https://shop.example/q/{n}"
+        row = await with_retries(functools.partial(session.append_row, sku, url), policy, "append")
+        fields = {"title": f"Quota {n}", "status": "done"}
+        await with_retries(functools.partial(session.write_fields, row, fields), policy, "write")
     await backend.aclose()
 
     assert sheets.count(status=429) == len(sleep.delays) > 0
@@ -277,8 +267,8 @@ async def test_low_write_quota_every_product_lands_after_backing_off(
     assert all(line[2].startswith("Quota") and line[15] == "done" for line in lines[2:])
 
 
-async def test_429_after_max_attempts_is_a_transient_step_error(
-    backend: GoogleSheetsBackend, sheets: FakeSheets, spreadsheet_id: str, sleep: RecordingSleep
+async def test_a_429_is_one_request_and_one_transient_step_error(
+    backend: GoogleSheetsBackend, sheets: FakeSheets, spreadsheet_id: str
 ) -> None:
     session = await backend.open(config_for(spreadsheet_id))
     sheets.fail_next(10, 429, method="values.batchUpdate")
@@ -287,9 +277,26 @@ async def test_429_after_max_attempts_is_a_transient_step_error(
         await session.write_fields(2, {"title": "never"})
 
     assert caught.value.transient
-    assert caught.value.message == "Google Sheets quota exceeded (429 RESOURCE_EXHAUSTED) after 5 attempts"
-    assert sleep.delays == [1.5, 2.5, 4.5, 8.5]
-    assert sheets.count("values.batchUpdate") == 5
+    assert not caught.value.throttled  # no quota bucket to wait in: the step's tries count it
+    assert caught.value.message == "Google Sheets quota exceeded (429 RESOURCE_EXHAUSTED)"
+    assert sheets.count("values.batchUpdate") == 1
+
+
+async def test_a_429_through_a_bucket_pauses_it_and_is_throttled(
+    sheets: FakeSheets, credentials: Path, spreadsheet_id: str
+) -> None:
+    limits = Limits.from_settings(Settings(sheets_write_per_minute=600))
+    backend = GoogleSheetsBackend(sheets.url, str(credentials), limits=limits)
+    session = await backend.open(config_for(spreadsheet_id))
+    sheets.fail_next(1, 429, method="values.batchUpdate")
+
+    with pytest.raises(StepError) as caught:
+        await session.write_fields(2, {"title": "later"})
+    await backend.aclose()
+
+    assert caught.value.throttled and caught.value.transient
+    assert limits.sheets_write.paused_for() > 0  # every caller of the bucket waits now
+    assert sheets.count("values.batchUpdate") == 1
 
 
 async def test_lost_append_response_is_not_appended_twice(
@@ -298,7 +305,10 @@ async def test_lost_append_response_is_not_appended_twice(
     session = await backend.open(config_for(spreadsheet_id))
     sheets.fail_next(1, 503, method="values.append", after_apply=True)
 
-    row = await session.append_row("LOST-1", "https://shop.example/lost")
+    with pytest.raises(StepError) as caught:
+        await session.append_row("LOST-1", "https://shop.example/lost")
+    assert caught.value.transient
+    row = await session.append_row("LOST-1", "https://shop.example/lost")  # the step's next try
 
     skus = [line[0] for line in sheets.rows(spreadsheet_id, "Sheet1")]
     assert skus.count("LOST-1") == 1
@@ -402,17 +412,19 @@ def test_fake_answers_429_like_google(sheets: FakeSheets, oauth: FakeGoogleOAuth
 
 
 @pytest.mark.parametrize("status", [500, 503])
-async def test_server_errors_are_retried(
+async def test_server_errors_are_transient_and_retried_by_the_step_policy(
     backend: GoogleSheetsBackend, sheets: FakeSheets, spreadsheet_id: str, sleep: RecordingSleep, status: int
 ) -> None:
+    policy = RetryPolicy(max_attempts=3, sleep=sleep, draw=lambda: 0.5)
     session = await backend.open(config_for(spreadsheet_id))
     sheets.fail_next(1, status, method="values.append")  # rejected before it took effect
     sheets.fail_next(2, status, method="values.batchUpdate")
 
-    row = await session.append_row("RETRY-1", "https://shop.example/retry")
-    await session.write_fields(row, {"title": "Retried"})
+    row = await with_retries(lambda: session.append_row("RETRY-1", "https://shop.example/retry"), policy, "t")
+    await with_retries(lambda: session.write_fields(row, {"title": "Retried"}), policy, "t")
 
-    assert sleep.delays == [1.5, 1.5, 2.5]
+    assert sleep.delays == [0.5, 0.5, 1.0]
+    assert sheets.count("values.append") == 2 and sheets.count("values.batchUpdate") == 3
     assert [line[0] for line in sheets.rows(spreadsheet_id, "Sheet1")].count("RETRY-1") == 1
     assert sheets.rows(spreadsheet_id, "Sheet1")[row - 1][2] == "Retried"
 

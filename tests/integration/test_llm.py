@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import openai
 import pytest
@@ -25,8 +24,21 @@ from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError
 from wipsvc.domain.products import ExtractedProduct, TokenUsage
+from wipsvc.pipeline.retry import RetryPolicy, with_retries
 
 MODEL = "test-model"
+T = TypeVar("T")
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+async def as_a_step(call: Callable[[], Awaitable[T]], *, attempts: int = 3) -> T:
+    """``call`` tried as a product's step would be: under the one retry policy."""
+    return await with_retries(call, RetryPolicy(max_attempts=attempts, sleep=_no_sleep), "step")
+
+
 PAGE_URL = "http://127.0.0.1:9/products/trail-runner-2"
 
 PARTIAL_LD: dict[str, Any] = {
@@ -223,29 +235,33 @@ async def test_body_that_sanitises_to_nothing_is_retried(
 ) -> None:
     fake.answer({"body_html": "<script>only()</script>"})
 
+    describer = LLMDescriber(client, model=MODEL)
     with pytest.raises(StepError, match="body_html is empty after sanitising"):
-        await LLMDescriber(client, model=MODEL).describe(product_for_description(), sku="SKU-1")
+        await as_a_step(lambda: describer.describe(product_for_description(), sku="SKU-1"))
     assert len(fake.requests) == 3
 
 
-# -- unusable answers: bounded retries, then a StepError with the vendor's message ------------------
+# -- unusable answers: one request per call, a transient StepError with the vendor's message, and the
+# step's tries (three here) as the bound ---------------------------------------------------------------
 
 
 async def test_refusal_is_retried_then_reported(client: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
     fake.when(lambda r: True, behaviours.refusal("I can't assist with that request."))
 
+    describer = LLMDescriber(client, model=MODEL)
     with pytest.raises(StepError) as caught:
-        await LLMDescriber(client, model=MODEL).describe(product_for_description(), sku="SKU-1")
+        await as_a_step(lambda: describer.describe(product_for_description(), sku="SKU-1"))
 
-    assert caught.value.message == "LLM refused: I can't assist with that request. (after 3 attempts)"
-    assert not caught.value.transient
+    assert caught.value.message == "LLM refused: I can't assist with that request."
+    assert caught.value.transient  # another answer may do: it uses one of the step's tries
     assert len(fake.requests) == 3
 
 
 async def test_one_refusal_then_success(client: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
     fake.enqueue(behaviours.refusal())
 
-    descriptions = await LLMDescriber(client, model=MODEL).describe(product_for_description(), sku="SKU-1")
+    describer = LLMDescriber(client, model=MODEL)
+    descriptions = await as_a_step(lambda: describer.describe(product_for_description(), sku="SKU-1"))
 
     assert descriptions.body_html.startswith("<p>")
     assert [r.outcome for r in fake.requests] == ["refusal", "ok"]
@@ -254,21 +270,22 @@ async def test_one_refusal_then_success(client: openai.AsyncOpenAI, fake: FakeOp
 async def test_invalid_json_is_retried_then_reported(client: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
     fake.enqueue(*[behaviours.invalid_json("Sure! Here it is: {title: oops")] * 3)
 
+    extractor = LLMExtractor(client, model=MODEL)
     with pytest.raises(StepError) as caught:
-        await LLMExtractor(client, model=MODEL, output_retries=2).extract(page(PARTIAL_LD), sku="SKU-1")
+        await as_a_step(lambda: extractor.extract(page(PARTIAL_LD), sku="SKU-1"))
 
     assert caught.value.message.startswith("LLM output invalid: ")
     assert "Invalid JSON" in caught.value.message
     assert "Sure! Here it is" in caught.value.message
-    assert caught.value.message.endswith("(after 3 attempts)")
     assert len(fake.requests) == 3
 
 
 async def test_length_cut_off_is_retried_then_reported(client: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
     fake.enqueue(*[behaviours.length()] * 2)
 
+    describer = LLMDescriber(client, model=MODEL)
     with pytest.raises(StepError) as caught:
-        await LLMDescriber(client, model=MODEL, output_retries=1).describe(product_for_description(), sku="S")
+        await as_a_step(lambda: describer.describe(product_for_description(), sku="S"), attempts=2)
 
     assert "LLM output cut off" in caught.value.message
     assert "length limit was reached" in caught.value.message
@@ -278,22 +295,31 @@ async def test_length_cut_off_is_retried_then_reported(client: openai.AsyncOpenA
 async def test_content_filter_is_reported(client: openai.AsyncOpenAI, fake: FakeOpenAI) -> None:
     fake.enqueue(*[behaviours.content_filter()] * 3)
 
+    describer = LLMDescriber(client, model=MODEL)
     with pytest.raises(StepError, match=r"LLM output blocked: .*content filter"):
-        await LLMDescriber(client, model=MODEL).describe(product_for_description(), sku="SKU-1")
+        await as_a_step(lambda: describer.describe(product_for_description(), sku="SKU-1"))
+    assert len(fake.requests) == 3
 
 
 # -- transport-level failures -----------------------------------------------------------------------
 
 
-async def test_rate_limit_with_retry_after_is_retried_and_succeeds(
+async def test_rate_limit_with_retry_after_is_retried_after_it_and_succeeds(
     client: openai.AsyncOpenAI, fake: FakeOpenAI
 ) -> None:
     fake.enqueue(behaviours.rate_limit(retry_after="0.4"))
-    started = time.monotonic()
+    waits: list[float] = []
 
-    descriptions = await LLMDescriber(client, model=MODEL).describe(product_for_description(), sku="SKU-1")
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
 
-    assert time.monotonic() - started >= 0.35  # the SDK waited as told
+    describer = LLMDescriber(client, model=MODEL)
+    policy = RetryPolicy(max_attempts=3, sleep=sleep)
+    descriptions = await with_retries(
+        lambda: describer.describe(product_for_description(), sku="SKU-1"), policy, "describe"
+    )
+
+    assert waits == [0.4]  # the step waited as told
     assert descriptions.generator == "llm"
     assert [r.outcome for r in fake.requests] == ["rate_limit", "ok"]
 
@@ -309,10 +335,11 @@ async def test_persistent_rate_limit_is_transient(fake: FakeOpenAI, transport: L
 
     assert caught.value.transient
     assert caught.value.message == "LLM API error 429: Rate limit reached for requests"
-    assert len(fake.requests) == 2  # one try + one SDK retry; no output retries on top
+    assert caught.value.retry_after == 0.01
+    assert len(fake.requests) == 1  # the client's own retries are off: retries are the step's
 
 
-async def test_server_error_after_sdk_retries_is_transient(
+async def test_server_error_is_one_request_and_transient(
     fake: FakeOpenAI, transport: LoopbackOnlyTransport
 ) -> None:
     fake.enqueue(*[behaviours.server_error()] * 2)
@@ -323,6 +350,7 @@ async def test_server_error_after_sdk_retries_is_transient(
     finally:
         await sdk.close()
     assert caught.value.transient
+    assert len(fake.requests) == 1
 
 
 async def test_timeout_is_transient(fake: FakeOpenAI, transport: LoopbackOnlyTransport) -> None:
@@ -359,7 +387,7 @@ async def test_token_usage_adds_up_per_product(client: openai.AsyncOpenAI, fake:
     await describer.describe(product, sku="SKU-1", usage=first)
     first_requests = list(fake.requests)
     fake.enqueue(behaviours.invalid_json())  # a rejected answer still costs tokens
-    await describer.describe(product_for_description(), sku="SKU-2", usage=second)
+    await as_a_step(lambda: describer.describe(product_for_description(), sku="SKU-2", usage=second))
     second_requests = fake.requests[len(first_requests) :]
 
     assert first.calls == 2
@@ -384,11 +412,11 @@ async def test_client_is_built_only_with_a_key(fake: FakeOpenAI, monkeypatch: py
     from_env = build_llm_client(Settings(_env_file=None, llm_base_url=fake.base_url))
     assert from_env is not None
     settings = Settings(_env_file=None, llm_base_url=fake.base_url, llm_api_key=SecretStr("sk-other"))
-    from_settings = build_llm_client(settings, max_retries=0, timeout=5)
+    from_settings = build_llm_client(settings, timeout=5)
     assert from_settings is not None
     try:
         assert from_settings.api_key == "sk-other"  # the setting wins over the environment
-        assert from_settings.max_retries == 0
+        assert from_settings.max_retries == 0  # retries are the step's
         descriptions = await LLMDescriber(from_env, model=MODEL).describe(product_for_description(), sku="S")
         assert descriptions.generator == "llm"
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,18 +28,6 @@ def _row(**cells: str) -> list[str]:
 
 def _cell(row: list[str], name: str) -> str:
     return row[COLUMN[name]] if COLUMN[name] < len(row) else ""
-
-
-@pytest.fixture
-def oauth() -> Iterator[FakeGoogleOAuth]:
-    with FakeGoogleOAuth() as fake:
-        yield fake
-
-
-@pytest.fixture
-def sheets(oauth: FakeGoogleOAuth) -> Iterator[FakeSheets]:
-    with FakeSheets(oauth) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import functools
 from pathlib import Path
 
 import openai
@@ -21,19 +21,9 @@ from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import DEFAULT_COLUMNS, CollectionConfig, SheetConfig
 from wipsvc.demo.shop import DEMO_PAGES, SampleShop
 from wipsvc.limits import Limits, QuotaBucket
+from wipsvc.pipeline.retry import RetryPolicy, with_retries
 
 HEADER = sorted(DEFAULT_COLUMNS, key=lambda name: DEFAULT_COLUMNS[name])
-
-
-@pytest.fixture
-def oauth() -> Iterator[FakeGoogleOAuth]:
-    with FakeGoogleOAuth() as fake:
-        yield fake
-
-
-@pytest.fixture
-def credentials(oauth: FakeGoogleOAuth, tmp_path: Path) -> Path:
-    return oauth.write_service_account(tmp_path / "service-account.json")
 
 
 async def test_a_job_stays_inside_a_small_quota_and_coalesces_its_writes(
@@ -100,7 +90,8 @@ async def test_a_sheets_429_pauses_the_bucket_for_every_session(
             config = CollectionConfig(sheet=SheetConfig(backend="google", spreadsheet_id=sid))
             one, two = await backend.open(config), await backend.open(config)
             sheets.fail_next(1, 429, method="values.append")
-            first = asyncio.create_task(one.append_row("A-1", "u1"))
+            # The step's policy tries again after the 429: through the paused bucket, without a try used.
+            first = asyncio.create_task(with_retries(lambda: one.append_row("A-1", "u1"), STEP, "append"))
             async with asyncio.timeout(10):
                 while writes.throttles == 0:
                     await asyncio.sleep(0.01)
@@ -116,6 +107,8 @@ async def test_a_sheets_429_pauses_the_bucket_for_every_session(
     assert writes.snapshot()["throttled"] == 1
     assert [r.status for r in sheets.requests if r.method == "values.append"] == [429, 200, 200]
 
+
+STEP = RetryPolicy(max_attempts=1)  # a throttled try uses none: one try is enough here
 
 PAGE = FetchedPage(
     url="http://127.0.0.1/products/mug",
@@ -138,7 +131,12 @@ async def test_an_llm_429_pauses_the_request_bucket_and_the_call_is_retried_thro
         client = openai.AsyncOpenAI(base_url=fake.base_url, api_key=fake.api_key, max_retries=2)
         try:
             extractor = LLMExtractor(client, model="gpt-test", limits=limits)
-            products = await asyncio.gather(*(extractor.extract(PAGE, sku=f"S-{n}") for n in range(2)))
+            products = await asyncio.gather(
+                *(
+                    with_retries(functools.partial(extractor.extract, PAGE, sku=f"S-{n}"), STEP, "x")
+                    for n in range(2)
+                )
+            )
         finally:
             await client.close()
     assert all(product.fields.get("title") for product in products)

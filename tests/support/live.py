@@ -14,7 +14,7 @@ from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.app import create_api
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
-from wipsvc.pipeline.steps import RetryPolicy
+from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.services import Services
 
 
@@ -48,7 +48,12 @@ class LiveServer:
         self.api, realtime = create_api(
             settings,
             fetcher=fetcher,
-            retry=retry or RetryPolicy(max_attempts=settings.step_max_attempts, sleep=no_sleep),
+            retry=retry
+            or RetryPolicy(
+                max_attempts=settings.step_max_attempts,
+                quota_wait=settings.quota_wait_seconds,
+                sleep=no_sleep,
+            ),
             google_sheets=google_sheets,
         )
         app: Any = socketio.ASGIApp(realtime.server, other_asgi_app=self.api) if realtime else self.api
@@ -108,3 +113,10 @@ async def until_processed(
             if job["processed_products"] >= count:
                 return
             await asyncio.sleep(0.02)
+
+
+def _no_sleep_policy(settings: Settings) -> RetryPolicy:
+    """The service's retry policy from ``settings``, its backoff not slept."""
+    return RetryPolicy(
+        max_attempts=settings.step_max_attempts, quota_wait=settings.quota_wait_seconds, sleep=no_sleep
+    )

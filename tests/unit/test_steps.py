@@ -13,7 +13,8 @@ from wipsvc.domain.errors import StepError
 from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
 from wipsvc.domain.statuses import Step
 from wipsvc.pipeline.fence import fenced_backends
-from wipsvc.pipeline.steps import ProductState, RetryPolicy, StepFailure, run_product
+from wipsvc.pipeline.retry import RetryPolicy
+from wipsvc.pipeline.steps import ProductState, StepFailure, run_product
 from wipsvc.store import LeaseLost
 from wipsvc.store.lease import Lease, LeaseGuard
 

@@ -32,6 +32,7 @@ from google.auth.transport.requests import Request as GoogleAuthRequest
 from google.oauth2.credentials import Credentials
 
 from wipsvc.adapters.apps_script_webapp import AppsScriptWebAppCleaner
+from wipsvc.adapters.retry_after import retry_after_seconds
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import CleaningConfig, CollectionConfig
 from wipsvc.config import Settings
@@ -124,7 +125,7 @@ class _Http:
         async with self.bucket.permit() as permit:
             response = await self._send(what, method, url, **kwargs)
             if response.status_code == 429:
-                permit.throttled(_retry_after(response))  # pauses every job's Apps Script calls
+                permit.throttled(retry_after_seconds(response.headers))  # pauses every job's calls
             return response
 
     async def _send(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -142,13 +143,6 @@ class _Http:
     async def aclose(self) -> None:
         if self._owned:
             await self.client.aclose()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers["retry-after"]))
-    except (KeyError, ValueError):
-        return None
 
 
 def _google_error(response: httpx.Response) -> str:
@@ -230,6 +224,9 @@ class AppsScriptApiCleaner:
                 f"Apps Script API error {response.status_code}: {_google_error(response)}"
                 + (hint if response.status_code in (403, 404) else ""),
                 transient=response.status_code in _TRANSIENT_STATUS,
+                retry_after=retry_after_seconds(response.headers),
+                # The bucket has paused for this 429 (in _Http.send): the next try waits there.
+                throttled=response.status_code == 429 and self._http.bucket is not None,
             )
         try:
             body = response.json()

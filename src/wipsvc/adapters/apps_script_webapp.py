@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from wipsvc.adapters.guarded import GuardedAnswer, quote_answer, request_following_redirects
+from wipsvc.adapters.retry_after import retry_after_seconds
 from wipsvc.adapters.scraper import Resolver, SafeFetcher
 from wipsvc.collection import CleaningConfig
 from wipsvc.domain.errors import StepError
@@ -70,7 +71,7 @@ class AppsScriptWebAppCleaner:
     async def run(self, *, row_num: int, sku: str) -> None:
         payload = {"secret": self._secret, "sheet": self.worksheet, "row": row_num, "sku": sku}
         answer = await self._send("POST", payload)
-        _check_answer(answer)
+        _check_answer(answer, throttled=self._bucket is not None)
         try:
             body = answer.json()
         except ValueError as exc:
@@ -104,7 +105,7 @@ class AppsScriptWebAppCleaner:
         async with self._bucket.permit() as permit:
             answer = await self._exchange(method, payload)
             if answer.status_code == 429:
-                permit.throttled(_retry_after_header(answer.headers))  # pauses every job's calls
+                permit.throttled(retry_after_seconds(answer.headers))  # pauses every job's calls
             return answer
 
     async def _exchange(self, method: str, payload: dict[str, object] | None) -> GuardedAnswer:
@@ -121,18 +122,14 @@ class AppsScriptWebAppCleaner:
             raise StepError(f"Apps Script web app: {exc.message}", transient=exc.transient) from exc
 
 
-def _retry_after_header(headers: httpx.Headers) -> float | None:
-    try:
-        return max(0.0, float(headers["retry-after"]))
-    except (KeyError, ValueError):
-        return None
-
-
-def _check_answer(answer: GuardedAnswer) -> None:
+def _check_answer(answer: GuardedAnswer, *, throttled: bool = False) -> None:
+    """A StepError for any answer but 200; ``throttled``: a 429 has paused the call's bucket."""
     if answer.status_code == 200:
         return
     hint = " (web app not found: check the deployment URL)" if answer.status_code == 404 else ""
     raise StepError(
         f"Apps Script web app HTTP {answer.status_code}: {quote_answer(answer)}{hint}",
         transient=answer.status_code in _TRANSIENT_STATUS,
+        retry_after=retry_after_seconds(answer.headers),
+        throttled=throttled and answer.status_code == 429,
     )

@@ -18,6 +18,7 @@ import requests
 from google.oauth2 import service_account
 from requests.adapters import HTTPAdapter
 
+from wipsvc.adapters.retry_after import retry_after_seconds
 from wipsvc.collection import CollectionConfig
 from wipsvc.domain.errors import StepError
 
@@ -136,14 +137,10 @@ def is_quota_error(exc: BaseException) -> bool:
 
 
 def retry_after(exc: BaseException) -> float | None:
-    """Seconds from a Retry-After header (Google rarely sends one)."""
+    """Seconds from the answer's Retry-After (Google rarely sends one)."""
     if not isinstance(exc, gspread.exceptions.APIError):
         return None
-    value = exc.response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date: rare enough to fall back to our backoff
-        return None
+    return retry_after_seconds(exc.response.headers)
 
 
 def maybe_applied(exc: BaseException) -> bool:

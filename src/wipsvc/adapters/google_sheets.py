@@ -8,17 +8,16 @@ window, the appends and writes of products that are ready together share one req
 (see :mod:`wipsvc.adapters.coalesce`). With :class:`~wipsvc.limits.Limits`, every request
 first takes a token from the read or write bucket, and a 429 pauses that bucket for all
 jobs instead of sleeping here. Errors surface from gspread-asyncio instead of being retried
-forever under its lock; this module retries 429/5xx/network errors with Google's truncated
-exponential backoff, a bounded number of times, and turns every failure into a one-line
-:class:`StepError`. The API plumbing it uses (credentials, client manager, base-URL adapter,
-error classification) lives in :mod:`wipsvc.adapters.google_api`.
+forever under its lock; this module makes each request once and turns every failure into a
+one-line :class:`StepError` (transient or not, throttled on a 429), leaving retries to the
+step's policy (:mod:`wipsvc.pipeline.retry`). The API plumbing it uses (credentials, client
+manager, base-URL adapter, error classification) lives in :mod:`wipsvc.adapters.google_api`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -50,7 +49,6 @@ logger = logging.getLogger(__name__)
 _UPDATED_RANGE = re.compile(r"^\$?([A-Z]+)\$?(\d+)(?::\$?([A-Z]+)\$?(\d+))?$")
 
 T = TypeVar("T")
-Sleep = Callable[[float], Awaitable[object]]
 
 
 class GoogleSheetsBackend:
@@ -61,25 +59,13 @@ class GoogleSheetsBackend:
         api_url: str = GOOGLE_SHEETS_URL,
         credentials_file: str | None = None,
         *,
-        max_attempts: int = 5,
-        base_delay: float = 1.0,
-        max_backoff: float = 32.0,
         timeout: float = 60.0,
-        sleep: Sleep = asyncio.sleep,
-        jitter: Callable[[], float] = random.random,
         limits: Limits | None = None,
         coalesce_window: float | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.api_url = api_url.rstrip("/")
         self.credentials_file = credentials_file
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_backoff = max_backoff
         self._timeout = timeout
-        self._sleep = sleep
-        self._jitter = jitter  # seconds in [0, 1): Google's random_ms
         self.limits = limits
         self.coalesce_window = coalesce_window  # None: one request per write
         self._managers: dict[str, ClientManager] = {}
@@ -174,40 +160,31 @@ class GoogleSheetsBackend:
     async def call(
         self, operation: Callable[[], Awaitable[T]], target: SheetsTarget, bucket: QuotaBucket | None = None
     ) -> T:
-        """Run one API request, retrying transient failures with truncated exponential backoff.
+        """Run one API request, once: a failure becomes one classified ``StepError`` (the step's
+        retry policy decides whether to try again, see :mod:`wipsvc.pipeline.retry`).
 
-        With a bucket, each attempt first takes a token; a 429 is reported to the bucket, which
-        pauses every caller of the resource, and the retry waits there instead of sleeping here.
+        With a bucket, the request first takes a token; a 429 is reported to the bucket, which
+        pauses every caller of the resource, and the error says so (``throttled``): the next try
+        waits there.
         """
-        for attempt in range(1, self.max_attempts + 1):
-            permit = await bucket.acquire() if bucket is not None else None
-            try:
-                return await operation()
-            except StepError:
+        permit = await bucket.acquire() if bucket is not None else None
+        try:
+            return await operation()
+        except StepError:
+            raise
+        except Exception as exc:
+            described = target.describe(exc)
+            if described is None:
                 raise
-            except Exception as exc:
-                described = target.describe(exc)
-                if described is None:
-                    raise
-                message, transient = described
-                throttled = permit is not None and is_quota_error(exc)
-                if throttled and permit is not None:
-                    permit.throttled(retry_after(exc))
-                if not transient:
-                    raise StepError(message) from exc
-                if attempt == self.max_attempts:
-                    suffix = f" after {attempt} attempts" if attempt > 1 else ""
-                    raise StepError(message + suffix, transient=True) from exc
-                if throttled:
-                    logger.info("%s; retry %d/%d after the pause", message, attempt, self.max_attempts - 1)
-                    continue
-                delay = min(self.base_delay * 2 ** (attempt - 1) + self._jitter(), self.max_backoff)
-                logger.warning("%s; retry %d/%d in %.1fs", message, attempt, self.max_attempts - 1, delay)
-                await self._sleep(delay)
-            finally:
-                if permit is not None:
-                    permit.release()
-        raise AssertionError("unreachable")
+            message, transient = described
+            wait = retry_after(exc)
+            throttled = permit is not None and is_quota_error(exc)
+            if throttled and permit is not None:
+                permit.throttled(wait)
+            raise StepError(message, transient=transient, retry_after=wait, throttled=throttled) from exc
+        finally:
+            if permit is not None:
+                permit.release()
 
 
 class GoogleSheetsSession:
@@ -240,6 +217,9 @@ class GoogleSheetsSession:
         self._refresh_lock = asyncio.Lock()
         # One append at a time: find-then-append must not race for a SKU, nor two header rows.
         self._append_lock = asyncio.Lock()
+        # The last append failed in a way that may have reached the sheet (a 5xx, a lost answer):
+        # the next one reads the SKU column first, so that a retried product is not appended twice.
+        self._append_maybe_landed = False
         self._appends: Coalescer[tuple[str, str], int] | None = None
         self._writes: Coalescer[list[dict[str, Any]], None] | None = None
         if backend.coalesce_window is not None:
@@ -336,15 +316,15 @@ class GoogleSheetsSession:
         The answer's ``updatedRange`` spans first..last appended row.
         """
         items: list[tuple[str, str]] | None = None
-        maybe_written = False
 
         async def attempt() -> None:
-            nonlocal items, maybe_written
+            nonlocal items
             if items is None:
                 items = await take()
-            if maybe_written:
-                # The last try may have landed: look before appending duplicates.
+            if self._append_maybe_landed:
+                # The last append failed but may have landed: look before appending duplicates.
                 await self._backend.call(self._read_skus, self._target, self._backend.reads)
+                self._append_maybe_landed = False
             urls: dict[str, str] = {}
             for sku, url in items:
                 urls.setdefault(sku, url)  # the first URL given for a SKU wins
@@ -360,7 +340,7 @@ class GoogleSheetsSession:
                     self._guard, lambda: self._spreadsheet.values_append(table, params, {"values": rows})
                 )
             except Exception as exc:
-                maybe_written = maybe_applied(exc)
+                self._append_maybe_landed = maybe_applied(exc)
                 raise
             updated = str(answer["updates"]["updatedRange"])
             top, bottom = self._rows_from(updated, column_letter(first))

@@ -7,13 +7,13 @@ The client is the official ``openai`` SDK (2.x, on httpx), built only when an AP
 configured (``WIPSVC_LLM_API_KEY``, else ``OPENAI_API_KEY``): :func:`build_llm_client` returns
 ``None`` otherwise, and callers fall back to structured data and template descriptions.
 
-Failures: 429, 5xx, timeouts and connection errors are first retried by the SDK itself
-(``max_retries``, honouring ``retry-after``); if they persist they become
-``StepError(transient=True)``. Other API errors (401, 400, …) are permanent. A refusal, a
-``finish_reason`` of ``length`` or ``content_filter``, or output that does not parse into the
-schema is retried ``output_retries`` times (default 2, so at most 3 calls), then becomes a
-permanent ``StepError`` whose message carries the vendor's reason ("LLM refused: …",
-"LLM output invalid: …").
+Failures: each call makes one HTTP request (the SDK's own retries are off) and raises one
+classified ``StepError``; the step's retry policy (:mod:`wipsvc.pipeline.retry`) decides
+whether to try again. 408, 409, 429, 5xx, timeouts and connection errors are transient, with
+the server's ``retry-after`` when given; other API errors (401, 400, …) are permanent. An
+unusable answer (a refusal, a ``finish_reason`` of ``length`` or ``content_filter``, output
+that does not fit the schema) is transient too, and its message carries the vendor's reason
+("LLM refused: …", "LLM output invalid: …").
 
 Token usage — the design choice: ``extract`` and ``describe`` take an optional keyword-only
 ``usage: TokenUsage | None = None`` accumulator. Every HTTP answer's ``usage`` (including
@@ -25,9 +25,9 @@ calls in ``.usage``.
 
 Quotas: given :class:`~wipsvc.limits.Limits`, every HTTP request first takes a token from the
 LLM request bucket and its estimated tokens (prompt characters / 4 + the completion cap, as the
-vendors count them) from the token bucket. The SDK's own retries would bypass the buckets, so
-the adapter then retries itself (as often as the client's ``max_retries``): a 429 pauses the
-request bucket for every job (``Retry-After`` or the bucket's backoff) and the retry waits there.
+vendors count them) from the token bucket. A 429 pauses the request bucket for every job
+(``Retry-After`` or the bucket's backoff), and its error is ``throttled``: the step's next try
+waits there without using one of its tries.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -58,20 +57,19 @@ from wipsvc.adapters.llm_output import (
     plain_text,
     sanitise_body_html,
 )
+from wipsvc.adapters.retry_after import retry_after_seconds
 from wipsvc.adapters.token_estimate import trim_to_tokens
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError
 from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
-from wipsvc.limits import Limits
+from wipsvc.limits import Limits, Permit
 
 if TYPE_CHECKING:
     from openai._legacy_response import LegacyAPIResponse
     from openai.types.chat import ParsedChatCompletion
 
 DEFAULT_TIMEOUT_SECONDS = 60.0
-DEFAULT_SDK_RETRIES = 2
-DEFAULT_OUTPUT_RETRIES = 2
 MAX_PAGE_TEXT_CHARS = 8_000  # page text sent for extraction: enough for a product page, bounded cost
 MAX_PAGE_TEXT_TOKENS = 1_500  # and at most this many tokens of it (estimated offline)
 MAX_DESCRIBE_TEXT_CHARS = 3_000
@@ -94,25 +92,27 @@ def llm_model(settings: Settings, config: LLMConfig | None = None) -> str:
 def build_llm_client(
     settings: Settings,
     *,
-    max_retries: int = DEFAULT_SDK_RETRIES,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     http_client: httpx.AsyncClient | None = None,
 ) -> AsyncOpenAI | None:
-    """The shared SDK client, or None when no API key is configured (no key = no LLM)."""
+    """The shared SDK client, or None when no API key is configured (no key = no LLM).
+
+    The SDK's own retries are off: a retry is the step's to decide (:mod:`wipsvc.pipeline.retry`).
+    """
     key = llm_api_key(settings)
     if key is None:
         return None
     return AsyncOpenAI(
         base_url=settings.llm_base_url,
         api_key=key,
-        max_retries=max_retries,
+        max_retries=0,
         timeout=timeout,
         http_client=http_client,
     )
 
 
 class _LLMAdapter:
-    """Shared by both adapters: one structured-output request, retried on unusable answers."""
+    """Shared by both adapters: one structured-output request per call, its failure classified."""
 
     default_max_text_chars = MAX_PAGE_TEXT_CHARS
     default_max_tokens = 1_500
@@ -122,17 +122,14 @@ class _LLMAdapter:
         client: AsyncOpenAI,
         *,
         model: str,
-        output_retries: int = DEFAULT_OUTPUT_RETRIES,
         max_text_chars: int | None = None,
         max_tokens: int | None = None,
         limits: Limits | None = None,
     ) -> None:
         self.client, self.model = client, model
         self.limits = limits
-        # Our retries replace the SDK's when the buckets must see every request.
-        self._http_retries = client.max_retries
-        self._bare = client.with_options(max_retries=0) if limits is not None else client
-        self.attempts = 1 + max(0, output_retries)
+        # One request per call, whatever client was passed in: retries are the step's.
+        self._bare = client.with_options(max_retries=0) if client.max_retries else client
         self.max_text_chars = max_text_chars or self.default_max_text_chars
         self.max_tokens = max_tokens or self.default_max_tokens
         self.usage = TokenUsage()  # everything this adapter spent
@@ -144,78 +141,70 @@ class _LLMAdapter:
         usage: TokenUsage | None,
         check: Callable[[_T], str | None] = lambda _: None,
     ) -> _T:
-        reason = ""
-        for _ in range(self.attempts):
-            try:
-                raw = await self._request(schema, messages)
-            except openai.APITimeoutError as exc:
-                raise StepError("LLM request timed out (after the SDK's retries)", transient=True) from exc
-            except openai.APIConnectionError as exc:
-                raise StepError(f"LLM request failed: {exc}", transient=True) from exc
-            except openai.APIStatusError as exc:
-                status = exc.status_code
-                transient = status in (408, 409, 429) or status >= 500
-                raise StepError(f"LLM API error {status}: {_api_message(exc)}", transient=transient) from exc
-            # Count the tokens before parsing: rejected answers are billed as well.
-            for total in (self.usage, usage):
-                if total is not None:
-                    total.add(_json_body(raw.http_response).get("usage"))
-            try:
-                completion = raw.parse()
-            except openai.LengthFinishReasonError as exc:
-                reason = f"LLM output cut off: {str(exc).split(' - ')[0]} (finish_reason=length)"
-                continue
-            except openai.ContentFilterFinishReasonError as exc:
-                reason = f"LLM output blocked: {exc}"
-                continue
-            except pydantic.ValidationError as exc:
-                reason = f"LLM output invalid: {_validation_summary(exc)}"
-                continue
-            message = completion.choices[0].message if completion.choices else None
-            if message is not None and message.refusal:
-                reason = f"LLM refused: {message.refusal}"
-            elif message is None or message.parsed is None:
-                reason = "LLM output invalid: empty answer"
-            elif problem := check(message.parsed):
-                reason = f"LLM output invalid: {problem}"
-            else:
-                return message.parsed
-        raise StepError(f"{reason} (after {self.attempts} attempts)")
+        raw = await self._request(schema, messages)
+        # Count the tokens before parsing: rejected answers are billed as well.
+        for total in (self.usage, usage):
+            if total is not None:
+                total.add(_json_body(raw.http_response).get("usage"))
+        try:
+            completion = raw.parse()
+        except openai.LengthFinishReasonError as exc:
+            raise _unusable(f"LLM output cut off: {str(exc).split(' - ')[0]} (finish_reason=length)") from exc
+        except openai.ContentFilterFinishReasonError as exc:
+            raise _unusable(f"LLM output blocked: {exc}") from exc
+        except pydantic.ValidationError as exc:
+            raise _unusable(f"LLM output invalid: {_validation_summary(exc)}") from exc
+        message = completion.choices[0].message if completion.choices else None
+        if message is not None and message.refusal:
+            raise _unusable(f"LLM refused: {message.refusal}")
+        if message is None or message.parsed is None:
+            raise _unusable("LLM output invalid: empty answer")
+        if problem := check(message.parsed):
+            raise _unusable(f"LLM output invalid: {problem}")
+        return message.parsed
 
     async def _request(
         self, schema: type[_T], messages: list[ChatCompletionMessageParam]
     ) -> LegacyAPIResponse[ParsedChatCompletion[_T]]:
-        """One completion; with limits, each HTTP attempt through the buckets (see the module doc)."""
+        """One HTTP request; with limits, through the buckets (see the module doc)."""
         if self.limits is None:
-            return await self._send(self.client, schema, messages)
+            return await self._send(schema, messages, None)
         tokens = sum(len(str(m.get("content") or "")) for m in messages) // 4 + self.max_tokens
-        for attempt in range(self._http_retries + 1):
-            last = attempt == self._http_retries
-            async with self.limits.llm_requests.permit() as permit, self.limits.llm_tokens.permit(tokens):
-                try:
-                    return await self._send(self._bare, schema, messages)
-                except openai.RateLimitError as exc:
-                    permit.throttled(_retry_after(exc.response))
-                    if last:
-                        raise
-                    continue  # leave the permits; the next attempt waits out the pause
-                except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
-                    status = getattr(exc, "status_code", None)
-                    if last or (status is not None and status not in (408, 409) and status < 500):
-                        raise
-            # As the SDK would: a short, jittered, growing delay for this call only.
-            await asyncio.sleep(min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random()))
-        raise AssertionError("unreachable")
+        async with self.limits.llm_requests.permit() as permit, self.limits.llm_tokens.permit(tokens):
+            return await self._send(schema, messages, permit)
 
     async def _send(
-        self, client: AsyncOpenAI, schema: type[_T], messages: list[ChatCompletionMessageParam]
+        self, schema: type[_T], messages: list[ChatCompletionMessageParam], permit: Permit | None
     ) -> LegacyAPIResponse[ParsedChatCompletion[_T]]:
-        return await client.chat.completions.with_raw_response.parse(
-            model=self.model,
-            messages=messages,
-            response_format=schema,
-            max_completion_tokens=self.max_tokens,
-        )
+        try:
+            return await self._bare.chat.completions.with_raw_response.parse(
+                model=self.model,
+                messages=messages,
+                response_format=schema,
+                max_completion_tokens=self.max_tokens,
+            )
+        except openai.APITimeoutError as exc:
+            raise StepError("LLM request timed out", transient=True) from exc
+        except openai.APIConnectionError as exc:
+            raise StepError(f"LLM request failed: {exc}", transient=True) from exc
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            wait = retry_after_seconds(exc.response.headers)
+            throttled = status == 429 and permit is not None
+            if throttled and permit is not None:
+                permit.throttled(wait)  # pauses every job's LLM requests
+            transient = status in (408, 409, 429) or status >= 500
+            raise StepError(
+                f"LLM API error {status}: {_api_message(exc)}",
+                transient=transient,
+                retry_after=wait,
+                throttled=throttled,
+            ) from exc
+
+
+def _unusable(reason: str) -> StepError:
+    """An answer the model may well get right when asked again: it uses one of the step's tries."""
+    return StepError(reason, transient=True)
 
 
 class LLMExtractor(_LLMAdapter):
@@ -231,7 +220,6 @@ class LLMExtractor(_LLMAdapter):
         *,
         model: str,
         fields: Sequence[str] = PRODUCT_FIELDS,
-        output_retries: int = DEFAULT_OUTPUT_RETRIES,
         max_text_chars: int | None = None,
         max_tokens: int | None = None,
         limits: Limits | None = None,
@@ -239,7 +227,6 @@ class LLMExtractor(_LLMAdapter):
         super().__init__(
             client,
             model=model,
-            output_retries=output_retries,
             max_text_chars=max_text_chars,
             max_tokens=max_tokens,
             limits=limits,
@@ -348,18 +335,6 @@ def _json_body(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``retry-after-ms`` or ``retry-after`` (seconds), as the SDK reads them."""
-    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(header)
-        if value is not None:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                continue
-    return None
 
 
 def _api_message(exc: openai.APIStatusError) -> str:

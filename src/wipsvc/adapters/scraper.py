@@ -32,6 +32,7 @@ from wipsvc.adapters.addresses import (
     show_address,
 )
 from wipsvc.adapters.base import FetchedPage
+from wipsvc.adapters.retry_after import retry_after_seconds
 from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError
 
@@ -244,7 +245,11 @@ class SafeFetcher:
         shown = redact_url(str(url))
         status = response.status_code
         if not 200 <= status < 300:
-            raise StepError(f"HTTP {status} fetching {shown}", transient=status == 429 or status >= 500)
+            raise StepError(
+                f"HTTP {status} fetching {shown}",
+                transient=status == 429 or status >= 500,
+                retry_after=retry_after_seconds(response.headers),
+            )
         media_type, _, params = response.headers.get("content-type", "").partition(";")
         media_type = media_type.strip().lower()
         if media_type and media_type not in HTML_TYPES:

@@ -14,7 +14,8 @@ from wipsvc.domain.statuses import STEP_ORDER, ItemStatus, JobStatus
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.pipeline.fence import fenced_backends
-from wipsvc.pipeline.steps import ProductState, RetryPolicy, StepFailure, retry_transient, run_product
+from wipsvc.pipeline.retry import RetryPolicy, with_retries
+from wipsvc.pipeline.steps import ProductState, StepFailure, run_product
 from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
 from wipsvc.store.lease import Lease, LeaseGuard, effective_margin
 
@@ -86,7 +87,7 @@ class JobRunner:
         if self._cancel.is_set():  # cancelled before it started: nothing to open
             return JobStatus.CANCELLED, None
         try:
-            backends = await retry_transient(
+            backends = await with_retries(
                 lambda: self._open_backends(self.job),
                 self._retry,
                 f"opening the backends of job {self.job.job_id}",

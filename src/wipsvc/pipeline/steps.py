@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from wipsvc.adapters.base import Backends
 from wipsvc.domain.errors import StepError
 from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
 from wipsvc.domain.statuses import STEP_ORDER, Step, WipStatus
+from wipsvc.pipeline.retry import Attempts, RetryPolicy, with_retries
 from wipsvc.store import LeaseLost
 from wipsvc.store.errors import describe_error
 
@@ -129,46 +129,6 @@ class StepFailure(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Transient errors are retried with exponential backoff and full jitter."""
-
-    max_attempts: int = 3
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-T = TypeVar("T")
-
-
-async def retry_transient(
-    operation: Callable[[], Awaitable[T]],
-    retry: RetryPolicy,
-    what: str,
-    *,
-    give_up: Callable[[], bool] = lambda: False,
-) -> T:
-    """Run ``operation``, retrying transient step errors with the policy's backoff, up to its
-    attempts: a product's step, or a job's set-up such as opening its spreadsheet. ``give_up``
-    is asked before each retry (e.g. whether the job was cancelled meanwhile)."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await operation()
-        except StepError as error:
-            if not error.transient or attempt >= retry.max_attempts or give_up():
-                raise
-            log.info("retrying %s after transient error: %s", what, error.message)
-            await retry.sleep(retry.delay(attempt))
-            if give_up():
-                raise
-
-
 Save = Callable[[ProductState], Awaitable[None]]
 
 
@@ -201,18 +161,15 @@ async def run_product(state: ProductState, backends: Backends, save: Save, retry
 
 
 async def _run_step(step: Step, state: ProductState, backends: Backends, retry: RetryPolicy) -> None:
-    attempts = 0
-
     async def attempt() -> None:
-        nonlocal attempts
-        attempts += 1
         state.attempts[step.value] = state.attempts.get(step.value, 0) + 1
         await _STEPS[step](state, backends)
 
+    attempts = Attempts()
     try:
-        await retry_transient(attempt, retry, f"{step} of {state.sku}")
+        await with_retries(attempt, retry, f"{step} of {state.sku}", attempts=attempts)
     except StepError as error:
-        suffix = f" (after {attempts} attempts)" if attempts > 1 else ""
+        suffix = f" (after {attempts.used} attempts)" if attempts.used > 1 else ""
         raise StepFailure(step, error.message + suffix) from error
     except LeaseLost:
         raise  # another instance owns the job now: stop without writing or failing the product
