@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from wipsvc.check_config import check_config_command
+from wipsvc.client.commands import collections_app
 from wipsvc.client.commands import register as register_client_commands
-from wipsvc.collections_cli import collections_app
+from wipsvc.collections_cli import set_collection
 from wipsvc.config import Settings
 from wipsvc.keys_cli import keys_app
 
@@ -24,7 +25,6 @@ app = typer.Typer(help="wipsvc: background processing of WIP catalogue products.
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
-app.add_typer(collections_app, name="collections")
 
 
 def _show_version(value: bool) -> None:
@@ -161,6 +161,7 @@ def serve_demo(
 
 # submit, watch, export, jobs …, products …: clients of a running server (after the server's own).
 register_client_commands(app)
+collections_app.command("set")(set_collection)
 app.command("check-config")(check_config_command)
 
 
