@@ -334,6 +334,7 @@ def test_the_command_prints_one_line_per_check_and_exits_1_on_failure(
     assert good.exit_code == 0, good.output
     assert good.stdout.splitlines()[-1] == "3 checks: 3 ok, 0 warning, 0 failed"
     assert every.exit_code == 1
+    assert every.stderr == f"database: {tmp_path / 'wipsvc.db'}\n"  # which database, on stderr
     lines = every.stdout.splitlines()
     assert len(lines) == 7
     assert lines[0].split()[:3] == ["broken", "sheet", "FAILED"]
