@@ -12,6 +12,7 @@ from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry, default_owner
 from wipsvc.jobs.runner import JobRunner
+from wipsvc.metrics import ServiceMetrics
 from wipsvc.pipeline.backends import BackendFactory
 from wipsvc.pipeline.steps import Backends, RetryPolicy
 from wipsvc.store import JobRecord, Store
@@ -27,6 +28,7 @@ class Services:
     fetcher: PageFetcher
     owns_fetcher: bool
     started_at: float
+    metrics: ServiceMetrics
 
     @classmethod
     async def start(
@@ -48,6 +50,12 @@ class Services:
             max_delay=settings.retry_max_delay_seconds,
         )
 
+        registry: JobRegistry | None = None
+        metrics = ServiceMetrics(
+            store, backends.limits, lambda: len(registry.running_job_ids) if registry else 0
+        )
+        bus.subscribe(metrics.on_event)
+
         async def open_backends(job: JobRecord) -> Backends:
             collection = await store.collections.get(job.collection_name)
             if collection is None:
@@ -63,6 +71,7 @@ class Services:
                 owner=owner,
                 open_backends=open_backends,
                 retry=retry_policy,
+                observer=metrics,
             )
 
         # Several instances on one PostgreSQL call the same Google and LLM accounts: the
@@ -77,7 +86,11 @@ class Services:
             share_quotas=backends.limits.share_among if sharing else None,
         )
         await registry.start()
-        return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time())
+        return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time(), metrics)
+
+    async def drain(self) -> None:
+        """Shutting down: hand the running jobs back once their steps in flight are done."""
+        await self.registry.drain(self.settings.shutdown_grace_seconds)
 
     async def stop(self) -> None:
         await self.registry.stop()

@@ -22,7 +22,7 @@ WEB = (
     "wipsvc.app",
 )
 # What each core package may import from the project (besides itself and the leaf modules).
-LEAVES = ("wipsvc.config", "wipsvc.collection", "wipsvc.jobs.models", "wipsvc.limits")
+LEAVES = ("wipsvc.config", "wipsvc.collection", "wipsvc.jobs.models", "wipsvc.limits", "wipsvc.logs")
 ALLOWED = {
     "store": ("wipsvc.store",),
     "adapters": ("wipsvc.adapters", "wipsvc.store", "wipsvc.pipeline.extract"),

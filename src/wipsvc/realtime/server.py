@@ -52,6 +52,10 @@ class Realtime:
         self.server.on("disconnect", self._disconnect)
         self.server.on("subscribe", self._subscribe)
 
+    def client_count(self) -> int:
+        """Clients connected to this instance."""
+        return len(self._key_of)
+
     async def watch_revocations(self, interval: float) -> None:
         """Run until cancelled: every ``interval`` seconds, close connections whose key was revoked."""
         while True:

@@ -17,9 +17,15 @@ async def healthz() -> HealthResponse:
     return HealthResponse()
 
 
-@router.get("/readyz", response_model=ReadyResponse, responses={503: {"description": "Database unreachable"}})
+@router.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    responses={503: {"description": "Database unreachable, or shutting down"}},
+)
 async def readyz(services: ServicesDep) -> ReadyResponse:
-    """The service can take work: its database answers."""
+    """The service can take work: its database answers and it is not shutting down."""
+    if services.registry.draining:
+        raise ApiError(503, "not_ready", "shutting down: running jobs are being handed over")
     try:
         await services.store.ping()
     except Exception as error:
