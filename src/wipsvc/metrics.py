@@ -72,7 +72,13 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self._tokens = Counter(
-            "wipsvc_llm_tokens", "LLM tokens spent, by kind.", ["kind"], registry=self.registry
+            "wipsvc_llm_tokens",
+            "LLM tokens spent, by kind (prompt, completion).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._llm_calls = Counter(
+            "wipsvc_llm_calls", "LLM requests answered (each one billed).", registry=self.registry
         )
         running = Gauge(
             "wipsvc_jobs_running_here", "Jobs this instance is running now.", registry=self.registry
@@ -91,9 +97,12 @@ class ServiceMetrics:
         self._steps.labels(step=step).observe(seconds)
 
     def tokens_spent(self, usage: Mapping[str, int]) -> None:
-        for kind, amount in usage.items():
+        for kind in ("prompt", "completion"):
+            amount = usage.get(f"{kind}_tokens", 0)
             if amount > 0:
                 self._tokens.labels(kind=kind).inc(amount)
+        if usage.get("calls", 0) > 0:
+            self._llm_calls.inc(usage["calls"])
 
     # -- event-bus handler ---------------------------------------------------------------------
     async def on_event(self, event: ProgressEvent) -> None:
