@@ -29,6 +29,18 @@ _VARIABLES = {"request_id": request_id, "job_id": job_id, "collection": collecti
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Loggers of libraries that write one INFO line per HTTP request they make.
 _CHATTY = ("httpx",)
+# Libraries whose DEBUG lines trace their own internals (every SQLite call, every frame):
+# at `debug` the service's own lines and the requests above are what is wanted.
+INTERNAL_LOGGERS = (
+    "aiosqlite",
+    "asyncio",
+    "httpcore",
+    "hpack",
+    "multipart",
+    "websockets",
+    "engineio",
+    "socketio",
+)
 
 
 def bind_job(job: str, collection_name: str) -> None:
@@ -116,6 +128,8 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    for name in INTERNAL_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     for name in _CHATTY:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DemoteToDebug) for f in logger.filters):

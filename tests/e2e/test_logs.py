@@ -33,9 +33,12 @@ def captured() -> Iterator[Captured]:
     """Whatever `configure_logging` writes; the root logger and httpx's are restored afterwards."""
     root, httpx_logger = logging.getLogger(), logging.getLogger("httpx")
     saved = (list(root.handlers), root.level, list(httpx_logger.filters))
+    levels = {name: logging.getLogger(name).level for name in logs.INTERNAL_LOGGERS}
     try:
         yield Captured()
     finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
         for handler in list(root.handlers):
             root.removeHandler(handler)
         for handler in saved[0]:
@@ -134,6 +137,8 @@ async def test_requests_and_jobs_log_with_their_context(
     # Page fetches went through httpx at DEBUG.
     fetches = [entry for entry in entries if entry["logger"] == "httpx" and "/products/" in entry["message"]]
     assert fetches and {entry["level"] for entry in fetches} == {"DEBUG"}
+    # Libraries' own internals stay out even at debug.
+    assert not [entry for entry in entries if entry["logger"] == "aiosqlite"]
 
 
 def test_only_well_formed_request_ids_are_kept() -> None:
