@@ -45,6 +45,9 @@ class DrainingServer(uvicorn.Server):
             log.warning("shutdown forced: running jobs resume when their leases expire")
         except Exception:
             log.exception("handing the running jobs over failed; they resume when their leases expire")
+        # Socket.IO sends through a writer task per connection: give the writers their turn to
+        # send the `paused` events queued just now, before uvicorn closes the connections.
+        await asyncio.sleep(0.2)
         await super().shutdown(sockets)
 
 

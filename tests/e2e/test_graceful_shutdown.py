@@ -137,9 +137,8 @@ async def test_sigterm_mid_job_checkpoints_hands_over_and_resumes(
             while _job(client, job_id)["processed_products"] < 3:
                 assert time.monotonic() < deadline, server.log_tail()
                 await asyncio.sleep(0.1)
-            fetching = +shop.hits  # pages asked for so far, some still being answered
-
             await asyncio.to_thread(server.stop, 60.0)  # SIGTERM, then waits for the exit
+        fetching = +shop.hits  # the pages the stopped instance asked for
 
         # The client connected to the stopping instance was told before its connection closed.
         paused = [event for event in received if event.get("phase") == "paused"]
@@ -153,7 +152,7 @@ async def test_sigterm_mid_job_checkpoints_hands_over_and_resumes(
             db, "SELECT status, owner, lease_expires_at, eta_seconds FROM wip_jobs WHERE job_id = ?", job_id
         )
         assert (status, owner, lease, eta) == ("running", None, None, None)
-        # Every product whose page was being fetched finished that step and saved it.
+        # Every product whose page was asked for finished that step and saved it; no other started.
         for sku, step, item_status in _query(
             db, "SELECT sku, step, status FROM job_items WHERE job_id = ?", job_id
         ):
