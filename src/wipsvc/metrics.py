@@ -46,7 +46,7 @@ _TERMINAL_EVENTS = {event.value: status.value for status, event in EVENT_STATUS_
 class ServiceMetrics:
     """The service's instruments; also the job runners' observer and an event-bus subscriber."""
 
-    def __init__(self, store: Store, limits: Limits, running_here: Callable[[], int]) -> None:
+    def __init__(self, store: Store, limits: Limits) -> None:
         self.registry = CollectorRegistry()
         self._stats = StatsRepository(store.db)
         self._jobs = Gauge(
@@ -80,14 +80,16 @@ class ServiceMetrics:
         self._llm_calls = Counter(
             "wipsvc_llm_calls", "LLM requests answered (each one billed).", registry=self.registry
         )
-        running = Gauge(
+        self._running_here = Gauge(
             "wipsvc_jobs_running_here", "Jobs this instance is running now.", registry=self.registry
         )
-        running.set_function(lambda: float(running_here()))
         self._socket_clients = Gauge(
             "wipsvc_socketio_clients", "Socket.IO clients connected to this instance.", registry=self.registry
         )
         self.registry.register(QuotaCollector(limits))
+
+    def count_running_jobs(self, count: Callable[[], int]) -> None:
+        self._running_here.set_function(lambda: float(count()))
 
     def count_socket_clients(self, count: Callable[[], int]) -> None:
         self._socket_clients.set_function(lambda: float(count()))

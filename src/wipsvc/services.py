@@ -50,10 +50,7 @@ class Services:
             max_delay=settings.retry_max_delay_seconds,
         )
 
-        registry: JobRegistry | None = None
-        metrics = ServiceMetrics(
-            store, backends.limits, lambda: len(registry.running_job_ids) if registry else 0
-        )
+        metrics = ServiceMetrics(store, backends.limits)
         bus.subscribe(metrics.on_event)
 
         async def open_backends(job: JobRecord) -> Backends:
@@ -85,6 +82,7 @@ class Services:
             default_owner(settings),
             share_quotas=backends.limits.share_among if sharing else None,
         )
+        metrics.count_running_jobs(lambda: len(registry.running_job_ids))
         await registry.start()
         return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time(), metrics)
 

@@ -80,7 +80,7 @@ class JobRegistry:
         runners = dict(self._runners)  # taken now: each task's done-callback removes its entry
         if not runners:
             return
-        log.info("pausing %d running job(s); steps in flight have %.0f s to finish", len(runners), grace)
+        log.info("pausing %d running job(s); steps in flight have %g s to finish", len(runners), grace)
         for runner, _ in runners.values():
             runner.pause()
         tasks = [task for _, task in runners.values()]
