@@ -63,7 +63,8 @@ async def test_json_lines_carry_the_context_and_the_traceback(captured: Captured
         raise ValueError("boom")
     except ValueError:
         logging.getLogger("wipsvc.test").exception("it failed: %s", "really")
-    logging.getLogger("uvicorn.error").info("Uvicorn running")
+    # (uvicorn sets its loggers' levels from its own log_level: a warning passes whatever it was.)
+    logging.getLogger("uvicorn.error").warning("Uvicorn running")
     first, second = captured.entries()
     assert first["level"] == "ERROR" and first["logger"] == "wipsvc.test"
     assert first["message"] == "it failed: really"
