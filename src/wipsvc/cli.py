@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import os
 from importlib.metadata import version as package_version
 
@@ -45,41 +44,28 @@ def _options(
     setting); 3 the server refused the request or could not be reached."""
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 @app.command()
 def serve(
     host: str | None = typer.Option(None, help="Bind address (default WIPSVC_HOST)."),
     port: int | None = typer.Option(None, help="Port (default WIPSVC_PORT)."),
 ) -> None:
     """Run the HTTP + Socket.IO server."""
-    import uvicorn
-
-    from wipsvc.app import create_app
     from wipsvc.auth import InsecureBind, check_bind
+    from wipsvc.logs import configure_logging
+    from wipsvc.serving import build_server, run
 
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
-    _logging(settings)
+    configure_logging(settings)
     _announce_database(settings)
     try:  # before uvicorn binds anything (the app's start-up checks again)
         asyncio.run(check_bind(settings))
     except InsecureBind as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    app = create_app(settings)
+    server = build_server(settings)
     _tune_gc_for_serving()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-    )
+    run(server)
 
 
 def _announce_database(settings: Settings) -> None:
