@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 from importlib.metadata import version as package_version
 
@@ -57,7 +58,10 @@ def serve(
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings)
-    _announce_database(settings)
+    # Through the log, so that with WIPSVC_LOG_FORMAT=json every line the server prints is JSON.
+    serve_log = logging.getLogger("wipsvc.serve")
+    for line in settings.database_notice():
+        serve_log.log(logging.WARNING if line.startswith("warning:") else logging.INFO, "%s", line)
     try:  # before uvicorn binds anything (the app's start-up checks again)
         asyncio.run(check_bind(settings))
     except InsecureBind as error:
