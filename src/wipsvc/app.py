@@ -18,7 +18,8 @@ from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.api.deps import get_access
 from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.limits import install_limits
-from wipsvc.api.routes import all_jobs, collections, health, jobs, stats, wip
+from wipsvc.api.request_log import RequestLog
+from wipsvc.api.routes import all_jobs, collections, health, jobs, metrics, stats, wip
 from wipsvc.auth import check_bind
 from wipsvc.config import Settings
 from wipsvc.pipeline.retry import RetryPolicy
@@ -64,6 +65,8 @@ def create_api(
         await check_bind(settings)
         services = await Services.start(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
         app.state.services = services
+        if realtime:
+            services.metrics.count_socket_clients(realtime.client_count)
         unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
         watcher = (
             asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
@@ -104,10 +107,12 @@ def create_api(
         api.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+    api.add_middleware(RequestLog)  # added last, so outermost: every answer has its request id
     api.include_router(health.router)
     # Every /api route needs an API key (when keys exist); set here so no route can forget it.
     for router in (stats.router, all_jobs.router, collections.router, jobs.router, wip.router):
         api.include_router(router, dependencies=[Depends(get_access)])
+    api.include_router(metrics.router)
     include_dashboard(api)
 
     if settings.socketio_enabled:
@@ -119,7 +124,11 @@ def create_app(
     settings: Settings, *, fetcher: PageFetcher | None = None, retry: RetryPolicy | None = None
 ) -> Any:
     """The ASGI app to serve (FastAPI, with Socket.IO mounted at /socket.io when enabled)."""
-    api, realtime = create_api(settings, fetcher=fetcher, retry=retry)
+    return with_socketio(*create_api(settings, fetcher=fetcher, retry=retry))
+
+
+def with_socketio(api: FastAPI, realtime: Realtime | None) -> Any:
+    """The API with Socket.IO mounted at /socket.io, when enabled."""
     if realtime is None:
         return api
     # No on_startup/on_shutdown here, so that FastAPI's own lifespan runs.

@@ -7,7 +7,7 @@ and tests pass their own.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from platformdirs import user_data_path
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -45,6 +45,17 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server binds to.")
     log_level: str = Field("info", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object each (uvicorn's too), with request id, "
+        "job id and collection when known.",
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0,
+        ge=0,
+        description="On SIGTERM, how long the steps in flight may take to finish before their jobs are "
+        "handed back (checkpointed, leases released) for the next instance to resume.",
+    )
     instance_id: str | None = Field(
         None, description="Name of this instance in job leases (default: host name + random suffix)."
     )

@@ -16,7 +16,7 @@ PACKAGE = Path(wipsvc.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     # The service's own words, and pure functions that need nothing of the project.
     ("domain", "text", "extraction"),
-    ("config", "collection", "credentials", "collection_access", "limits"),
+    ("config", "collection", "credentials", "collection_access", "limits", "logs"),
     ("store",),
     # Real clients and built-in defaults, behind the contracts of adapters/base.py.
     ("adapters",),
@@ -33,6 +33,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "cli",
         "__main__",
         "services",
+        "serving",
+        "metrics",
         "auth",
         "check_config",
         "keys_cli",

@@ -299,6 +299,10 @@ class _Watcher:
         if not isinstance(product, dict):
             if self._lines and event.get("status") in TERMINAL_EVENT_STATUSES:
                 self._say(f"job {event.get('status')}")
+            elif event.get("phase") == "paused":
+                self._say("job paused: its server is shutting down; the next one resumes it")
+            elif event.get("phase") == "resumed":
+                self._say("job resumed")
             return
         # SKUs and errors come from users, pages and servers: never read them as markup.
         line = Text(f"[{event.get('processed')}/{event.get('total')}] ")

@@ -65,6 +65,10 @@ class Realtime:
             if connection is not None:
                 await connection.aclose()
 
+    def client_count(self) -> int:
+        """Clients connected to this instance."""
+        return len(self._key_of)
+
     async def watch_revocations(self, interval: float) -> None:
         """Run until cancelled: every ``interval`` seconds, close connections whose key was revoked."""
         while True:
