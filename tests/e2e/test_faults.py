@@ -590,19 +590,20 @@ def _fail_once(
 
 
 @pytest.mark.parametrize(
-    "method", ["mark_started", "start_item", "checkpoint", "finish_item", "renew_lease", "finish"]
+    "method", ["mark_started", "start_item", "checkpoint", "finish_item", "heartbeat", "finish"]
 )
 async def test_a_failed_database_write_in_a_runner_resumes_the_job(
     sqlite_url: str, fetcher: SafeFetcher, method: str
 ) -> None:
     with PacedShop(latency=(0.05, 0.1)) as shop:
         products = shop.products("RW", 8)
-        # A short lease, so that renew_lease runs several times during the job.
+        # A short lease, so that the heartbeat runs several times during the job.
         settings = make_settings(sqlite_url, workers_per_job=2, lease_seconds=0.6)
         async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
             jobs = server.services.store.jobs
             failed: list[str] = []
-            on_call = {"start_item": 4, "checkpoint": 9, "finish_item": 3}.get(method, 1)
+            # The first heartbeat comes before the start is recorded: fail one during the job.
+            on_call = {"start_item": 4, "checkpoint": 9, "finish_item": 3, "heartbeat": 2}.get(method, 1)
             setattr(jobs, method, _fail_once(getattr(jobs, method), on_call=on_call, failures=failed))
             job_id, ids = await _start(client, {}, products)
             await _finished_as_expected(server, client, job_id, products, ids, {})

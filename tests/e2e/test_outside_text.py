@@ -24,6 +24,7 @@ from tests.support.live import LiveServer, make_settings, wait_for_job
 from tests.support.netguard import LocalHttpServer, Reply
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.cli import app as cli_app
+from wipsvc.store.lease import Lease
 from wipsvc.text import MAX_TEXT_CHARS
 
 COLLECTION = "texts"
@@ -220,13 +221,13 @@ async def test_a_product_whose_checkpoint_is_refused_fails_alone(
         checkpoint = jobs.checkpoint
         refused: list[int] = []
 
-        async def refuse_one(job_id: str, wip_id: int, *args: Any, **kwargs: Any) -> None:
+        async def refuse_one(lease: Lease, wip_id: int, *args: Any, **kwargs: Any) -> None:
             if wip_id == refused_id:
                 refused.append(wip_id)
                 raise sqlalchemy.exc.DataError(
                     "UPDATE wip_products SET extracted=$1", {}, ValueError("invalid byte sequence")
                 )
-            await checkpoint(job_id, wip_id, *args, **kwargs)
+            await checkpoint(lease, wip_id, *args, **kwargs)
 
         jobs.checkpoint = refuse_one  # type: ignore[method-assign]
         body = {"products": [{"sku": f"P-{i}", "url": pages.url("/p")} for i in range(3)]}

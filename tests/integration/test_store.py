@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 
+from tests.support.leases import lease_of
 from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 from wipsvc.store import Conflict, LeaseLost, Store
-from wipsvc.store.lease import Lease
 from wipsvc.store.tables import wip_jobs
 
 
@@ -66,7 +66,7 @@ async def test_claims_respect_the_per_collection_cap_and_order(store: Store) -> 
     assert [job.job_id for job in claimed] == [first.job_id, taps.job_id]
     assert await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=10, take_running=False) == []
     # With the first job done, the second of its collection may start.
-    await store.jobs.finish(first.job_id, "a", JobStatus.COMPLETED)
+    await store.jobs.finish(lease_of(first.job_id, "a"), JobStatus.COMPLETED)
     claimed = await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=10, take_running=False)
     assert [job.job_id for job in claimed] == [second.job_id]
 
@@ -75,8 +75,8 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(st
     ids = await _products(store, "sinks", 2)
     job = await store.jobs.create(_new_id(), "sinks", ids)
     [claimed] = await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
-    await store.jobs.mark_started(job.job_id, "a", 30)
-    await store.jobs.start_item(job.job_id, ids[0], "a", 30)
+    await store.jobs.mark_started(lease_of(job.job_id, "a"))
+    await store.jobs.start_item(lease_of(job.job_id, "a"), ids[0])
     # Nobody else may take a job with a live lease.
     assert await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=1, take_running=False) == []
     async with store.db.write() as conn:  # the owner dies: its lease runs out
@@ -89,10 +89,10 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(st
     assert taken.job_id == job.job_id
     with pytest.raises(LeaseLost):
         await store.jobs.finish_item(
-            job.job_id, ids[0], "a", 30, error=None, error_step=None, duration=1.0, eta=None
+            lease_of(job.job_id, "a"), ids[0], error=None, error_step=None, duration=1.0, eta=None
         )
     event = await store.jobs.finish_item(
-        job.job_id, ids[0], "b", 30, error=None, error_step=None, duration=1.0, eta=None
+        lease_of(job.job_id, "b"), ids[0], error=None, error_step=None, duration=1.0, eta=None
     )
     assert event is not None and event.payload["processed"] == 1
 
@@ -101,17 +101,15 @@ async def test_a_product_is_counted_once_and_events_are_gapless(store: Store) ->
     ids = await _products(store, "sinks", 3)
     job = await store.jobs.create(_new_id(), "sinks", ids)
     await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
-    await store.jobs.mark_started(job.job_id, "a", 30)
-    resumed = await store.jobs.mark_started(job.job_id, "a", 30)  # taken over: not started again
+    await store.jobs.mark_started(lease_of(job.job_id, "a"))
+    resumed = await store.jobs.mark_started(lease_of(job.job_id, "a"))  # taken over: not started again
     assert (resumed.payload["status"], resumed.payload["phase"]) == ("processing", "resumed")
 
     async def finish(wip_id: int, error: str | None) -> None:
-        await store.jobs.start_item(job.job_id, wip_id, "a", 30)
+        await store.jobs.start_item(lease_of(job.job_id, "a"), wip_id)
         await store.jobs.finish_item(
-            job.job_id,
+            lease_of(job.job_id, "a"),
             wip_id,
-            "a",
-            30,
             error=error,
             error_step="extract" if error else None,
             duration=0.5,
@@ -120,10 +118,10 @@ async def test_a_product_is_counted_once_and_events_are_gapless(store: Store) ->
 
     await asyncio.gather(finish(ids[0], None), finish(ids[1], "boom"))
     again = await store.jobs.finish_item(
-        job.job_id, ids[0], "a", 30, error=None, error_step=None, duration=0.5, eta=1
+        lease_of(job.job_id, "a"), ids[0], error=None, error_step=None, duration=0.5, eta=1
     )
     assert again is None
-    await store.jobs.finish(job.job_id, "a", JobStatus.CANCELLED)
+    await store.jobs.finish(lease_of(job.job_id, "a"), JobStatus.CANCELLED)
 
     final = await store.jobs.get(job.job_id)
     assert final is not None and final.status is JobStatus.CANCELLED
@@ -150,14 +148,14 @@ async def test_a_paused_job_is_handed_back_without_an_eta_and_says_so(store: Sto
     ids = await _products(store, "sinks", 2)
     job = await store.jobs.create(_new_id(), "sinks", ids)
     await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
-    await store.jobs.mark_started(job.job_id, "a", 30)
-    await store.jobs.start_item(job.job_id, ids[0], "a", 30)
+    await store.jobs.mark_started(lease_of(job.job_id, "a"))
+    await store.jobs.start_item(lease_of(job.job_id, "a"), ids[0])
     await store.jobs.finish_item(
-        job.job_id, ids[0], "a", 30, error=None, error_step=None, duration=0.5, eta=7.5
+        lease_of(job.job_id, "a"), ids[0], error=None, error_step=None, duration=0.5, eta=7.5
     )
     assert (await store.jobs.get(job.job_id)).eta_seconds == 7.5  # type: ignore[union-attr]
 
-    paused = await store.jobs.pause(job.job_id, "a")
+    paused = await store.jobs.pause(lease_of(job.job_id, "a"))
     assert paused.payload["status"] == "processing" and paused.payload["phase"] == "paused"
     assert paused.payload["current_product"] is None and paused.payload["eta_seconds"] is None
     assert paused.payload["job_status"] == "running" and paused.payload["processed"] == 1
@@ -165,12 +163,12 @@ async def test_a_paused_job_is_handed_back_without_an_eta_and_says_so(store: Sto
     assert row is not None and row.status is JobStatus.RUNNING
     assert (row.owner, row.lease_expires_at, row.eta_seconds) == (None, None, None)
     with pytest.raises(LeaseLost):  # handed back: its old owner can no longer write
-        await store.jobs.pause(job.job_id, "a")
+        await store.jobs.pause(lease_of(job.job_id, "a"))
 
     # Any instance may take it at once, without waiting for a lease to expire.
     claimed = await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=1, take_running=False)
     assert [j.job_id for j in claimed] == [job.job_id]
-    resumed = await store.jobs.mark_started(job.job_id, "b", 30)
+    resumed = await store.jobs.mark_started(lease_of(job.job_id, "b"))
     assert (resumed.payload["status"], resumed.payload["phase"]) == ("processing", "resumed")
     assert resumed.seq == paused.seq + 1
 
@@ -203,14 +201,12 @@ async def test_a_renewal_extends_the_lease_and_tells_the_owner_until_when_it_is_
     ids = await _products(store, "sinks", 1)
     job = await store.jobs.create(_new_id(), "sinks", ids)
     await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
-    lease, cancel_requested = await store.jobs.renew_lease(
-        Lease(job.job_id, "a", seconds=30.0, margin=5.0), clock=lambda: 100.0
-    )
-    assert (lease.certain_until, cancel_requested) == (125.0, False)
+    state = await store.jobs.heartbeat(lease_of(job.job_id, "a"), clock=lambda: 100.0)
+    assert (state.lease.certain_until, state.cancel_requested) == (125.0, False)
     await store.jobs.request_cancel(job.job_id)
-    assert (await store.jobs.renew_lease(lease))[1] is True
+    assert (await store.jobs.heartbeat(state.lease)).cancel_requested is True
     with pytest.raises(LeaseLost):
-        await store.jobs.renew_lease(Lease(job.job_id, "b", seconds=30.0, margin=5.0))
+        await store.jobs.heartbeat(lease_of(job.job_id, "b"))
 
 
 @pytest.mark.postgres

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Connection
 
+from tests.support.leases import lease_of
 from wipsvc.domain.statuses import JobStatus, WipStatus
 from wipsvc.store import Store
 from wipsvc.store.engine import _alembic_config, create_engine
@@ -64,9 +65,14 @@ async def test_progress_and_graceful_releases_do_not_count_towards_the_limit(sto
     for run in range(3):  # each run finishes a product before it dies: still going
         assert await _claim(store, f"dying-{run}") == [job_id]
         if run < len(ids):
-            await store.jobs.start_item(job_id, ids[run], f"dying-{run}", 30)
+            await store.jobs.start_item(lease_of(job_id, f"dying-{run}"), ids[run])
             await store.jobs.finish_item(
-                job_id, ids[run], f"dying-{run}", 30, error=None, error_step=None, duration=0.1, eta=None
+                lease_of(job_id, f"dying-{run}"),
+                ids[run],
+                error=None,
+                error_step=None,
+                duration=0.1,
+                eta=None,
             )
         await store.jobs.release(job_id, f"dying-{run}", error="boom")
         if run < len(ids):
@@ -92,12 +98,10 @@ async def test_cancel_ends_a_running_job_that_nobody_holds(store: Store) -> None
 async def test_outside_text_is_cleaned_before_storage(store: Store) -> None:
     job_id, ids = await _job(store, 1)
     assert await _claim(store, "me") == [job_id]
-    await store.jobs.start_item(job_id, ids[0], "me", 30)
+    await store.jobs.start_item(lease_of(job_id, "me"), ids[0])
     await store.jobs.checkpoint(
-        job_id,
+        lease_of(job_id, "me"),
         ids[0],
-        "me",
-        30,
         step="extract",
         checkpoint={"extracted": {"fields": {"title": "A\x00B\ud800", "k\x00": "x" * 60_000}}},
         row_num=2,
@@ -105,7 +109,12 @@ async def test_outside_text_is_cleaned_before_storage(store: Store) -> None:
         product_values={"extracted": {"title": "A\x00B\ud800"}},
     )
     await store.jobs.finish_item(
-        job_id, ids[0], "me", 30, error="vendor said \x00\x1b[31m", error_step="clean", duration=1.0, eta=None
+        lease_of(job_id, "me"),
+        ids[0],
+        error="vendor said \x00\x1b[31m",
+        error_step="clean",
+        duration=1.0,
+        eta=None,
     )
     row = await store.collections.sheet_append("sinks", "Sheet1", {"A": "sku"}, {"A": "S\x00", "B": "=1"})
     product = await store.collections.get_product("sinks", ids[0])

@@ -24,6 +24,7 @@ from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.runner import JobRunner
 from wipsvc.store import JobRecord, LeaseLost, Store, describe_error
+from wipsvc.store.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +91,13 @@ class JobRegistry:
         await asyncio.gather(*tasks, return_exceptions=True)
         if late:
             log.warning("%d job(s) stopped mid-step after the grace period; their steps rerun", len(late))
-        for job_id in runners:
-            await self._hand_back(job_id)
+        for runner, _ in runners.values():
+            await self._hand_back(runner.lease)
 
-    async def _hand_back(self, job_id: str) -> None:
+    async def _hand_back(self, lease: Lease) -> None:
+        job_id = lease.job_id
         try:
-            event = await self._store.jobs.pause(job_id, self.owner)
+            event = await self._store.jobs.pause(lease)
         except LeaseLost:
             return  # it ended meanwhile, or another instance holds it
         except Exception:

@@ -77,6 +77,11 @@ class JobRunner:
         self._pausing.set()
         self._halt.set()
 
+    @property
+    def lease(self) -> Lease:
+        """The job's lease as this runner last renewed it."""
+        return self._guard.lease
+
     def _should_pause(self) -> bool:
         return self._pausing.is_set() and not self._cancel.is_set()
 
@@ -85,13 +90,13 @@ class JobRunner:
         logs.bind_job(job_id, self.job.collection_name)
         try:
             await self._renew()
-            await self._bus.publish([await self._store.jobs.mark_started(job_id, self._owner, self._lease)])
+            await self._bus.publish([await self._store.jobs.mark_started(self._guard.lease)])
             outcome = await self._run_products()
             if outcome is None:
                 log.info("job %s paused; the instance that takes it over resumes it", job_id)
                 return
             status, error = outcome
-            await self._bus.publish([await self._store.jobs.finish(job_id, self._owner, status, error)])
+            await self._bus.publish([await self._store.jobs.finish(self._guard.lease, status, error)])
         except LeaseLost:
             log.warning("job %s was taken over by another instance; stopping here", job_id)
 
@@ -183,12 +188,12 @@ class JobRunner:
     async def _renew(self) -> None:
         """One renewal; the lease guard learns until when the lease is now certainly valid."""
         try:
-            lease, cancel_requested = await self._store.jobs.renew_lease(self._guard.lease)
+            state = await self._store.jobs.heartbeat(self._guard.lease)
         except LeaseLost as lost:
             self._guard.lose(lost)
             raise
-        self._guard.renewed(lease)
-        if cancel_requested:
+        self._guard.renewed(state.lease)
+        if state.cancel_requested:
             self.cancel()
 
     async def _clear_doubled_rows(self, backends: Backends) -> None:
@@ -222,9 +227,9 @@ class JobRunner:
             await self._process(item, backends, urls[item.wip_id], eta)
 
     async def _process(self, item: ItemRecord, backends: Backends, url: str, eta: EtaEstimator) -> None:
-        jobs, job_id, owner, lease = self._store.jobs, self.job.job_id, self._owner, self._lease
+        jobs, job_id, guard = self._store.jobs, self.job.job_id, self._guard
         started = time.monotonic()
-        item = await jobs.start_item(job_id, item.wip_id, owner, lease)
+        item = await jobs.start_item(guard.lease, item.wip_id)
         state = ProductState.resume(item.wip_id, item.sku, url, item.step, item.row_num, item.checkpoint)
         state.resumed = item.attempts > 1
         eta.product_started(item.wip_id, [step.value for step in state.remaining_steps()])
@@ -242,10 +247,8 @@ class JobRunner:
             if state.descriptions is not None:
                 values["descriptions"] = state.descriptions
             await jobs.checkpoint(
-                job_id,
+                guard.lease,
                 state.wip_id,
-                owner,
-                lease,
                 step=state.step_done.value if state.step_done else None,
                 checkpoint=state.checkpoint(),
                 row_num=state.row_num,
@@ -286,10 +289,8 @@ class JobRunner:
         self._tokens_spent(state.token_usage, spent_before)
         eta.product_finished(item.wip_id)
         event = await jobs.finish_item(
-            job_id,
+            guard.lease,
             item.wip_id,
-            owner,
-            lease,
             error=error,
             error_step=error_step,
             duration=time.monotonic() - started,

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wipsvc.domain.statuses import (
     EVENT_STATUS_FOR_TERMINAL,
     TERMINAL_ITEM_STATUSES,
+    TERMINAL_JOB_STATUSES,
     EventPhase,
     EventStatus,
     ItemStatus,
@@ -27,7 +28,7 @@ from wipsvc.domain.statuses import (
     WipStatus,
 )
 from wipsvc.store.database import Database
-from wipsvc.store.lease import Clock, Lease
+from wipsvc.store.lease import Clock, Lease, LeaseState
 from wipsvc.store.records import Conflict, ItemRecord, JobRecord, LeaseLost, NotFound, ProgressEvent
 from wipsvc.store.tables import job_events, job_items, utcnow, wip_jobs, wip_products
 from wipsvc.text import clean_json, clean_text
@@ -61,6 +62,15 @@ class JobsRepository:
         query = sa.select(job_items).where(job_items.c.job_id == job_id).order_by(job_items.c.position)
         async with self.db.read() as conn:
             return [ItemRecord.from_row(row) for row in (await conn.execute(query)).mappings()]
+
+    async def results(self, job: JobRecord) -> list[dict[str, Any]]:
+        """The job's per-product results: from the ledger while it runs (the products finished so
+        far), and once it has ended from ``wip_jobs.results``, written once, at the end (see
+        ``_finish``), and never pruned with the ledger."""
+        if job.status in TERMINAL_JOB_STATUSES:
+            return job.results
+        async with self.db.read() as conn:
+            return await _results(conn, job.job_id)
 
     async def events_after(self, job_id: str, after_seq: int, limit: int = 10_000) -> list[ProgressEvent]:
         query = (
@@ -251,10 +261,10 @@ class JobsRepository:
             query = query.where(wip_jobs.c.lease_expires_at > _db_now(conn))
             return {str(owner) for owner in (await conn.execute(query)).scalars()}
 
-    async def renew_lease(self, lease: Lease, clock: Clock = time.monotonic) -> tuple[Lease, bool]:
-        """Extend the lease in a transaction of its own, one statement long; returns the lease as
-        the owner now knows it (certainly valid from the moment the renewal was sent) and whether
-        cancellation was requested. Raises LeaseLost."""
+    async def heartbeat(self, lease: Lease, clock: Clock = time.monotonic) -> LeaseState:
+        """Extend the lease in a transaction of its own, one statement long; returns its state:
+        the lease as the owner now knows it (certainly valid from the moment the renewal was
+        sent) and whether cancellation was requested. Raises LeaseLost."""
         sent_at = clock()
         async with self.db.write() as conn:
             row = (
@@ -266,7 +276,7 @@ class JobsRepository:
             ).first()
         if row is None:
             raise LeaseLost(f"job {lease.job_id} is no longer owned by {lease.owner}")
-        return lease.renewed(sent_at), bool(row[0])
+        return LeaseState(lease.renewed(sent_at), cancel_requested=bool(row[0]))
 
     async def release(self, job_id: str, owner: str, *, error: str | None = None) -> None:
         """Give a job back so that the next claimer need not wait for the lease: on shutdown
@@ -315,10 +325,11 @@ class JobsRepository:
 
     # -- progress of a running job ---------------------------------------------------------
 
-    async def mark_started(self, job_id: str, owner: str, lease_seconds: float) -> ProgressEvent:
+    async def mark_started(self, lease: Lease) -> ProgressEvent:
         """Record the first start (a `started` event); a job taken over says it `resumed`."""
+        job_id = lease.job_id
         async with self.db.write() as conn:
-            await _fence(conn, job_id, owner, lease_seconds)
+            await _fence(conn, lease, renew=True)
             started = await conn.execute(
                 wip_jobs.update()
                 .where(wip_jobs.c.job_id == job_id, wip_jobs.c.started_at.is_(None))
@@ -330,12 +341,13 @@ class JobsRepository:
                 )
             return await _append_event(conn, job_id, EventStatus.STARTED, None, eta=None)
 
-    async def pause(self, job_id: str, owner: str) -> ProgressEvent:
+    async def pause(self, lease: Lease) -> ProgressEvent:
         """Hand a running job back on shutdown, saying so: it stays `running`, with no owner and
         no ETA (nobody works on it), until an instance claims and resumes it. Raises LeaseLost
         if this owner no longer holds it (or it has ended)."""
+        job_id = lease.job_id
         async with self.db.write() as conn:
-            await _fence(conn, job_id, owner, lease_seconds=0)
+            await _fence(conn, lease, renew=False)
             await conn.execute(
                 wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(owner=None, lease_expires_at=None)
             )
@@ -343,9 +355,10 @@ class JobsRepository:
                 conn, job_id, EventStatus.PROCESSING, None, eta=None, phase=EventPhase.PAUSED
             )
 
-    async def start_item(self, job_id: str, wip_id: int, owner: str, lease_seconds: float) -> ItemRecord:
+    async def start_item(self, lease: Lease, wip_id: int) -> ItemRecord:
+        job_id = lease.job_id
         async with self.db.write() as conn:
-            await _fence(conn, job_id, owner, lease_seconds)
+            await _fence(conn, lease, renew=True)
             await conn.execute(
                 _item(job_id, wip_id)
                 .where(job_items.c.status.not_in(_TERMINAL_ITEMS))
@@ -368,10 +381,8 @@ class JobsRepository:
 
     async def checkpoint(
         self,
-        job_id: str,
+        lease: Lease,
         wip_id: int,
-        owner: str,
-        lease_seconds: float,
         *,
         step: str | None,
         checkpoint: dict[str, Any],
@@ -380,8 +391,9 @@ class JobsRepository:
         product_values: dict[str, Any],
     ) -> None:
         """Persist a step's outcome on the ledger and the WIP product together."""
+        job_id = lease.job_id
         async with self.db.write() as conn:
-            await _fence(conn, job_id, owner, lease_seconds)
+            await _fence(conn, lease, renew=True)
             await conn.execute(
                 _item(job_id, wip_id).values(step=step, checkpoint=clean_json(checkpoint), row_num=row_num)
             )
@@ -393,10 +405,8 @@ class JobsRepository:
 
     async def finish_item(
         self,
-        job_id: str,
+        lease: Lease,
         wip_id: int,
-        owner: str,
-        lease_seconds: float,
         *,
         error: str | None,
         error_step: str | None,
@@ -406,10 +416,11 @@ class JobsRepository:
     ) -> ProgressEvent | None:
         """Close one product: ledger, WIP status, job counters and results, one event.
         Idempotent: a product already closed is counted once."""
+        job_id = lease.job_id
         success = error is None
         error = clean_text(error) if error is not None else None
         async with self.db.write() as conn:
-            await _fence(conn, job_id, owner, lease_seconds)
+            await _fence(conn, lease, renew=True)
             closed = await conn.execute(
                 _item(job_id, wip_id)
                 .where(job_items.c.status.not_in(_TERMINAL_ITEMS))
@@ -439,7 +450,6 @@ class JobsRepository:
                     processed_products=wip_jobs.c.processed_products + 1,
                     successful_products=wip_jobs.c.successful_products + int(success),
                     failed_products=wip_jobs.c.failed_products + int(not success),
-                    results=await _results_json(conn, job_id),
                     claims=0,  # progress: the job's run limit starts again
                 )
             )
@@ -460,13 +470,11 @@ class JobsRepository:
                 current["error_step"] = error_step  # the step it failed at, as in the job's results
             return await _append_event(conn, job_id, EventStatus.PROCESSING, current, eta=eta)
 
-    async def finish(
-        self, job_id: str, owner: str, status: JobStatus, error: str | None = None
-    ) -> ProgressEvent:
+    async def finish(self, lease: Lease, status: JobStatus, error: str | None = None) -> ProgressEvent:
         """End a job: unfinished products are skipped and released, one final event."""
         async with self.db.write() as conn:
-            await _fence(conn, job_id, owner, lease_seconds=0)
-            return await _finish(conn, job_id, status, error, eta=0.0)
+            await _fence(conn, lease, renew=False)
+            return await _finish(conn, lease.job_id, status, error, eta=0.0)
 
 
 # -- shared pieces of the transactions above ------------------------------------------------
@@ -524,26 +532,27 @@ def _owned(job_id: str, owner: str) -> sa.Update:
     )
 
 
-async def _fence(conn: AsyncConnection, job_id: str, owner: str, lease_seconds: float) -> None:
-    """Renew the lease as part of the write, or fail if this owner lost the job."""
+async def _fence(conn: AsyncConnection, lease: Lease, *, renew: bool) -> None:
+    """Lock the job's row for the write, or fail if this owner lost the job; with ``renew``, the
+    write extends the lease too (a job's last writes, which hand it on, need not)."""
     values: dict[str, Any] = {}
-    if lease_seconds > 0:
-        values["lease_expires_at"] = _lease_expiry(conn, lease_seconds)
+    if renew:
+        values["lease_expires_at"] = _lease_expiry(conn, lease.seconds)
     else:
         values["owner"] = wip_jobs.c.owner  # a no-op assignment that still locks the row
-    result = await conn.execute(_owned(job_id, owner).values(**values))
+    result = await conn.execute(_owned(lease.job_id, lease.owner).values(**values))
     if result.rowcount == 0:
-        raise LeaseLost(f"job {job_id} is no longer owned by {owner}")
+        raise LeaseLost(f"job {lease.job_id} is no longer owned by {lease.owner}")
 
 
-async def _results_json(conn: AsyncConnection, job_id: str) -> str:
+async def _results(conn: AsyncConnection, job_id: str) -> list[dict[str, Any]]:
+    """The results of the job's finished products, from the ledger, in submission order."""
     query = (
         sa.select(job_items)
         .where(job_items.c.job_id == job_id, job_items.c.status.in_(_TERMINAL_ITEMS))
         .order_by(job_items.c.position)
     )
-    rows = (await conn.execute(query)).mappings()
-    return json.dumps([ItemRecord.from_row(row).result() for row in rows])
+    return [ItemRecord.from_row(row).result() for row in (await conn.execute(query)).mappings()]
 
 
 async def _finish(
@@ -577,7 +586,7 @@ async def _finish(
             completed_at=now,
             owner=None,
             lease_expires_at=None,
-            results=await _results_json(conn, job_id),
+            results=json.dumps(await _results(conn, job_id)),  # written once, here
         )
     )
     return await _append_event(conn, job_id, EVENT_STATUS_FOR_TERMINAL[status], None, eta=eta)

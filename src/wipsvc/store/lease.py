@@ -52,6 +52,15 @@ class Lease:
         return self.seconds - self.margin
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """What a heartbeat learns: the lease as the owner now knows it, and whether the job's
+    cancellation was requested meanwhile."""
+
+    lease: Lease
+    cancel_requested: bool
+
+
 def effective_margin(lease_seconds: float, margin: float) -> float:
     """The safety margin used: at most a third of the lease, so that a renewal every third of
     the lease always leaves some certain validity."""

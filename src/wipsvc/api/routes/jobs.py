@@ -227,7 +227,7 @@ async def job_view(services: Services, job: JobRecord) -> Job:
         processed_products=job.processed_products,
         successful_products=job.successful_products,
         failed_products=job.failed_products,
-        results=[ProductResult.model_validate(result) for result in job.results],
+        results=[ProductResult.model_validate(result) for result in await services.store.jobs.results(job)],
         error=job.error,
         created_at=job.created_at,
         started_at=job.started_at,
