@@ -16,6 +16,7 @@ from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.api.deps import get_access
 from wipsvc.api.errors import install_error_handlers
+from wipsvc.api.hosts import guard_hosts
 from wipsvc.api.limits import install_limits
 from wipsvc.api.routes import collections, health, jobs, stats, wip
 from wipsvc.auth import check_bind
@@ -24,6 +25,7 @@ from wipsvc.pipeline.steps import RetryPolicy
 from wipsvc.realtime.server import Realtime
 from wipsvc.services import Services
 from wipsvc.web import include_dashboard
+from wipsvc.web.docs import include_docs
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ def create_api(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from vendored files instead of a CDN (see include_docs)
+        redoc_url=None,
         openapi_tags=[
             {"name": "jobs", "description": "Start, follow, cancel and retry background jobs."},
             {"name": "wip products", "description": "The products waiting to be processed."},
@@ -97,6 +101,7 @@ def create_api(
     for router in (stats.router, collections.router, jobs.router, wip.router):
         api.include_router(router, dependencies=[Depends(get_access)])
     include_dashboard(api)
+    include_docs(api)
 
     if settings.socketio_enabled:
         realtime = Realtime(settings, lambda: api.state.services)
@@ -108,7 +113,16 @@ def create_app(
 ) -> Any:
     """The ASGI app to serve (FastAPI, with Socket.IO mounted at /socket.io when enabled)."""
     api, realtime = create_api(settings, fetcher=fetcher, retry=retry)
-    if realtime is None:
-        return api
+    return outermost_app(settings, api, realtime)
+
+
+def outermost_app(settings: Settings, api: FastAPI, realtime: Realtime | None) -> Any:
+    """Socket.IO mounted beside the API when enabled, and the `Host` check around both."""
     # No on_startup/on_shutdown here, so that FastAPI's own lifespan runs.
-    return socketio.ASGIApp(realtime.server, other_asgi_app=api)
+    app: Any = api if realtime is None else socketio.ASGIApp(realtime.server, other_asgi_app=api)
+
+    async def keys_exist() -> bool:
+        services: Services = api.state.services
+        return await services.store.keys.any_exist()
+
+    return guard_hosts(app, settings, keys_exist)
