@@ -32,18 +32,36 @@ def serve(
 ) -> None:
     """Run the HTTP + Socket.IO server."""
     import uvicorn
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     from wipsvc.app import create_app
     from wipsvc.auth import InsecureBind, check_bind
+    from wipsvc.server_options import uvicorn_options
+    from wipsvc.startup import (
+        EXIT_BAD_SETTINGS,
+        EXIT_DATABASE_UNUSABLE,
+        DatabaseUnusable,
+        check_database,
+        settings_problem,
+    )
 
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    _logging(settings)
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except (ValidationError, SettingsError) as error:
+        typer.echo(f"error: {settings_problem(error)}", err=True)
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
     try:  # before uvicorn binds anything (the app's start-up checks again)
+        asyncio.run(check_database(settings.database_url))
         asyncio.run(check_bind(settings))
+    except DatabaseUnusable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_DATABASE_UNUSABLE) from None
     except InsecureBind as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    _logging(settings)
     app = create_app(settings)
     _tune_gc_for_serving()
     uvicorn.run(
@@ -52,6 +70,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level.lower(),
         lifespan="on",
+        **uvicorn_options(settings),
     )
 
 
