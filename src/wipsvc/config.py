@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="Packets waiting to be sent to one Socket.IO connection beyond which it is closed "
         "(a client that stops reading cannot make the server buffer without limit).",
     )
+    socket_replay_page: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most stored events one `subscribe` replays; its answer says whether more are left.",
+    )
     socket_subscribes_per_minute: int = Field(
         60,
         ge=1,

@@ -4,7 +4,7 @@ Clients receive their collections' events without subscribing (the original fron
 code works as written). A client may also emit `subscribe` with `{job_id, after_seq}` to
 be sent the stored events it missed, in order; events carry `seq`, so a client that
 gets one twice (replayed and live) drops the duplicate. A replay sends at most
-`REPLAY_PAGE` events; the answer's `more` says to subscribe again from its `last_seq`.
+`socket_replay_page` events; the answer's `more` says to subscribe again from its `last_seq`.
 
 One connection cannot make the server work or buffer without limit: a malformed
 `subscribe` gets an error answer, replays of one connection run one at a time and are
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 EVENT = "wip_job_progress"
 ALL_COLLECTIONS_ROOM = "collections:*"
-REPLAY_PAGE = 500
 # As the REST routes take a job id; anything else cannot name a job.
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # `seq` is a 32-bit integer column on PostgreSQL.
@@ -64,6 +63,7 @@ class Realtime:
         self._services = services
         # sid -> API key id (None: connected while no key existed), for this instance's connections
         self._key_of: dict[str, int | None] = {}
+        self._replay_page = settings.socket_replay_page
         self._subscribes = RateLimiter(settings.socket_subscribes_per_minute)
         self._replaying: dict[str, asyncio.Lock] = {}  # sid -> held while replaying to it
         self.server.on("connect", self._connect)
@@ -160,7 +160,7 @@ class Realtime:
         job = await services.store.jobs.get(job_id)
         if job is None or not await self._may_see(sid, job.collection_name):
             return {"ok": False, "error": "job not found"}
-        events = await services.store.jobs.events_after(job.job_id, after_seq, limit=REPLAY_PAGE)
+        events = await services.store.jobs.events_after(job.job_id, after_seq, limit=self._replay_page)
         for event in events:
             if not self.server.manager.is_connected(sid, "/"):
                 break  # closed meanwhile (see bounded.py): the rest would be dropped anyway
@@ -170,7 +170,7 @@ class Realtime:
             "ok": True,
             "replayed": len(events),
             "last_seq": last_seq,
-            "more": len(events) == REPLAY_PAGE and last_seq < job.event_seq,
+            "more": len(events) == self._replay_page and last_seq < job.event_seq,
         }
 
     async def _key_still_valid(self, sid: str, services: Services) -> bool:

@@ -112,6 +112,11 @@ export class Live extends EventTarget {
     return new Promise((resolve) => {
       this.socket.timeout(10000).emit("subscribe", { job_id: jobId, after_seq: afterSeq }, (err, ack) => {
         const result = err ? { ok: false, error: "no answer from the server" } : ack;
+        // A long replay comes in pages: the events of this one are in, so ask for the next.
+        if (result && result.ok && result.more && this.watched === jobId) {
+          resolve(this._subscribe(reason));
+          return;
+        }
         this.dispatchEvent(new CustomEvent("subscribed", { detail: { jobId, afterSeq, reason, ack: result } }));
         resolve(result);
       });
