@@ -147,18 +147,20 @@ class Realtime:
             error = f"too many subscribes; retry in {seconds} s"
             return {"ok": False, "error": error, "retry_after": seconds}
         job_id, after_seq = request
-        if not self.server.manager.is_connected(sid, "/"):
-            return {"ok": False, "error": "not connected"}
         # One replay at a time per connection, so its events are read and queued page by page.
         async with self._replaying.setdefault(sid, asyncio.Lock()):
-            return await self._replay(sid, job_id, after_seq)
+            session = await self._session(sid)
+            if session is None:
+                return {"ok": False, "error": "not connected"}
+            return await self._replay(sid, session, job_id, after_seq)
 
-    async def _replay(self, sid: str, job_id: str, after_seq: int) -> dict[str, Any]:
+    async def _replay(self, sid: str, session: dict[str, Any], job_id: str, after_seq: int) -> dict[str, Any]:
         services = self._services()
-        if not await self._key_still_valid(sid, services):
+        if not await self._key_still_valid(session.get("key_id"), services):
             return {"ok": False, "error": "unauthorized"}
         job = await services.store.jobs.get(job_id)
-        if job is None or not await self._may_see(sid, job.collection_name):
+        allowed = session.get("collections")
+        if job is None or (allowed is not None and job.collection_name not in allowed):
             return {"ok": False, "error": "job not found"}
         events = await services.store.jobs.events_after(job.job_id, after_seq, limit=self._replay_page)
         for event in events:
@@ -173,18 +175,22 @@ class Realtime:
             "more": len(events) == self._replay_page and last_seq < job.event_seq,
         }
 
-    async def _key_still_valid(self, sid: str, services: Services) -> bool:
+    async def _session(self, sid: str) -> dict[str, Any] | None:
+        """The connection's session; None once it is gone (a subscribe may outlive its connection)."""
+        if not self.server.manager.is_connected(sid, "/"):
+            return None
+        try:
+            session: dict[str, Any] = await self.server.get_session(sid)
+        except KeyError:
+            return None
+        return session
+
+    async def _key_still_valid(self, key_id: int | None, services: Services) -> bool:
         # A key revoked after this client connected stops replays at once.
-        key_id = (await self.server.get_session(sid)).get("key_id")
         if key_id is None:
             return True
         record = await services.store.keys.get(key_id)
         return record is not None and not record.revoked
-
-    async def _may_see(self, sid: str, collection: str) -> bool:
-        session = await self.server.get_session(sid)
-        allowed = session.get("collections")
-        return allowed is None or collection in allowed
 
 
 def _subscribe_request(args: tuple[Any, ...]) -> tuple[str, int] | str:
