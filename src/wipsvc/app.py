@@ -17,7 +17,7 @@ from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.api.deps import get_access
 from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.hosts import guard_hosts
-from wipsvc.api.limits import install_limits
+from wipsvc.api.limits import HeadSizeLimit, install_limits
 from wipsvc.api.routes import collections, health, jobs, stats, wip
 from wipsvc.auth import check_bind
 from wipsvc.config import Settings
@@ -117,7 +117,7 @@ def create_app(
 
 
 def outermost_app(settings: Settings, api: FastAPI, realtime: Realtime | None) -> Any:
-    """Socket.IO mounted beside the API when enabled, and the `Host` check around both."""
+    """Socket.IO mounted beside the API when enabled, and the `Host` and head-size checks around both."""
     # No on_startup/on_shutdown here, so that FastAPI's own lifespan runs.
     app: Any = api if realtime is None else socketio.ASGIApp(realtime.server, other_asgi_app=api)
 
@@ -125,4 +125,4 @@ def outermost_app(settings: Settings, api: FastAPI, realtime: Realtime | None) -
         services: Services = api.state.services
         return await services.store.keys.any_exist()
 
-    return guard_hosts(app, settings, keys_exist)
+    return guard_hosts(HeadSizeLimit(app, settings.max_header_bytes), settings, keys_exist)

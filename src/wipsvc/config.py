@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         "and X-Forwarded-Proto are believed; unset = those headers are ignored.",
     )
     max_header_bytes: int = Field(
-        65_536, ge=4096, description="Largest request line plus headers accepted, in bytes; larger get 400."
+        65_536, ge=4096, description="Largest request line plus headers accepted, in bytes; larger get 431."
     )
     log_level: str = Field("info", description="Python logging level.")
     instance_id: str | None = Field(
