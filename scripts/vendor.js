@@ -14,11 +14,23 @@ const files = [
   ["redoc", "LICENSE", "redoc.LICENSE"],
 ];
 
+// ReDoc's sidebar shows a logo from its vendor's CDN: the only request these files would make
+// to another host. An empty image from a data: URL takes its place.
+const replacements = {
+  "redoc.standalone.js": [
+    ['"https://cdn.redoc.ly/redoc/logo-mini.svg"', `"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"`],
+  ],
+};
+
 fs.mkdirSync(dst, { recursive: true });
 for (const [pkg, file, name] of files) {
   let text = fs.readFileSync(`node_modules/${pkg}/${file}`, "utf8");
   // The source maps are not vendored: drop the comments that would make browsers ask for them.
   text = text.replace(/\n\/[/*]# sourceMappingURL=[^\n]*\s*$/, "\n");
+  for (const [from, to] of replacements[name] || []) {
+    if (!text.includes(from)) throw new Error(`${name}: "${from}" not found; check the replacement`);
+    text = text.split(from).join(to);
+  }
   fs.writeFileSync(dst + name, text);
 }
 for (const pkg of new Set(files.map(([pkg]) => pkg))) {

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -312,3 +313,48 @@ async def test_a_real_api_key_unlocks_rest_and_live_updates(sqlite_url: str, bro
         await page.wait_for_selector("#stat-running")
         assert await page.is_hidden("#banner")
         assert errors == []
+
+
+async def _offline(browser: BrowserContext) -> list[str]:
+    """Make the browser fail every request beyond loopback, as if offline; returns those it tried."""
+    attempted: list[str] = []
+
+    async def route(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host == "127.0.0.1":
+            await route.continue_()
+        else:
+            attempted.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await browser.route("**/*", route)
+    return attempted
+
+
+async def test_the_api_docs_render_offline(sqlite_url: str, browser: BrowserContext) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) show every operation from vendored files alone."""
+    attempted = await _offline(browser)
+    async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
+        operations = [
+            (method.upper(), path, operation["summary"])
+            for path, item in (await client.get("/openapi.json")).json()["paths"].items()
+            for method, operation in item.items()
+        ]
+        assert len(operations) >= 15
+        page, errors = await open_page(browser)
+
+        await page.goto(f"{server.url}/docs")
+        await page.locator(".opblock").nth(len(operations) - 1).wait_for()
+        assert await page.locator(".opblock").count() == len(operations)
+        shown = await page.locator(".opblock .opblock-summary-path").all_inner_texts()
+        paths = sorted(path for _, path, _ in operations)
+        assert sorted(text.replace("\u200b", "") for text in shown) == paths
+        await page.get_by_text("wipsvc", exact=False).first.wait_for()
+
+        await page.goto(f"{server.url}/redoc")
+        sections = page.locator("[data-section-id^='operation/']")
+        await sections.nth(len(operations) - 1).wait_for(state="attached")
+        headings = {text.strip() for text in await page.locator("h2").all_text_contents()}
+        assert {summary for _, _, summary in operations} <= headings
+        assert errors == []
+    assert attempted == []
