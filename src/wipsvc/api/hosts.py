@@ -12,6 +12,7 @@ The guard wraps the outermost ASGI app, so Socket.IO's `/socket.io` is covered l
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -37,7 +38,7 @@ def host_name(value: str) -> str | None:
         end = value.find("]")
         name, rest = (value[: end + 1], value[end + 1 :]) if end > 0 else ("", "")
     elif value.count(":") > 1:  # a bare IPv6 address, as in WIPSVC_HOST=::1
-        name, rest = f"[{value}]", ""
+        name, rest = (f"[{value}]", "") if _is_ipv6(value) else ("", "")
     else:
         name, colon, port = value.partition(":")
         rest = colon + port
@@ -47,6 +48,14 @@ def host_name(value: str) -> str | None:
     if not name or any(char in name for char in " /\\@?#"):
         return None
     return name
+
+
+def _is_ipv6(value: str) -> bool:
+    try:
+        ipaddress.IPv6Address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def allowed_host_names(settings: Settings) -> frozenset[str]:
