@@ -196,7 +196,8 @@ async def test_add_products_run_a_job_and_cancel_another(
 async def test_live_updates_catch_up_after_a_reconnect(
     sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher, browser: BrowserContext
 ) -> None:
-    settings = make_settings(sqlite_url, product_delay_seconds=0.3, workers_per_job=1)
+    # Replays of one event a page: catching up takes the page several subscribes.
+    settings = make_settings(sqlite_url, product_delay_seconds=0.3, workers_per_job=1, socket_replay_page=1)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
         products = shop.products()
         created = await client.post(
@@ -214,11 +215,15 @@ async def test_live_updates_catch_up_after_a_reconnect(
         await page.evaluate("() => window.wipsvc.live.socket.disconnect()")
         await page.wait_for_selector("#live-status[data-state='reconnecting']")
         seen = await page.locator("#job-log li").count()
-        await _until_processed(client, job_id, at_least=seen + 1)
+        await _until_processed(client, job_id, at_least=seen + 2)
         await page.evaluate("() => window.wipsvc.live.socket.connect()")
 
-        # On reconnect the page subscribes from the last seq it saw and is replayed the rest.
+        # On reconnect the page subscribes from the last seq it saw and is replayed the rest,
+        # page by page; the count covers every page.
         await page.wait_for_selector("#job-catchup:has-text('Caught up after reconnecting')")
+        caught_up = await page.inner_text("#job-catchup")
+        replayed = re.search(r"(\d+) missed events? replayed", caught_up)
+        assert replayed and int(replayed.group(1)) >= 2, caught_up
         await wait_status(page, "completed")
         await page.wait_for_function(
             f"() => document.querySelectorAll('#job-log li').length === {len(ids) + 2}"
