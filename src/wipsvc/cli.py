@@ -51,22 +51,40 @@ def serve(
     port: int | None = typer.Option(None, help="Port (default WIPSVC_PORT)."),
 ) -> None:
     """Run the HTTP + Socket.IO server."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
     from wipsvc.auth import InsecureBind, check_bind
     from wipsvc.logs import configure_logging
     from wipsvc.serving import build_server, run
+    from wipsvc.startup import (
+        EXIT_BAD_SETTINGS,
+        EXIT_DATABASE_UNUSABLE,
+        DatabaseUnusable,
+        check_database,
+        settings_problem,
+    )
 
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    configure_logging(settings)
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except (ValidationError, SettingsError) as error:
+        typer.echo(f"error: {settings_problem(error)}", err=True)
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
+    try:  # before uvicorn binds anything (the app's start-up checks again)
+        asyncio.run(check_database(settings.database_url))
+        asyncio.run(check_bind(settings))
+    except DatabaseUnusable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_DATABASE_UNUSABLE) from None
+    except InsecureBind as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings)  # after the checks: a start-up failure prints one line only
     # Through the log, so that with WIPSVC_LOG_FORMAT=json every line the server prints is JSON.
     serve_log = logging.getLogger("wipsvc.serve")
     for line in settings.database_notice():
         serve_log.log(logging.WARNING if line.startswith("warning:") else logging.INFO, "%s", line)
-    try:  # before uvicorn binds anything (the app's start-up checks again)
-        asyncio.run(check_bind(settings))
-    except InsecureBind as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
     server = build_server(settings)
     _tune_gc_for_serving()
     run(server)

@@ -18,8 +18,9 @@ from typing import Any
 
 import uvicorn
 
-from wipsvc.app import create_api, with_socketio
+from wipsvc.app import create_api, outermost_app
 from wipsvc.config import Settings
+from wipsvc.server_options import uvicorn_options
 from wipsvc.services import Services
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def build_server(settings: Settings) -> DrainingServer:
             await services.drain()
 
     config = uvicorn.Config(
-        with_socketio(api, realtime),
+        outermost_app(settings, api, realtime),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
@@ -69,6 +70,7 @@ def build_server(settings: Settings) -> DrainingServer:
         # access log, with request ids and at DEBUG for routine reads.
         log_config=None,
         access_log=False,
+        **uvicorn_options(settings),
     )
     return DrainingServer(config, drain)
 

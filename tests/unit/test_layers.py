@@ -34,6 +34,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "__main__",
         "services",
         "serving",
+        "server_options",
+        "startup",
         "metrics",
         "auth",
         "check_config",
