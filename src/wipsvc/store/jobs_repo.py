@@ -1,4 +1,8 @@
-"""SQL for jobs, their product ledger and their stored progress events.
+"""SQL for the job queue and its leases: create, claim, cancel, heartbeat, release, pause and end
+a job. The product ledger is :mod:`wipsvc.store.ledger` (its methods are this repository's too),
+the event log :mod:`wipsvc.store.event_log`, the lease fence :mod:`wipsvc.store.fencing`.
+(About 400 lines: the claim, the cancel and a job's end share the one transaction that ends a
+job, ``_finish``, and split further they would only call each other.)
 
 Every state change and the event announcing it are written in one transaction, and
 the event is returned for the caller to publish after the commit. Writes made on
@@ -11,7 +15,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,26 +22,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wipsvc.domain.statuses import (
     EVENT_STATUS_FOR_TERMINAL,
-    TERMINAL_ITEM_STATUSES,
-    TERMINAL_JOB_STATUSES,
     EventPhase,
     EventStatus,
     ItemStatus,
     JobStatus,
     WipStatus,
 )
+from wipsvc.store import event_log, fencing, ledger
 from wipsvc.store.database import Database
 from wipsvc.store.lease import Clock, Lease, LeaseState
-from wipsvc.store.records import Conflict, ItemRecord, JobRecord, LeaseLost, NotFound, ProgressEvent
-from wipsvc.store.tables import job_events, job_items, utcnow, wip_jobs, wip_products
-from wipsvc.text import clean_json, clean_text
+from wipsvc.store.ledger import JobLedger
+from wipsvc.store.records import Conflict, JobRecord, LeaseLost, NotFound, ProgressEvent
+from wipsvc.store.tables import job_items, utcnow, wip_jobs, wip_products
+from wipsvc.text import clean_text
 
-_TERMINAL_ITEMS = [status.value for status in TERMINAL_ITEM_STATUSES]
 # Namespace of the per-collection advisory locks taken by claims (pg_advisory_xact_lock(int, int)).
 _CLAIM_LOCK_NAMESPACE = 0x57495043
 
 
-class JobsRepository:
+class JobsRepository(JobLedger):
     def __init__(self, db: Database) -> None:
         self.db = db
 
@@ -58,30 +60,9 @@ class JobsRepository:
         async with self.db.read() as conn:
             return [JobRecord.from_row(row) for row in (await conn.execute(query)).mappings()]
 
-    async def items(self, job_id: str) -> list[ItemRecord]:
-        query = sa.select(job_items).where(job_items.c.job_id == job_id).order_by(job_items.c.position)
-        async with self.db.read() as conn:
-            return [ItemRecord.from_row(row) for row in (await conn.execute(query)).mappings()]
-
-    async def results(self, job: JobRecord) -> list[dict[str, Any]]:
-        """The job's per-product results: from the ledger while it runs (the products finished so
-        far), and once it has ended from ``wip_jobs.results``, written once, at the end (see
-        ``_finish``), and never pruned with the ledger."""
-        if job.status in TERMINAL_JOB_STATUSES:
-            return job.results
-        async with self.db.read() as conn:
-            return await _results(conn, job.job_id)
-
     async def events_after(self, job_id: str, after_seq: int, limit: int = 10_000) -> list[ProgressEvent]:
-        query = (
-            sa.select(job_events.c.seq, job_events.c.payload)
-            .where(job_events.c.job_id == job_id, job_events.c.seq > after_seq)
-            .order_by(job_events.c.seq)
-            .limit(limit)
-        )
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [ProgressEvent(job_id, payload["collection_name"], seq, payload) for seq, payload in rows]
+            return await event_log.events_after(conn, job_id, after_seq, limit)
 
     # -- creating and cancelling -----------------------------------------------------------
 
@@ -196,7 +177,7 @@ class JobsRepository:
         claimed: list[JobRecord] = []
         async with self.db.write() as conn:
             postgres = conn.dialect.name == "postgresql"
-            now = _db_now(conn)
+            now = fencing.db_now(conn)
             running = sa.select(wip_jobs).where(
                 wip_jobs.c.status == JobStatus.RUNNING.value,
                 sa.or_(wip_jobs.c.owner.is_(None), wip_jobs.c.owner != owner),
@@ -228,7 +209,7 @@ class JobsRepository:
                     .values(
                         status=JobStatus.RUNNING.value,
                         owner=owner,
-                        lease_expires_at=_lease_expiry(conn, lease_seconds),
+                        lease_expires_at=fencing.lease_expiry(conn, lease_seconds),
                         claims=wip_jobs.c.claims + 1,
                     )
                 )
@@ -258,7 +239,7 @@ class JobsRepository:
             .distinct()
         )
         async with self.db.read() as conn:
-            query = query.where(wip_jobs.c.lease_expires_at > _db_now(conn))
+            query = query.where(wip_jobs.c.lease_expires_at > fencing.db_now(conn))
             return {str(owner) for owner in (await conn.execute(query)).scalars()}
 
     async def heartbeat(self, lease: Lease, clock: Clock = time.monotonic) -> LeaseState:
@@ -269,8 +250,8 @@ class JobsRepository:
         async with self.db.write() as conn:
             row = (
                 await conn.execute(
-                    _owned(lease.job_id, lease.owner)
-                    .values(lease_expires_at=_lease_expiry(conn, lease.seconds))
+                    fencing.owned(lease.job_id, lease.owner)
+                    .values(lease_expires_at=fencing.lease_expiry(conn, lease.seconds))
                     .returning(wip_jobs.c.cancel_requested)
                 )
             ).first()
@@ -329,17 +310,17 @@ class JobsRepository:
         """Record the first start (a `started` event); a job taken over says it `resumed`."""
         job_id = lease.job_id
         async with self.db.write() as conn:
-            await _fence(conn, lease, renew=True)
+            await fencing.fence(conn, lease, renew=True)
             started = await conn.execute(
                 wip_jobs.update()
                 .where(wip_jobs.c.job_id == job_id, wip_jobs.c.started_at.is_(None))
                 .values(started_at=utcnow())
             )
             if started.rowcount == 0:
-                return await _append_event(
+                return await event_log.append_event(
                     conn, job_id, EventStatus.PROCESSING, None, eta=None, phase=EventPhase.RESUMED
                 )
-            return await _append_event(conn, job_id, EventStatus.STARTED, None, eta=None)
+            return await event_log.append_event(conn, job_id, EventStatus.STARTED, None, eta=None)
 
     async def pause(self, lease: Lease) -> ProgressEvent:
         """Hand a running job back on shutdown, saying so: it stays `running`, with no owner and
@@ -347,154 +328,27 @@ class JobsRepository:
         if this owner no longer holds it (or it has ended)."""
         job_id = lease.job_id
         async with self.db.write() as conn:
-            await _fence(conn, lease, renew=False)
+            await fencing.fence(conn, lease, renew=False)
             await conn.execute(
                 wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(owner=None, lease_expires_at=None)
             )
-            return await _append_event(
+            return await event_log.append_event(
                 conn, job_id, EventStatus.PROCESSING, None, eta=None, phase=EventPhase.PAUSED
             )
-
-    async def start_item(self, lease: Lease, wip_id: int) -> ItemRecord:
-        job_id = lease.job_id
-        async with self.db.write() as conn:
-            await _fence(conn, lease, renew=True)
-            await conn.execute(
-                _item(job_id, wip_id)
-                .where(job_items.c.status.not_in(_TERMINAL_ITEMS))
-                .values(
-                    status=ItemStatus.RUNNING.value,
-                    attempts=job_items.c.attempts + 1,
-                    started_at=sa.func.coalesce(job_items.c.started_at, utcnow()),
-                )
-            )
-            row = (
-                (
-                    await conn.execute(
-                        sa.select(job_items).where(job_items.c.job_id == job_id, job_items.c.wip_id == wip_id)
-                    )
-                )
-                .mappings()
-                .one()
-            )
-        return ItemRecord.from_row(row)
-
-    async def checkpoint(
-        self,
-        lease: Lease,
-        wip_id: int,
-        *,
-        step: str | None,
-        checkpoint: dict[str, Any],
-        row_num: int | None,
-        wip_status: WipStatus,
-        product_values: dict[str, Any],
-    ) -> None:
-        """Persist a step's outcome on the ledger and the WIP product together."""
-        job_id = lease.job_id
-        async with self.db.write() as conn:
-            await _fence(conn, lease, renew=True)
-            await conn.execute(
-                _item(job_id, wip_id).values(step=step, checkpoint=clean_json(checkpoint), row_num=row_num)
-            )
-            await conn.execute(
-                wip_products.update()
-                .where(wip_products.c.id == wip_id)
-                .values(status=wip_status.value, updated_at=utcnow(), **clean_json(product_values))
-            )
-
-    async def finish_item(
-        self,
-        lease: Lease,
-        wip_id: int,
-        *,
-        error: str | None,
-        error_step: str | None,
-        duration: float,
-        eta: float | None,
-        token_usage: dict[str, int] | None = None,
-    ) -> ProgressEvent | None:
-        """Close one product: ledger, WIP status, job counters and results, one event.
-        Idempotent: a product already closed is counted once."""
-        job_id = lease.job_id
-        success = error is None
-        error = clean_text(error) if error is not None else None
-        async with self.db.write() as conn:
-            await _fence(conn, lease, renew=True)
-            closed = await conn.execute(
-                _item(job_id, wip_id)
-                .where(job_items.c.status.not_in(_TERMINAL_ITEMS))
-                .values(
-                    status=(ItemStatus.SUCCEEDED if success else ItemStatus.FAILED).value,
-                    error=error,
-                    error_step=error_step,
-                    finished_at=utcnow(),
-                    duration=duration,
-                )
-            )
-            if closed.rowcount == 0:
-                return None
-            await conn.execute(
-                wip_products.update()
-                .where(wip_products.c.id == wip_id)
-                .values(
-                    status=(WipStatus.READY if success else WipStatus.ERROR).value,
-                    error=error,
-                    updated_at=utcnow(),
-                )
-            )
-            await conn.execute(
-                wip_jobs.update()
-                .where(wip_jobs.c.job_id == job_id)
-                .values(
-                    processed_products=wip_jobs.c.processed_products + 1,
-                    successful_products=wip_jobs.c.successful_products + int(success),
-                    failed_products=wip_jobs.c.failed_products + int(not success),
-                    claims=0,  # progress: the job's run limit starts again
-                )
-            )
-            if token_usage:
-                await _add_token_usage(conn, job_id, token_usage)
-            item = (
-                (
-                    await conn.execute(
-                        sa.select(job_items).where(job_items.c.job_id == job_id, job_items.c.wip_id == wip_id)
-                    )
-                )
-                .mappings()
-                .one()
-            )
-            current = {"wip_id": wip_id, "sku": item["sku"], "success": success, "row_num": item["row_num"]}
-            if error is not None:
-                current["error"] = error
-                current["error_step"] = error_step  # the step it failed at, as in the job's results
-            return await _append_event(conn, job_id, EventStatus.PROCESSING, current, eta=eta)
 
     async def finish(self, lease: Lease, status: JobStatus, error: str | None = None) -> ProgressEvent:
         """End a job: unfinished products are skipped and released, one final event."""
         async with self.db.write() as conn:
-            await _fence(conn, lease, renew=False)
+            await fencing.fence(conn, lease, renew=False)
             return await _finish(conn, lease.job_id, status, error, eta=0.0)
 
 
 # -- shared pieces of the transactions above ------------------------------------------------
 
 
-async def _add_token_usage(conn: AsyncConnection, job_id: str, usage: dict[str, int]) -> None:
-    query = sa.select(wip_jobs.c.token_usage).where(wip_jobs.c.job_id == job_id)
-    total = dict((await conn.execute(query)).scalar() or {})
-    for key, value in usage.items():
-        total[key] = total.get(key, 0) + value
-    await conn.execute(wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(token_usage=total))
-
-
 def _unheld(job: JobRecord) -> bool:
     """Whether no live run holds the job: no owner, or a lease that ran out."""
     return job.owner is None or job.lease_expires_at is None or job.lease_expires_at < utcnow()
-
-
-def _item(job_id: str, wip_id: int) -> sa.Update:
-    return job_items.update().where(job_items.c.job_id == job_id, job_items.c.wip_id == wip_id)
 
 
 async def _get_job(conn: AsyncConnection, job_id: str, *, lock: bool = False) -> JobRecord | None:
@@ -503,16 +357,6 @@ async def _get_job(conn: AsyncConnection, job_id: str, *, lock: bool = False) ->
         query = query.with_for_update()
     row = (await conn.execute(query)).mappings().first()
     return JobRecord.from_row(row) if row else None
-
-
-def _db_now(conn: AsyncConnection) -> Any:
-    """Now by the database's clock on PostgreSQL, so that lease times never depend on the
-    instances' wall clocks; SQLite serves one instance, whose clock is the only one."""
-    return sa.func.now() if conn.dialect.name == "postgresql" else utcnow()
-
-
-def _lease_expiry(conn: AsyncConnection, lease_seconds: float) -> Any:
-    return _db_now(conn) + timedelta(seconds=lease_seconds)
 
 
 async def _lock_collections(conn: AsyncConnection, names: set[str]) -> None:
@@ -524,37 +368,6 @@ async def _lock_collections(conn: AsyncConnection, names: set[str]) -> None:
         )
 
 
-def _owned(job_id: str, owner: str) -> sa.Update:
-    return wip_jobs.update().where(
-        wip_jobs.c.job_id == job_id,
-        wip_jobs.c.owner == owner,
-        wip_jobs.c.status == JobStatus.RUNNING.value,
-    )
-
-
-async def _fence(conn: AsyncConnection, lease: Lease, *, renew: bool) -> None:
-    """Lock the job's row for the write, or fail if this owner lost the job; with ``renew``, the
-    write extends the lease too (a job's last writes, which hand it on, need not)."""
-    values: dict[str, Any] = {}
-    if renew:
-        values["lease_expires_at"] = _lease_expiry(conn, lease.seconds)
-    else:
-        values["owner"] = wip_jobs.c.owner  # a no-op assignment that still locks the row
-    result = await conn.execute(_owned(lease.job_id, lease.owner).values(**values))
-    if result.rowcount == 0:
-        raise LeaseLost(f"job {lease.job_id} is no longer owned by {lease.owner}")
-
-
-async def _results(conn: AsyncConnection, job_id: str) -> list[dict[str, Any]]:
-    """The results of the job's finished products, from the ledger, in submission order."""
-    query = (
-        sa.select(job_items)
-        .where(job_items.c.job_id == job_id, job_items.c.status.in_(_TERMINAL_ITEMS))
-        .order_by(job_items.c.position)
-    )
-    return [ItemRecord.from_row(row).result() for row in (await conn.execute(query)).mappings()]
-
-
 async def _finish(
     conn: AsyncConnection, job_id: str, status: JobStatus, error: str | None, *, eta: float | None
 ) -> ProgressEvent:
@@ -562,7 +375,7 @@ async def _finish(
     error = clean_text(error) if error is not None else None
     await conn.execute(
         job_items.update()
-        .where(job_items.c.job_id == job_id, job_items.c.status.not_in(_TERMINAL_ITEMS))
+        .where(job_items.c.job_id == job_id, job_items.c.status.not_in(ledger.TERMINAL_ITEMS))
         .values(status=ItemStatus.SKIPPED.value, finished_at=now)
     )
     # A product left mid-step by a cancelled or failed job goes back to pending.
@@ -586,62 +399,7 @@ async def _finish(
             completed_at=now,
             owner=None,
             lease_expires_at=None,
-            results=json.dumps(await _results(conn, job_id)),  # written once, here
+            results=json.dumps(await ledger.results_of(conn, job_id)),  # written once, here
         )
     )
-    return await _append_event(conn, job_id, EVENT_STATUS_FOR_TERMINAL[status], None, eta=eta)
-
-
-async def _append_event(
-    conn: AsyncConnection,
-    job_id: str,
-    status: EventStatus,
-    current_product: dict[str, Any] | None,
-    *,
-    eta: float | None,
-    phase: EventPhase | None = None,
-) -> ProgressEvent:
-    # Bumping the counter on the job row locks it, so sequence numbers are gapless and unique.
-    # The event's ETA goes on the row too, so that job status needs no read of the events.
-    now = utcnow()
-    rounded_eta = None if eta is None else round(eta, 1)
-    row = (
-        (
-            await conn.execute(
-                wip_jobs.update()
-                .where(wip_jobs.c.job_id == job_id)
-                .values(event_seq=wip_jobs.c.event_seq + 1, eta_seconds=rounded_eta, eta_at=now)
-                .returning(
-                    wip_jobs.c.event_seq,
-                    wip_jobs.c.collection_name,
-                    wip_jobs.c.status,
-                    wip_jobs.c.total_products,
-                    wip_jobs.c.processed_products,
-                    wip_jobs.c.successful_products,
-                    wip_jobs.c.failed_products,
-                )
-            )
-        )
-        .mappings()
-        .one()
-    )
-    payload = {
-        "job_id": job_id,
-        "status": status.value,
-        "total": row["total_products"],
-        "processed": row["processed_products"],
-        "successful": row["successful_products"],
-        "failed": row["failed_products"],
-        "current_product": current_product,
-        "collection_name": row["collection_name"],
-        "seq": row["event_seq"],
-        "eta_seconds": rounded_eta,
-        "job_status": row["status"],
-        "timestamp": now.isoformat().replace("+00:00", "Z"),
-    }
-    if phase is not None:
-        payload["phase"] = phase.value
-    await conn.execute(
-        job_events.insert().values(job_id=job_id, seq=row["event_seq"], created_at=now, payload=payload)
-    )
-    return ProgressEvent(job_id, row["collection_name"], row["event_seq"], payload)
+    return await event_log.append_event(conn, job_id, EVENT_STATUS_FOR_TERMINAL[status], None, eta=eta)
