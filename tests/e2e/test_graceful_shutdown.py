@@ -42,12 +42,6 @@ TERMINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture
-def oauth() -> Iterator[FakeGoogleOAuth]:
-    with FakeGoogleOAuth() as fake:
-        yield fake
-
-
-@pytest.fixture
 def sheets(oauth: FakeGoogleOAuth) -> Iterator[FakeSheets]:
     with FakeSheets(oauth, read_quota=1_000_000, write_quota=1_000_000) as fake:
         yield fake

@@ -64,6 +64,17 @@ def _state_before(step: str) -> ProductState:
     return state
 
 
+async def _failing_run(state: ProductState, backends: Backends, max_attempts: int) -> StepFailure:
+    """Run the product's remaining steps under the policy; the step failure it must end in."""
+
+    async def save(_: ProductState) -> None:
+        pass
+
+    with pytest.raises(StepFailure) as failed:
+        await run_product(state, backends, save, RetryPolicy(max_attempts=max_attempts, sleep=_no_sleep))
+    return failed.value
+
+
 @pytest.fixture
 def fake_llm() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(api_key="sk-worst-case") as fake:
@@ -90,18 +101,13 @@ async def test_the_describe_step_makes_at_most_max_attempts_llm_requests(
         session, NoFetcher(), StructuredDataExtractor(), LLMDescriber(client, model="m"), PythonCleaner()
     )
     state = _state_before("describe")
-
-    async def save(_: ProductState) -> None:
-        pass
-
     try:
-        with pytest.raises(StepFailure) as failed:
-            await run_product(state, backends, save, RetryPolicy(max_attempts=max_attempts, sleep=_no_sleep))
+        failed = await _failing_run(state, backends, max_attempts)
     finally:
         await client.close()
         await google.aclose()
 
-    assert failed.value.step == "describe"
+    assert failed.step == "describe"
     assert len(fake_llm.requests) == max_attempts == state.attempts["describe"]
     assert sheets.count(kind="write") == 0
 
@@ -118,15 +124,10 @@ async def test_the_clean_step_makes_at_most_max_attempts_sheets_writes(
         sheets.fail_next(1, status, method="values.batchUpdate", after_apply=status >= 500)
     backends = Backends(session, NoFetcher(), StructuredDataExtractor(), TemplateDescriber(), PythonCleaner())
     state = _state_before("clean")
-
-    async def save(_: ProductState) -> None:
-        pass
-
     try:
-        with pytest.raises(StepFailure) as failed:
-            await run_product(state, backends, save, RetryPolicy(max_attempts=max_attempts, sleep=_no_sleep))
+        failed = await _failing_run(state, backends, max_attempts)
     finally:
         await google.aclose()
 
-    assert failed.value.step == "clean"
+    assert failed.step == "clean"
     assert sheets.count("values.batchUpdate") == max_attempts == state.attempts["clean"]
