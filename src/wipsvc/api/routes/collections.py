@@ -3,13 +3,12 @@ deleting one."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from wipsvc.adapters.csv_export import sheet_as_csv
 from wipsvc.api.deps import (
     Access,
     CollectionName,
@@ -20,10 +19,9 @@ from wipsvc.api.deps import (
 )
 from wipsvc.api.errors import ApiError, error_responses
 from wipsvc.api.schemas import Collection, CollectionListResponse, CollectionResponse, DeleteResponse
-from wipsvc.collection import CollectionConfig, column_index
+from wipsvc.collection import CollectionConfig
 from wipsvc.collection_access import OperatorOnly, UnusableSetting, check_reach, merge_settings
 from wipsvc.store import CollectionRecord
-from wipsvc.text import csv_cell
 
 router = APIRouter(prefix="/api/collections", tags=["collections"], responses=error_responses(401))
 _NAMED = error_responses(404, 422)
@@ -114,18 +112,8 @@ async def export_sheet(name: CollectionName, services: ServicesDep, access: Acce
     the file runs it as a formula."""
     collection = await existing_collection(name, services, access)
     rows = await services.store.collections.sheet_rows(name, collection.config.sheet.worksheet)
-    width = max((column_index(letter) + 1 for letter in collection.config.columns.values()), default=0)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for _, cells in rows:
-        line = [""] * width
-        for letter, value in cells.items():
-            index = column_index(letter)
-            if index < width:
-                line[index] = csv_cell(str(value))
-        writer.writerow(line)
     return Response(
-        buffer.getvalue(),
+        sheet_as_csv(rows, collection.config.columns.values()),
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
