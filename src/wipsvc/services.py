@@ -14,6 +14,7 @@ from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry, default_owner
 from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.jobs.runner import JobRunner
+from wipsvc.jobs.service import JobService
 from wipsvc.metrics import ServiceMetrics
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.store import JobRecord, Store
@@ -31,6 +32,11 @@ class Services:
     started_at: float
     metrics: ServiceMetrics
     pruner: HistoryPruner | None = None
+
+    @property
+    def job_service(self) -> JobService:
+        """Start, retry, cancel and view jobs: what the routes and the dashboard call."""
+        return JobService(self.store, self.registry, self.settings)
 
     @classmethod
     async def start(

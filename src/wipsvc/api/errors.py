@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wipsvc.api.schemas import ErrorResponse
+from wipsvc.jobs.service import InvalidJobRequest
 from wipsvc.store import Conflict, NotFound
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return error_response(404, "not_found", str(exc))
+
+    @app.exception_handler(InvalidJobRequest)
+    async def _invalid_job(_: Request, exc: InvalidJobRequest) -> JSONResponse:
+        return error_response(422, exc.code, exc.message, exc.details)
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:

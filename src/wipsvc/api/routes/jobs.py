@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
 from wipsvc.api.deps import AllowedCollectionName, ExistingCollection, ServicesDep
-from wipsvc.api.errors import ApiError, error_responses
+from wipsvc.api.errors import error_responses
 from wipsvc.api.limits import JobCap, JobStartLimit
 from wipsvc.api.schemas import (
     CancelResponse,
@@ -21,7 +20,7 @@ from wipsvc.api.schemas import (
     ProcessResponse,
     ProductResult,
 )
-from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
+from wipsvc.domain.statuses import ItemStatus, JobStatus
 from wipsvc.services import Services
 from wipsvc.store import JobRecord
 
@@ -74,22 +73,9 @@ async def start_job(
     body: ProcessRequest, collection: ExistingCollection, services: ServicesDep, cap: JobCap
 ) -> ProcessResponse:
     """Start processing WIP products in the background; answers at once with a `job_id`."""
-    max_batch = services.settings.max_batch
-    if len(body.wip_ids) > max_batch:
-        raise ApiError(
-            422, "batch_too_large", f"{len(body.wip_ids)} products given; at most {max_batch} per job"
-        )
-    found = await services.store.collections.get_products(collection.name, body.wip_ids)
-    unknown = [wip_id for wip_id in body.wip_ids if wip_id not in found]
-    if unknown:
-        raise ApiError(
-            422,
-            "unknown_wip_ids",
-            f"unknown wip_ids in collection '{collection.name}': {', '.join(map(str, unknown))}",
-            {"unknown_wip_ids": unknown},
-        )
-    async with cap.slot(services, collection.name):
-        job = await services.registry.submit(collection.name, body.wip_ids)
+    job = await services.job_service.start(
+        collection.name, body.wip_ids, admit=lambda: cap.slot(services, collection.name)
+    )
     return _accepted(job)
 
 
@@ -120,7 +106,7 @@ async def list_jobs(
 async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> JobResponse:
     """A job's status, counters and per-product results."""
     # No lookup of the collection: its job proves it exists (this is the route clients poll).
-    return JobResponse(job=await job_view(services, await _job_of(services, collection, job_id)))
+    return JobResponse(job=await job_view(services, await services.job_service.get(collection, job_id)))
 
 
 @router.post(
@@ -135,8 +121,7 @@ async def get_job(job_id: JobId, collection: AllowedCollectionName, services: Se
 async def cancel_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> CancelResponse:
     """Cancel a job. A queued job ends at once; a running one starts no new product and
     ends `cancelled` once the products in flight finish."""
-    await _job_of(services, collection.name, job_id)
-    job = await services.registry.cancel(job_id)
+    job = await services.job_service.cancel(collection.name, job_id)
     message = (
         "Job cancelled."
         if job.status is JobStatus.CANCELLED
@@ -171,16 +156,13 @@ async def retry_job(
 ) -> ProcessResponse:
     """Re-run the failed products of a finished job (or the ones a cancellation skipped), as a new
     job linked to it."""
-    job = await _job_of(services, collection.name, job_id)
-    if job.status not in TERMINAL_JOB_STATUSES:
-        raise ApiError(409, "conflict", f"job {job_id} is still {job.status.value}; retry it once it ends")
-    # From `results`, which outlive the ledger once the job's history is pruned.
-    wanted = {status.value for status in _RETRIED_STATUSES[products]}
-    chosen = [int(result["wip_id"]) for result in job.results if result.get("status") in wanted]
-    if not chosen:
-        raise ApiError(409, "conflict", f"job {job_id} has no {products.value} products")
-    async with cap.slot(services, collection.name):
-        new_job = await services.registry.submit(collection.name, chosen, retry_of=job_id)
+    new_job = await services.job_service.retry(
+        collection.name,
+        job_id,
+        _RETRIED_STATUSES[products],
+        label=products.value,
+        admit=lambda: cap.slot(services, collection.name),
+    )
     return _accepted(new_job)
 
 
@@ -210,14 +192,6 @@ def _accepted(job: JobRecord) -> ProcessResponse:
     )
 
 
-async def _job_of(services: Services, collection: str, job_id: str) -> JobRecord:
-    job = await services.store.jobs.get(job_id)
-    # Another collection's job answers exactly like a missing one.
-    if job is None or job.collection_name != collection:
-        raise ApiError(404, "not_found", f"job {job_id} not found in collection '{collection}'")
-    return job
-
-
 async def job_view(services: Services, job: JobRecord) -> Job:
     return Job(
         job_id=job.job_id,
@@ -227,32 +201,14 @@ async def job_view(services: Services, job: JobRecord) -> Job:
         processed_products=job.processed_products,
         successful_products=job.successful_products,
         failed_products=job.failed_products,
-        results=[ProductResult.model_validate(result) for result in await services.store.jobs.results(job)],
+        results=[ProductResult.model_validate(result) for result in await services.job_service.results(job)],
         error=job.error,
         created_at=job.created_at,
         started_at=job.started_at,
         completed_at=job.completed_at,
         wip_ids=job.wip_ids,
-        eta_seconds=await _eta(services, job),
+        eta_seconds=await services.job_service.eta_seconds(job),
         cancel_requested=job.cancel_requested,
         retry_of=job.retry_of,
         token_usage=job.token_usage,
     )
-
-
-async def _eta(services: Services, job: JobRecord) -> float | None:
-    if job.status in TERMINAL_JOB_STATUSES:
-        return 0.0
-    if job.status is JobStatus.QUEUED or job.event_seq == 0:
-        return None
-    estimate, made_at = job.eta_seconds, job.eta_at
-    if made_at is None:  # a job running since before migration 0003: its last event says
-        last = await services.store.jobs.events_after(job.job_id, job.event_seq - 1, limit=1)
-        if last and last[0].payload.get("eta_seconds") is not None:
-            estimate = float(last[0].payload["eta_seconds"])
-            made_at = datetime.fromisoformat(last[0].payload["timestamp"].replace("Z", "+00:00"))
-    if estimate is None or made_at is None:
-        return None
-    # The estimate was made with the job's latest event; time has passed since.
-    elapsed = (datetime.now(UTC) - made_at).total_seconds()
-    return round(max(0.0, estimate - elapsed), 1)
