@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pytest
 
-from wipsvc.adapters.base import Backends, FetchedPage
-from wipsvc.adapters.builtin_cleaner import PythonCleaner
-from wipsvc.adapters.builtin_describer import TemplateDescriber
+from tests.support.memory_backends import Fetcher, Sheet, memory_backends
+from wipsvc.adapters.base import Backends
 from wipsvc.domain.errors import StepError
-from wipsvc.domain.products import Descriptions, ExtractedProduct, TokenUsage
+from wipsvc.domain.products import Descriptions
 from wipsvc.domain.statuses import Step
 from wipsvc.pipeline.fence import fenced_backends
 from wipsvc.pipeline.retry import RetryPolicy
@@ -19,57 +16,8 @@ from wipsvc.store import LeaseLost
 from wipsvc.store.lease import Lease, LeaseGuard
 
 
-class Sheet:
-    def __init__(self, rows: dict[str, int] | None = None, *, landed: dict[str, int] | None = None) -> None:
-        self.rows = dict(rows or {})
-        self.landed = dict(landed or {})  # rows a re-read finds: another instance's late appends
-        self.appends = 0
-        self.writes: list[dict[str, str]] = []
-        self.refreshes = 0
-
-    async def find_row(self, sku: str) -> int | None:
-        return self.rows.get(sku)
-
-    async def refresh(self) -> None:
-        self.refreshes += 1
-        self.rows.update(self.landed)
-
-    async def append_row(self, sku: str, url: str) -> int:
-        self.appends += 1
-        self.rows[sku] = len(self.rows) + 2
-        return self.rows[sku]
-
-    async def write_fields(self, row_num: int, values: Mapping[str, str]) -> None:
-        self.writes.append(dict(values))
-
-    async def close(self) -> None:
-        pass
-
-
-class Fetcher:
-    def __init__(self, failures: list[StepError]) -> None:
-        self.failures = failures
-        self.calls = 0
-
-    async def fetch(self, url: str) -> FetchedPage:
-        self.calls += 1
-        if self.failures:
-            raise self.failures.pop(0)
-        return FetchedPage(url, 200, "text/html", "<html></html>")
-
-    async def aclose(self) -> None:
-        pass
-
-
-class Extractor:
-    async def extract(
-        self, page: FetchedPage, *, sku: str, usage: TokenUsage | None = None
-    ) -> ExtractedProduct:
-        return ExtractedProduct(fields={"title": "Sink", "price": "10"}, sources={"title": "json-ld"})
-
-
 def _backends(sheet: Sheet, fetcher: Fetcher) -> Backends:
-    return Backends(sheet, fetcher, Extractor(), TemplateDescriber(), PythonCleaner())
+    return memory_backends(sheet, fetcher)
 
 
 async def _no_sleep(_: float) -> None:
