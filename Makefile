@@ -65,6 +65,7 @@ vendor:
 
 readme: $(RUN_STAMP)
 	$(BIN)/python scripts/update_readme.py
+	$(BIN)/python scripts/update_asyncapi.py
 
 # Pin what the dev virtualenv holds now (after changing dependencies in pyproject.toml).
 constraints: $(DEV_STAMP)

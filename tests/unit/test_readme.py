@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from scripts.update_asyncapi import ASYNCAPI
+from scripts.update_asyncapi import rendered as rendered_asyncapi
 from scripts.update_readme import README, rendered
 
 from wipsvc.app import create_api
@@ -24,3 +26,7 @@ def test_every_api_route_is_in_the_readme() -> None:
             assert f"{method.upper()} {shown}" in text or (
                 f"`{method.upper()}`/" in text and shown in text
             ), f"{method.upper()} {path} is not in the README"
+
+
+def test_the_asyncapi_document_matches_the_event_model() -> None:
+    assert ASYNCAPI.read_text() == rendered_asyncapi(), "run `make readme` to regenerate docs/asyncapi.json"

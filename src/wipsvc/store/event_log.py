@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wipsvc.domain.statuses import EventPhase, EventStatus
+from wipsvc.domain.events import CurrentProduct, JobProgress
+from wipsvc.domain.statuses import EventPhase, EventStatus, JobStatus
 from wipsvc.store.records import ProgressEvent
 from wipsvc.store.tables import job_events, utcnow, wip_jobs
 
@@ -58,22 +59,21 @@ async def append_event(
         .mappings()
         .one()
     )
-    payload = {
-        "job_id": job_id,
-        "status": status.value,
-        "total": row["total_products"],
-        "processed": row["processed_products"],
-        "successful": row["successful_products"],
-        "failed": row["failed_products"],
-        "current_product": current_product,
-        "collection_name": row["collection_name"],
-        "seq": row["event_seq"],
-        "eta_seconds": rounded_eta,
-        "job_status": row["status"],
-        "timestamp": now.isoformat().replace("+00:00", "Z"),
-    }
-    if phase is not None:
-        payload["phase"] = phase.value
+    payload = JobProgress(
+        job_id=job_id,
+        status=status,
+        total=row["total_products"],
+        processed=row["processed_products"],
+        successful=row["successful_products"],
+        failed=row["failed_products"],
+        current_product=None if current_product is None else CurrentProduct.model_validate(current_product),
+        collection_name=row["collection_name"],
+        seq=row["event_seq"],
+        eta_seconds=rounded_eta,
+        job_status=JobStatus(row["status"]),
+        timestamp=now.isoformat().replace("+00:00", "Z"),
+        phase=phase,
+    ).payload()
     await conn.execute(
         job_events.insert().values(job_id=job_id, seq=row["event_seq"], created_at=now, payload=payload)
     )
