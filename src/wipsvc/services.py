@@ -70,15 +70,18 @@ class Services:
             )
 
         # Several instances on one PostgreSQL call the same Google and LLM accounts: the
-        # quotas are theirs to share. SQLite serves one instance, which keeps them whole.
-        sharing = settings.share_quotas_between_instances and not store.is_sqlite
+        # quotas are theirs to share. SQLite serves one instance, which keeps them whole. With
+        # Redis the buckets themselves are shared, exactly: no instance needs a part of its own.
+        sharing = (
+            settings.share_quotas_between_instances and not store.is_sqlite and settings.redis_url is None
+        )
         registry = JobRegistry(
             store,
             bus,
             settings,
             make_runner,
             default_owner(settings),
-            share_quotas=backends.limits.share_among if sharing else None,
+            share_quotas=backends.share_quotas if sharing else None,
         )
         await registry.start()
         return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time())

@@ -1,4 +1,4 @@
-"""Runs one job: its products through the pipeline, `workers_per_job` at a time."""
+"""Runs one job: its products through the pipeline, as many at once as the quotas admit."""
 
 from __future__ import annotations
 
@@ -110,7 +110,8 @@ class JobRunner:
             for item in todo:
                 queue.put_nowait(item)
             urls = {wip_id: product.url for wip_id, product in products.items()}
-            workers = min(self._settings.workers_per_job, len(todo)) or 1
+            ceiling = self._settings.workers_per_job or self._settings.max_batch
+            workers = min(ceiling, len(todo)) or 1
             limits = backends.limits if isinstance(backends, LimitedBackends) else None
             backends = fenced_backends(backends, self._guard)
             eta = EtaEstimator(

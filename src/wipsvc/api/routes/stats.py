@@ -70,12 +70,21 @@ class StatsResponse(BaseModel):
         "with `shared_by` instances in all. Keys and shape are open; clients should render what "
         "they find.",
     )
+    accounts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Quota usage per account (a Google service account or OAuth user, an LLM key at "
+        "its endpoint): `service`, `alias`, the `collections` that used it, and `buckets` (each "
+        "shaped as in `quotas`; with Redis `shared_by` is `redis` and usage counts every instance). "
+        "An admin key also sees `account` and `project`; a collection key sees only the accounts "
+        "its collections used, by alias.",
+    )
 
 
 @router.get("/stats", response_model=StatsResponse)
 async def get_stats(services: ServicesDep, access: Access) -> StatsResponse:
     """Throughput over the last 15 minutes, running and queued jobs, and quota usage. Products
-    and jobs are those of the collections the API key may use; quotas are the instance's."""
+    and jobs are those of the collections the API key may use; quotas are the instance's, and
+    per account those of the accounts the key's collections use."""
     repo = StatsRepository(services.store.db)
     now = utcnow()
     throughput = await repo.throughput(WINDOW_MINUTES, now=now, collections=access.collections)
@@ -88,4 +97,5 @@ async def get_stats(services: ServicesDep, access: Access) -> StatsResponse:
         running_jobs=jobs[JobStatus.RUNNING],
         queued_jobs=jobs[JobStatus.QUEUED],
         quotas=services.backends.limits.snapshot(),
+        accounts=services.backends.quota_usage(access.collections, reveal=access.is_admin),
     )
