@@ -11,13 +11,14 @@ from typing import Any
 import socketio
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.api.deps import get_access
 from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.limits import install_limits
-from wipsvc.api.routes import collections, health, jobs, stats, wip
+from wipsvc.api.routes import all_jobs, collections, health, jobs, stats, wip
 from wipsvc.auth import check_bind
 from wipsvc.config import Settings
 from wipsvc.pipeline.steps import RetryPolicy
@@ -36,6 +37,12 @@ product marked `ready`.
 Start a job with `POST /api/{collection}/wip/process`; follow it with
 `GET /api/{collection}/wip/jobs/{job_id}` or live over Socket.IO (event `wip_job_progress`).
 """
+
+
+def operation_id(route: APIRoute) -> str:
+    """Operation ids are the handlers' names (`start_job`, `list_products`): what generated
+    clients name their functions."""
+    return route.name
 
 
 def create_api(
@@ -81,11 +88,14 @@ def create_api(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+        # One schema per model: generated clients keep every response model.
+        separate_input_output_schemas=False,
         openapi_tags=[
-            {"name": "jobs", "description": "Start, follow, cancel and retry background jobs."},
+            {"name": "jobs", "description": "Start, follow, cancel, retry and delete background jobs."},
             {"name": "wip products", "description": "The products waiting to be processed."},
             {"name": "collections", "description": "Per-collection sheet, columns and backends."},
-            {"name": "health", "description": "Probes."},
+            {"name": "health", "description": "Probes and service statistics."},
         ],
     )
     install_error_handlers(api)
@@ -96,7 +106,7 @@ def create_api(
         )
     api.include_router(health.router)
     # Every /api route needs an API key (when keys exist); set here so no route can forget it.
-    for router in (stats.router, collections.router, jobs.router, wip.router):
+    for router in (stats.router, all_jobs.router, collections.router, jobs.router, wip.router):
         api.include_router(router, dependencies=[Depends(get_access)])
     include_dashboard(api)
 

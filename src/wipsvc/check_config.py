@@ -11,6 +11,8 @@ migrating), and no row is cleaned. Each outcome is one line.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +92,18 @@ def check_config_command(
     collection: Annotated[
         str | None, typer.Argument(help="Check only this collection (default: every collection).")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
 ) -> None:
     """Check each collection's sheet, LLM and cleaning backends: credentials and a harmless call."""
     settings = Settings()
     for line in settings.database_notice():
         typer.echo(line, err=True)
     results = asyncio.run(check_config(settings, collection))
-    typer.echo(render(results))
+    if as_json:
+        checks = [dataclasses.asdict(result) for result in results]
+        typer.echo(json.dumps({"success": True, "ok": exit_code(results) == 0, "checks": checks}, indent=2))
+    else:
+        typer.echo(render(results))
     raise typer.Exit(exit_code(results))
 
 

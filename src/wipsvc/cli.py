@@ -6,8 +6,11 @@ import asyncio
 import gc
 import logging
 import os
+from importlib.metadata import version as package_version
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from wipsvc.check_config import check_config_command
 from wipsvc.client.commands import register as register_client_commands
@@ -22,6 +25,24 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(collections_app, name="collections")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"wipsvc {package_version('wipsvc')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """wipsvc: background processing of WIP catalogue products.
+
+    Exit codes: 0 done; 1 a job (or check) had failures; 2 a usage error (bad option, file or
+    setting); 3 the server refused the request or could not be reached."""
 
 
 def _logging(settings: Settings) -> None:
@@ -144,4 +165,21 @@ app.command("check-config")(check_config_command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as error:  # a WIPSVC_* setting (or .env line) that does not parse
+        typer.echo(f"error: invalid settings: {settings_problems(error)}", err=True)
+        raise SystemExit(2) from None
+    except SettingsError as error:
+        typer.echo(f"error: invalid settings: {error}", err=True)
+        raise SystemExit(2) from None
+
+
+def settings_problems(error: ValidationError) -> str:
+    """One line naming each bad setting by its variable, never echoing the value (it may be secret)."""
+    problems = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        name = f"WIPSVC_{field.upper()}" if field else "settings"
+        problems.append(f"{name}: {problem['msg']}")
+    return "; ".join(problems)

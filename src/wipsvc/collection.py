@@ -72,6 +72,11 @@ class CleaningRules(_Model):
     max_title_length: int = Field(150, ge=10, le=1000)
 
 
+def _readable_secret(schema: dict[str, Any]) -> None:
+    for option in schema.get("anyOf", [schema]):
+        option.pop("writeOnly", None)
+
+
 class CleaningConfig(_Model):
     backend: Literal["python", "apps_script_api", "apps_script_webapp"] = Field(
         "python", description="`python`: embedded rules; `apps_script_*`: the sheet's own Apps Script."
@@ -85,7 +90,12 @@ class CleaningConfig(_Model):
         None, description="Authorized-user JSON with a refresh token (`apps_script_api`)."
     )
     webapp_url: str | None = Field(None, description="Deployed web-app URL (`apps_script_webapp`).")
-    webapp_secret: SecretStr | None = Field(None, description="Shared secret sent to the web app.")
+    webapp_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret sent to the web app; answers show it masked (`**********`).",
+        # Not write-only: one schema serves requests and answers, and answers carry the masked value.
+        json_schema_extra=lambda schema: _readable_secret(schema),
+    )
 
     @field_serializer("webapp_secret", when_used="json")
     def _dump_secret(self, secret: SecretStr | None, info: SerializationInfo) -> str | None:

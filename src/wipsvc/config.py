@@ -274,3 +274,9 @@ class Settings(BaseSettings):
     max_active_jobs_per_collection: int = Field(
         20, ge=1, description="Most queued plus running jobs per collection; starting another gets 409."
     )
+    job_history_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Days a finished job keeps its progress events and product ledger; after that they are "
+        "pruned (hourly), while the job row and its `results` stay. 0 keeps them forever.",
+    )

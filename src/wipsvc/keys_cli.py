@@ -53,8 +53,9 @@ def _with_store(action: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def _fail(message: str) -> typer.Exit:
+    """A usage error: exit 2, like every command's."""
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(2)
 
 
 @keys_app.command("create")
@@ -96,13 +97,12 @@ def create(
 
 @keys_app.command("list")
 def list_keys(
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per key, for scripts."),
+    as_json: bool = typer.Option(False, "--json", help="Print the keys as one JSON object."),
 ) -> None:
     """Every key: id, prefix, collections, created, last used, revoked (never the key itself)."""
     records = _with_store(lambda store: store.keys.all())
     if as_json:
-        for record in records:
-            typer.echo(json.dumps(_as_dict(record)))
+        typer.echo(json.dumps({"success": True, "keys": [_as_dict(record) for record in records]}, indent=2))
         return
     if not records:
         typer.echo("No API keys: the service runs open (and only on a loopback address).")

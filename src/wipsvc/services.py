@@ -11,6 +11,7 @@ from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry, default_owner
+from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.jobs.runner import JobRunner
 from wipsvc.pipeline.backends import BackendFactory
 from wipsvc.pipeline.steps import Backends, RetryPolicy
@@ -27,6 +28,7 @@ class Services:
     fetcher: PageFetcher
     owns_fetcher: bool
     started_at: float
+    pruner: HistoryPruner | None = None
 
     @classmethod
     async def start(
@@ -84,9 +86,15 @@ class Services:
             share_quotas=backends.share_quotas if sharing else None,
         )
         await registry.start()
-        return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time())
+        pruner = None
+        if settings.job_history_retention_days > 0:
+            pruner = HistoryPruner(store, settings.job_history_retention_days)
+            pruner.start()
+        return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time(), pruner)
 
     async def stop(self) -> None:
+        if self.pruner is not None:
+            await self.pruner.stop()
         await self.registry.stop()
         await self.backends.aclose()
         if self.owns_fetcher:  # an injected fetcher belongs to whoever made it

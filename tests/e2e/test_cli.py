@@ -152,7 +152,7 @@ async def test_submit_rejects_a_bad_csv_and_an_unreachable_server(tmp_path: Path
 
     good = write_csv(tmp_path / "good.csv", [("ABC-1", "http://127.0.0.1:9/p")], header=False)
     run = await wipsvc("submit", "sinks", str(good), url="http://127.0.0.1:9")
-    assert run.code == 2 and "cannot reach wipsvc at http://127.0.0.1:9" in run.err
+    assert run.code == 3 and "cannot reach wipsvc at http://127.0.0.1:9" in run.err
 
 
 def _app(settings: Settings, fetcher: PageFetcher) -> Any:
@@ -217,7 +217,7 @@ async def test_jobs_products_and_export_print_what_the_api_holds(
             run.out
         )
         run = await wipsvc("jobs", "list", "sinks", "--json", url=server.url)
-        assert [job["job_id"] for job in json.loads(run.out)] == [job_id]
+        assert [job["job_id"] for job in json.loads(run.out)["jobs"]] == [job_id]
 
         run = await wipsvc("jobs", "show", "sinks", job_id, url=server.url)
         assert run.code == 0 and f"job {job_id}: completed" in run.out
@@ -225,7 +225,7 @@ async def test_jobs_products_and_export_print_what_the_api_holds(
         for result in done["results"]:
             assert re.search(rf"│ {result['sku']} +│ +{result['row_num']} │ {result['status']} ", run.out)
         run = await wipsvc("jobs", "show", "sinks", job_id, "--json", url=server.url)
-        assert json.loads(run.out) == done
+        assert json.loads(run.out) == {"success": True, "job": done}
 
         run = await wipsvc("products", "list", "sinks", url=server.url)
         listing = (await client.get("/api/sinks/wip")).json()["products"]
@@ -266,11 +266,11 @@ async def test_jobs_products_and_export_print_what_the_api_holds(
         missing = str(uuid.uuid4())
         run = await wipsvc("jobs", "show", "sinks", missing, url=server.url)
         assert (
-            run.code == 2
+            run.code == 3
             and f"job {missing} not found in collection 'sinks' [not_found, HTTP 404]" in run.err
         )
         run = await wipsvc("watch", missing, url=server.url)
-        assert run.code == 2 and "not found in any collection" in run.err
+        assert run.code == 3 and "not found in any collection" in run.err
 
 
 async def test_watch_gives_up_when_the_server_stays_away(
@@ -289,7 +289,7 @@ async def test_watch_gives_up_when_the_server_stays_away(
     finally:
         await server.stop()
     run = await cli.finish()
-    assert run.code == 2, run.out + run.err
+    assert run.code == 3, run.out + run.err
     assert "connection lost; reconnecting" in run.out
     assert f"lost contact with wipsvc at {server.url} for more than 2s" in run.err
 
@@ -312,7 +312,7 @@ async def test_commands_send_the_api_key(
     async with LiveServer(make_settings(sqlite_url), fetcher=SlowFetcher(fetcher, delay=0.2)) as server:
         key = (await create_key(server.services.store.keys, ["sinks"])).key
         run = await wipsvc("submit", "sinks", str(path), "--watch", url=server.url)
-        assert run.code == 2 and "API key required" in run.err and "HTTP 401" in run.err
+        assert run.code == 3 and "API key required" in run.err and "HTTP 401" in run.err
 
         # REST with the header, Socket.IO with the auth payload: live lines prove the socket works.
         run = await wipsvc(

@@ -19,6 +19,7 @@ import pytest
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.live import LiveServer, make_settings
 from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.auth import create_key
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 
 if TYPE_CHECKING:
@@ -181,8 +182,8 @@ async def test_add_products_run_a_job_and_cancel_another(
         await page.wait_for_function(
             "() => Number(document.querySelector('#stat-finished')?.textContent) >= 9"
         )
-        quotas = await page.inner_text(".quotas")
-        assert "sheets_write" in quotas and "throttled" in quotas
+        # One compact row per external service, a bar for its bucket.
+        await page.wait_for_selector('#quota-table tr[data-service="sheets_write"] .meter')
         await page.screenshot(path=str(screenshot_dir / "overview.png"), full_page=True)
 
         await page.set_viewport_size({"width": 390, "height": 844})
@@ -311,4 +312,94 @@ async def test_a_real_api_key_unlocks_rest_and_live_updates(sqlite_url: str, bro
         await page.wait_for_selector("#live-status[data-state='connected']")
         await page.wait_for_selector("#stat-running")
         assert await page.is_hidden("#banner")
+        assert errors == []
+
+
+async def test_jobs_page_deletion_and_messages_that_clear(
+    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher, browser: BrowserContext
+) -> None:
+    async with LiveServer(make_settings(sqlite_url), fetcher=fetcher) as server, server.client() as client:
+        jobs: dict[str, str] = {}
+        for collection, (sku, url) in zip(("sinks", "taps"), shop.products()[:2], strict=True):
+            (wip_id,) = (
+                await client.post(f"/api/{collection}/wip", json={"products": [{"sku": sku, "url": url}]})
+            ).json()["wip_ids"]
+            jobs[collection] = (
+                await client.post(f"/api/{collection}/wip/process", json={"wip_ids": [wip_id]})
+            ).json()["job_id"]
+        page, errors = await open_page(browser)
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        requests: list[str] = []
+        page.on("request", lambda request: requests.append(request.url))
+
+        # The Jobs page reads every collection's jobs in one request.
+        await page.goto(f"{server.url}/#/jobs")
+        for job_id in jobs.values():
+            await page.wait_for_selector(f'.jobs-table tr[data-job-id="{job_id}"][data-status="completed"]')
+        listed = [url for url in requests if "/api/" in url and "/jobs" in url]
+        assert listed and all(re.search(r"/api/jobs\?", url) for url in listed), listed
+
+        # A load error on the job page goes once the service answers again (after a restart,
+        # say): here the API is cut off while the page opens, then the live connection returns.
+        await page.wait_for_selector("#live-status[data-state='connected']")
+        await page.route("**/api/**", lambda route: route.abort())
+        await page.evaluate(f"() => {{ location.hash = '#/c/sinks/jobs/{jobs['sinks']}'; }}")
+        problem = page.locator("#job-load-problem").get_by_text(
+            "Could not load the job — Cannot reach the service"
+        )
+        await problem.wait_for()
+        await page.unroute("**/api/**")
+        await page.evaluate("() => window.wipsvc.live.socket.disconnect()")
+        await page.evaluate("() => window.wipsvc.live.socket.connect()")
+        await wait_status(page, "completed")
+        await problem.wait_for(state="detached")
+
+        # Deleting a finished job, then a collection, from their pages.
+        await page.click("#delete-job")
+        await page.wait_for_url(re.compile(r".*#/c/sinks$"))
+        assert (await client.get(f"/api/sinks/wip/jobs/{jobs['sinks']}")).status_code == 404
+        await page.wait_for_selector("#products tbody tr")
+        await page.click("#delete-collection")
+        await page.wait_for_url(re.compile(r".*#/$"))
+        assert (await client.get("/api/collections/sinks")).status_code == 404
+        await page.wait_for_selector('.collection-card[data-collection="taps"]')
+        assert await page.locator('.collection-card[data-collection="sinks"]').count() == 0
+        assert errors == []
+
+
+async def test_a_401_is_told_once_and_the_dialog_closes_when_requests_succeed(
+    sqlite_url: str, browser: BrowserContext
+) -> None:
+    async with LiveServer(make_settings(sqlite_url)) as server:
+        issued = await create_key(server.services.store.keys, None)
+        page, errors = await open_page(browser)
+        await page.goto(f"{server.url}/")
+        await page.locator("#api-key-dialog").wait_for(state="visible")
+        await page.wait_for_selector("#health [data-load-error='401']")
+        await page.wait_for_selector("#collections [data-load-error='401']")
+        # The dialog says it; the page behind it does not repeat it.
+        message = "API key required"
+        assert await page.is_hidden("#banner")
+        assert (await page.inner_text("main")).count(message) == 0
+        # Dismissed, it is said once, by the banner.
+        await page.click("#api-key-cancel")
+        await page.locator("#banner").wait_for(state="visible")
+        assert message in await page.inner_text("#banner")
+        assert (await page.inner_text("body")).count(message) == 1
+
+        # The key arrives another way (another tab stored it): the next answers clear the message.
+        await page.evaluate("(key) => localStorage.setItem('wipsvc.apiKey', key)", issued.key)
+        await page.evaluate("() => { location.hash = '#/jobs'; }")
+        await page.locator("#banner").wait_for(state="hidden")
+        await page.get_by_text("No jobs yet.").wait_for()
+
+        # Asked again after a refusal, the dialog closes by itself once requests succeed.
+        await page.evaluate(
+            "() => localStorage.setItem('wipsvc.apiKey', 'wip_00000000_not-a-real-key-000000000000')"
+        )
+        await page.evaluate("() => { location.hash = '#/'; }")
+        await page.locator("#api-key-dialog").wait_for(state="visible")
+        await page.evaluate("(key) => localStorage.setItem('wipsvc.apiKey', key)", issued.key)
+        await page.evaluate("() => { location.hash = '#/jobs'; }")
+        await page.locator("#api-key-dialog").wait_for(state="hidden")
         assert errors == []

@@ -128,6 +128,8 @@ async def test_job_end_to_end_matches_the_seed_contract(
                 product = event["current_product"]
                 assert set(product) >= {"wip_id", "sku", "success", "row_num"}
                 assert product["success"] is (product["sku"] not in BROKEN_SKUS)
+                if not product["success"]:  # the step it failed at, as the job's results say
+                    assert product["error_step"] == "extract" and "no product data" in product["error"]
                 assert event["eta_seconds"] is not None
             assert mine[0]["current_product"] is None and mine[0]["eta_seconds"] is None
             final = mine[-1]

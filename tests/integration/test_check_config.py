@@ -339,3 +339,15 @@ def test_the_command_prints_one_line_per_check_and_exits_1_on_failure(
     assert lines[0].split()[:3] == ["broken", "sheet", "FAILED"]
     assert lines[0].endswith("Google spreadsheet gone not found")
     assert lines[-1] == "6 checks: 5 ok, 0 warning, 1 failed"
+
+    as_json = CliRunner().invoke(app, ["check-config", "--json"], env=env)
+    assert as_json.exit_code == 1
+    body = json.loads(as_json.output)
+    assert body["success"] is True and body["ok"] is False
+    assert len(body["checks"]) == 6
+    assert body["checks"][0] == {
+        "collection": "broken",
+        "backend": "sheet",
+        "status": "failed",
+        "message": lines[0].split("FAILED", 1)[1].strip(),
+    }

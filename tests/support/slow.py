@@ -1,4 +1,4 @@
-"""A page fetcher that takes its time, so that tests can act while a job is in the middle."""
+"""Page fetchers that take their time, so that tests can act while a job is in the middle."""
 
 from __future__ import annotations
 
@@ -16,6 +16,23 @@ class SlowFetcher:
     async def fetch(self, url: str) -> FetchedPage:
         self.fetches += 1
         await asyncio.sleep(self.delay)
+        return await self.inner.fetch(url)
+
+    async def aclose(self) -> None:
+        """The inner fetcher belongs to the test's fixture."""
+
+
+class GatedFetcher:
+    """Holds every fetch until the test opens the gate, so a job stays running meanwhile."""
+
+    def __init__(self, inner: PageFetcher) -> None:
+        self.inner = inner
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def fetch(self, url: str) -> FetchedPage:
+        self.waiting += 1
+        await self.gate.wait()
         return await self.inner.fetch(url)
 
     async def aclose(self) -> None:

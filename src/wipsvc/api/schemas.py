@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
@@ -12,8 +12,18 @@ from wipsvc.collection import CollectionConfig
 from wipsvc.jobs.models import ItemStatus, JobStatus, WipStatus
 from wipsvc.text import check_text
 
+if TYPE_CHECKING:
+    from wipsvc.store.lifecycle_repo import Deleted
+
 JOB_ID_EXAMPLE = "ce672290-f093-4801-b4a1-078f10ab0801"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,63}$"
+
+
+# Every successful answer says so; errors answer `{"success": false, "error": …}` instead.
+Success = Annotated[
+    Literal[True],
+    Field(description="Always true in a successful answer (errors have the `ErrorResponse` shape)."),
+]
 
 
 class _Strict(BaseModel):
@@ -25,13 +35,19 @@ class _Strict(BaseModel):
 
 class ErrorBody(BaseModel):
     code: str = Field(description="Stable machine-readable code.", examples=["conflict"])
-    message: str = Field(examples=["products already in an active job: 3, 4"])
-    details: dict[str, Any] | list[Any] | None = Field(None, examples=[{"busy": {"3": JOB_ID_EXAMPLE}}])
+    message: str = Field(
+        description="What went wrong, for people.", examples=["products already in an active job: 3, 4"]
+    )
+    details: dict[str, Any] | list[Any] | None = Field(
+        None,
+        description="Machine-readable particulars, e.g. the products already busy, or the validation errors.",
+        examples=[{"busy": {"3": JOB_ID_EXAMPLE}}],
+    )
 
 
 class ErrorResponse(BaseModel):
-    success: Literal[False] = False
-    error: ErrorBody
+    success: Literal[False] = Field(False, description="Always false in an error answer.")
+    error: ErrorBody = Field(description="The error.")
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -68,76 +84,109 @@ class ProcessRequest(_Strict):
 
 
 class ProcessResponse(BaseModel):
-    success: Literal[True] = True
-    job_id: str = Field(examples=[JOB_ID_EXAMPLE])
-    total_products: int = Field(examples=[5])
+    success: Success = True
+    job_id: str = Field(description="The new job's id.", examples=[JOB_ID_EXAMPLE])
+    total_products: int = Field(description="Products in the job.", examples=[5])
     message: str = Field(
-        examples=["Background processing started for 5 products. Use the job_id to track progress."]
+        description="What happens next, for people.",
+        examples=["Background processing started for 5 products. Use the job_id to track progress."],
     )
-    status_url: str = Field(examples=[f"/api/sinks/wip/jobs/{JOB_ID_EXAMPLE}"])
+    status_url: str = Field(
+        description="Where to follow the job over REST.", examples=[f"/api/sinks/wip/jobs/{JOB_ID_EXAMPLE}"]
+    )
 
 
 class ProductResult(BaseModel):
     """One product's outcome in a job (the seed's fields, then ours)."""
 
-    wip_id: int = Field(examples=[1])
-    sku: str = Field(examples=["ABC123"])
-    row_num: int | None = Field(examples=[150])
-    success: bool
-    extracted_fields: list[str] = Field(examples=[["title", "price", "description"]])
+    wip_id: int = Field(description="The WIP product.", examples=[1])
+    sku: str = Field(description="Its SKU.", examples=["ABC123"])
+    row_num: int | None = Field(description="Its row in the sheet, once added.", examples=[150])
+    success: bool = Field(description="Whether it succeeded.")
+    extracted_fields: list[str] = Field(
+        description="The product fields extracted from its page.",
+        examples=[["title", "price", "description"]],
+    )
     duration: float | None = Field(description="Seconds spent on the product.", examples=[45.2])
     status: ItemStatus = Field(description="succeeded, failed or skipped (never started).")
-    step: str | None = Field(None, description="Last step completed.", examples=["complete"])
-    error: str | None = None
-    error_step: str | None = Field(None, examples=[None])
+    step: str | None = Field(
+        None,
+        description="The last step completed: a failed product failed at the step after it, `error_step`.",
+        examples=["complete"],
+    )
+    error: str | None = Field(None, description="Why it failed.")
+    error_step: str | None = Field(None, description="The step a failed product failed at.", examples=[None])
     attempts: int = Field(0, description="Times the product was started (more after a resume).")
     generator: str | None = Field(None, description="What wrote the descriptions: template or llm.")
-    token_usage: dict[str, int] | None = None
+    token_usage: dict[str, int] | None = Field(None, description="LLM tokens used for this product.")
 
 
 class Job(BaseModel):
-    job_id: str = Field(examples=[JOB_ID_EXAMPLE])
-    collection_name: str = Field(examples=["sinks"])
-    status: JobStatus
-    total_products: int = Field(examples=[5])
-    processed_products: int = Field(examples=[2])
-    successful_products: int = Field(examples=[2])
-    failed_products: int = Field(examples=[0])
-    results: list[ProductResult]
-    error: str | None = None
-    created_at: datetime | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    wip_ids: list[int] = Field(examples=[[1, 2, 3, 4, 5]])
+    job_id: str = Field(description="The job's id.", examples=[JOB_ID_EXAMPLE])
+    collection_name: str = Field(description="The collection the job belongs to.", examples=["sinks"])
+    status: JobStatus = Field(
+        description="queued, running, completed, failed (a fatal job-level error) or cancelled."
+    )
+    total_products: int = Field(description="Products in the job.", examples=[5])
+    processed_products: int = Field(
+        description="Products finished so far, succeeded or failed.", examples=[2]
+    )
+    successful_products: int = Field(description="Products that succeeded.", examples=[2])
+    failed_products: int = Field(
+        description="Products that failed (a job with failed products still ends `completed`).", examples=[0]
+    )
+    results: list[ProductResult] = Field(description="One entry per finished product, in the job's order.")
+    error: str | None = Field(None, description="The fatal error of a `failed` job.")
+    created_at: datetime | None = Field(description="When the job was queued (UTC).")
+    started_at: datetime | None = Field(description="When it first started running (UTC).")
+    completed_at: datetime | None = Field(description="When it ended (UTC).")
+    wip_ids: list[int] = Field(description="The job's products, in order.", examples=[[1, 2, 3, 4, 5]])
     eta_seconds: float | None = Field(None, description="Estimated seconds left; null until known.")
-    cancel_requested: bool = False
+    cancel_requested: bool = Field(
+        False, description="Cancellation was asked for; a running job ends after the products in flight."
+    )
     retry_of: str | None = Field(None, description="The job whose failed products this job re-runs.")
     token_usage: dict[str, int] | None = Field(None, description="LLM tokens used by the job.")
 
 
 class JobResponse(BaseModel):
-    success: Literal[True] = True
-    job: Job
+    success: Success = True
+    job: Job = Field(description="The job.")
 
 
 class JobListResponse(BaseModel):
-    success: Literal[True] = True
-    jobs: list[Job]
-    count: int
+    success: Success = True
+    jobs: list[Job] = Field(description="Jobs, newest first.")
+    count: int = Field(description="Jobs in `jobs`.")
+
+
+class JobPageResponse(BaseModel):
+    success: Success = True
+    jobs: list[Job] = Field(description="Jobs of the API key's collections, newest first.")
+    total: int = Field(description="Jobs matching the filters in all.", examples=[42])
+    limit: int = Field(description="Most jobs per page, as asked.", examples=[50])
+    offset: int = Field(description="Jobs skipped, as asked.", examples=[0])
 
 
 class CancelResponse(BaseModel):
-    success: Literal[True] = True
-    message: str = Field(examples=["Cancellation requested: products in flight will finish."])
-    job: Job
+    success: Success = True
+    message: str = Field(
+        description="What happened, for people.",
+        examples=["Cancellation requested: products in flight will finish."],
+    )
+    job: Job = Field(description="The job as it is now.")
 
 
 # -- WIP products ----------------------------------------------------------------------------
 
 
 class NewProduct(_Strict):
-    sku: str = Field(pattern=SKU_PATTERN, examples=["ABC123"])
-    url: AnyHttpUrl = Field(examples=["https://shop.example/products/abc123"])
+    sku: str = Field(
+        description="The product's SKU, new in the collection.", pattern=SKU_PATTERN, examples=["ABC123"]
+    )
+    url: AnyHttpUrl = Field(
+        description="The product page (http or https).", examples=["https://shop.example/products/abc123"]
+    )
 
     @field_validator("url", mode="before")
     @classmethod
@@ -155,7 +204,9 @@ class NewProduct(_Strict):
 
 
 class CreateProductsRequest(_Strict):
-    products: list[NewProduct] = Field(min_length=1, max_length=1000)
+    products: list[NewProduct] = Field(
+        description="The products to create, SKUs unique.", min_length=1, max_length=1000
+    )
 
     @field_validator("products")
     @classmethod
@@ -168,66 +219,97 @@ class CreateProductsRequest(_Strict):
 
 
 class CreateProductsResponse(BaseModel):
-    success: Literal[True] = True
-    wip_ids: list[int] = Field(examples=[[1, 2]])
-    collection_name: str = Field(examples=["sinks"])
+    success: Success = True
+    wip_ids: list[int] = Field(description="The new products' ids, in the order given.", examples=[[1, 2]])
+    collection_name: str = Field(description="The collection they belong to.", examples=["sinks"])
 
 
 class WipProduct(BaseModel):
-    wip_id: int = Field(examples=[1])
-    collection_name: str = Field(examples=["sinks"])
-    sku: str = Field(examples=["ABC123"])
-    url: str = Field(examples=["https://shop.example/products/abc123"])
-    status: WipStatus
-    row_num: int | None = None
+    wip_id: int = Field(description="The product's id (unique across collections).", examples=[1])
+    collection_name: str = Field(description="The collection it belongs to.", examples=["sinks"])
+    sku: str = Field(description="Its SKU, unique in the collection.", examples=["ABC123"])
+    url: str = Field(description="Its product page.", examples=["https://shop.example/products/abc123"])
+    status: WipStatus = Field(description="pending, extracting, generating, cleaning, ready or error.")
+    row_num: int | None = Field(None, description="Its row in the sheet, once added.")
     extracted: dict[str, Any] | None = Field(None, description="Extracted fields.")
     sources: dict[str, str] | None = Field(None, description="Where each extracted field came from.")
-    descriptions: dict[str, Any] | None = None
+    descriptions: dict[str, Any] | None = Field(
+        None, description="Generated descriptions: body_html, features, care_instructions."
+    )
     error: str | None = Field(None, description="The last error.")
-    active_job_id: str | None = None
-    created_at: datetime
-    updated_at: datetime
+    active_job_id: str | None = Field(None, description="The queued or running job holding it, if any.")
+    created_at: datetime = Field(description="When it was created (UTC).")
+    updated_at: datetime = Field(description="When it last changed (UTC).")
 
 
 class WipProductResponse(BaseModel):
-    success: Literal[True] = True
-    product: WipProduct
+    success: Success = True
+    product: WipProduct = Field(description="The product.")
 
 
 class WipProductListResponse(BaseModel):
-    success: Literal[True] = True
-    products: list[WipProduct]
-    total: int
-    limit: int
-    offset: int
+    success: Success = True
+    products: list[WipProduct] = Field(description="One page of products, oldest first.")
+    total: int = Field(description="Products matching the filters in all.")
+    limit: int = Field(description="Most products per page, as asked.")
+    offset: int = Field(description="Products skipped, as asked.")
 
 
 # -- collections -----------------------------------------------------------------------------
 
 
 class Collection(BaseModel):
-    name: str = Field(examples=["sinks"])
-    config: CollectionConfig
-    product_counts: dict[str, int] = Field(default_factory=dict, examples=[{"pending": 3, "ready": 12}])
-    created_at: datetime
-    updated_at: datetime
+    name: str = Field(description="The collection's name.", examples=["sinks"])
+    config: CollectionConfig = Field(description="Its sheet, column mapping, cleaning and LLM settings.")
+    product_counts: dict[str, int] = Field(
+        description="Its products by status.", default_factory=dict, examples=[{"pending": 3, "ready": 12}]
+    )
+    created_at: datetime = Field(description="When it was created (UTC).")
+    updated_at: datetime = Field(description="When its configuration last changed (UTC).")
 
 
 class CollectionResponse(BaseModel):
-    success: Literal[True] = True
-    collection: Collection
+    success: Success = True
+    collection: Collection = Field(description="The collection.")
 
 
 class CollectionListResponse(BaseModel):
-    success: Literal[True] = True
-    collections: list[Collection]
+    success: Success = True
+    collections: list[Collection] = Field(description="Collections by name.")
+
+
+# -- deletion --------------------------------------------------------------------------------
+
+
+class DeletedCounts(BaseModel):
+    products: int = Field(0, description="WIP products deleted.", examples=[0])
+    jobs: int = Field(0, description="Jobs deleted, with their ledgers and events.", examples=[1])
+    sheet_rows: int = Field(
+        0,
+        description="Rows of the embedded worksheet deleted (a Google sheet is never touched).",
+        examples=[0],
+    )
+
+
+class DeleteResponse(BaseModel):
+    success: Success = True
+    message: str = Field(
+        description="What was deleted, for people.",
+        examples=["Job ce672290-f093-4801-b4a1-078f10ab0801 deleted."],
+    )
+    deleted: DeletedCounts = Field(description="What was deleted, by kind.")
+
+    @classmethod
+    def of(cls, message: str, deleted: Deleted) -> DeleteResponse:
+        counts = DeletedCounts(products=deleted.products, jobs=deleted.jobs, sheet_rows=deleted.sheet_rows)
+        return cls(message=message, deleted=counts)
 
 
 class HealthResponse(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok"] = Field("ok", description="Always `ok`: the process answers.")
 
 
 class ReadyResponse(BaseModel):
-    status: Literal["ready"] = "ready"
-    database: Literal["ok"] = "ok"
-    running_jobs: int = 0
+    status: Literal["ready"] = Field("ready", description="Always `ready` in this answer (503 otherwise).")
+    database: Literal["ok"] = Field("ok", description="The database answered.")
+    running_jobs: int = Field(0, description="Jobs this instance is running.")

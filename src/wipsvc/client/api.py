@@ -19,13 +19,17 @@ import httpx
 
 from wipsvc.api.schemas import (
     CancelResponse,
+    CollectionListResponse,
     CreateProductsResponse,
+    DeleteResponse,
     Job,
     JobListResponse,
+    JobPageResponse,
     JobResponse,
     ProcessResponse,
     WipProduct,
     WipProductListResponse,
+    WipProductResponse,
 )
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -37,7 +41,7 @@ CREATE_BATCH_SIZE = 1000
 
 
 class ClientError(Exception):
-    """Anything that stops a client command short of an answer (exit code 2)."""
+    """The server refused the request or could not be reached (exit code 3)."""
 
 
 class ServiceUnreachable(ClientError):
@@ -166,6 +170,14 @@ class ApiClient:
             if not page.products or len(products) >= page.total:
                 return products
 
+    async def reset_product(self, collection: str, wip_id: int) -> WipProduct:
+        response = await self._request("POST", f"/api/{_segment(collection)}/wip/{wip_id}/reset")
+        return WipProductResponse.model_validate(response.json()).product
+
+    async def delete_product(self, collection: str, wip_id: int) -> DeleteResponse:
+        response = await self._request("DELETE", f"/api/{_segment(collection)}/wip/{wip_id}")
+        return DeleteResponse.model_validate(response.json())
+
     # -- jobs ------------------------------------------------------------------------------
 
     async def start_job(self, collection: str, wip_ids: Sequence[int]) -> ProcessResponse:
@@ -190,11 +202,29 @@ class ApiClient:
         )
         return CancelResponse.model_validate(response.json())
 
-    async def retry_job(self, collection: str, job_id: str) -> ProcessResponse:
+    async def retry_job(self, collection: str, job_id: str, *, products: str = "failed") -> ProcessResponse:
+        """A new job of the finished job's `failed`, `skipped` or `unfinished` (both) products."""
         response = await self._request(
-            "POST", f"/api/{_segment(collection)}/wip/jobs/{_segment(job_id)}/retry"
+            "POST",
+            f"/api/{_segment(collection)}/wip/jobs/{_segment(job_id)}/retry",
+            params={"products": products},
         )
         return ProcessResponse.model_validate(response.json())
+
+    async def delete_job(self, collection: str, job_id: str) -> DeleteResponse:
+        response = await self._request("DELETE", f"/api/{_segment(collection)}/wip/jobs/{_segment(job_id)}")
+        return DeleteResponse.model_validate(response.json())
+
+    async def all_jobs(
+        self, *, collection: str | None = None, status: str | None = None, limit: int = 50, offset: int = 0
+    ) -> JobPageResponse:
+        """Jobs of every collection the key may use (or of one), newest first."""
+        response = await self._request(
+            "GET",
+            "/api/jobs",
+            params={"collection": collection, "status": status, "limit": limit, "offset": offset},
+        )
+        return JobPageResponse.model_validate(response.json())
 
     async def find_job(self, job_id: str) -> Job:
         """A job whose collection is not known: ask each collection in turn (a job id is unique)."""
@@ -212,6 +242,14 @@ class ApiClient:
         # Only the names: a collection's configuration is the server's business.
         response = await self._request("GET", "/api/collections")
         return [str(item["name"]) for item in response.json().get("collections", [])]
+
+    async def collections(self) -> CollectionListResponse:
+        response = await self._request("GET", "/api/collections")
+        return CollectionListResponse.model_validate(response.json())
+
+    async def delete_collection(self, name: str) -> DeleteResponse:
+        response = await self._request("DELETE", f"/api/collections/{_segment(name)}")
+        return DeleteResponse.model_validate(response.json())
 
     async def sheet_csv(self, collection: str) -> str:
         response = await self._request("GET", f"/api/collections/{_segment(collection)}/sheet.csv")

@@ -1,16 +1,14 @@
 """Client commands of the `wipsvc` CLI: they talk only to a running server's REST and Socket.IO.
 
-Exit codes: 0 success; 1 a followed job ended with a failed product, or failed, or was
-cancelled; 2 a usage error, an error answer from the server, or no server to talk to.
+Exit codes and the `--json` shape are the same for every command (see `wipsvc.client.output`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
+import io
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -22,29 +20,26 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from wipsvc.api.schemas import Job
-from wipsvc.client.api import DEFAULT_URL, URL_ENV, ApiClient, ClientConfig, ClientError
-from wipsvc.client.watch import WatchOptions, job_exit_code, outcome_line, results_table, watch_job
+from wipsvc.client import manage
+from wipsvc.client.api import ApiClient
+from wipsvc.client.output import (
+    JsonOption,
+    PollOption,
+    ReconnectOption,
+    UrlOption,
+    WatchFlag,
+    after_start,
+    emit_json,
+    follow,
+    run_command,
+    usage_error,
+)
+from wipsvc.client.watch import job_exit_code, outcome_line, results_table
 from wipsvc.jobs.models import JobStatus, WipStatus
 
-EXIT_USAGE = 2
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option("--url", envvar=URL_ENV, help=f"Server base URL (default {DEFAULT_URL})."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
-WatchFlag = Annotated[bool, typer.Option("--watch", "-w", help="Follow the job until it ends.")]
-ReconnectOption = Annotated[
-    float,
-    typer.Option(help="Seconds to keep reconnecting while the server is unreachable.", min=0),
-]
-PollOption = Annotated[
-    float, typer.Option(help="Poll REST when no live event arrived for this many seconds.", min=0.1)
-]
-
-jobs_app = typer.Typer(help="Inspect, cancel and retry jobs.", no_args_is_help=True)
-products_app = typer.Typer(help="Inspect WIP products.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Start, inspect, cancel, retry and delete jobs.", no_args_is_help=True)
+products_app = typer.Typer(help="List, reset and delete WIP products.", no_args_is_help=True)
+collections_app = typer.Typer(help="List and delete collections.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -54,32 +49,8 @@ def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.add_typer(jobs_app, name="jobs")
     app.add_typer(products_app, name="products")
-
-
-def _run(url: str | None, action: Callable[[ApiClient, Console], Awaitable[int]]) -> None:
-    """Run one command against the server and exit with its code; client errors exit 2."""
-    console, errors = Console(highlight=False), Console(stderr=True, highlight=False)
-
-    async def main() -> int:
-        async with ApiClient(ClientConfig.from_env(url)) as api:
-            return await action(api, console)
-
-    try:
-        code = asyncio.run(main())
-    except ClientError as error:
-        errors.print(Text("error: ", "bold red") + Text(str(error)), soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except KeyboardInterrupt:
-        errors.print("interrupted (a job already started goes on on the server)")
-        raise typer.Exit(130) from None
-    raise typer.Exit(code)
-
-
-def _follow(
-    api: ApiClient, console: Console, collection: str, job_id: str, reconnect: float, poll: float
-) -> Awaitable[Job]:
-    options = WatchOptions(reconnect_timeout=reconnect, poll_interval=poll)
-    return watch_job(api, collection, job_id, console=console, options=options)
+    app.add_typer(collections_app, name="collections")
+    manage.register(jobs_app, products_app, collections_app)
 
 
 def read_products_csv(path: Path) -> list[tuple[str, str]]:
@@ -110,25 +81,29 @@ def submit(
         Path, typer.Argument(exists=True, dir_okay=False, help="CSV of sku,url (header optional).")
     ],
     watch: WatchFlag = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     reconnect_timeout: ReconnectOption = 300.0,
     poll_interval: PollOption = 5.0,
 ) -> None:
     """Create the CSV's products in COLLECTION and start a job processing them."""
-    products = read_products_csv(products_csv)
+    try:
+        products = read_products_csv(products_csv)
+    except typer.BadParameter as error:
+        raise usage_error(str(error), as_json=as_json) from None
 
     async def action(api: ApiClient, console: Console) -> int:
         wip_ids = await api.create_products(collection, products)
         started = await api.start_job(collection, wip_ids)
         console.print(f"Created {len(wip_ids)} products in {collection!r}; started job:")
-        console.print(started.job_id, markup=False)
-        if not watch:
-            console.print(f"Follow it: wipsvc watch {started.job_id} --collection {collection}", markup=False)
-            return 0
-        job = await _follow(api, console, collection, started.job_id, reconnect_timeout, poll_interval)
-        return job_exit_code(job)
+        if not as_json:
+            console.print(started.job_id, markup=False)
+        created = {"collection_name": collection, "wip_ids": wip_ids}
+        return await after_start(
+            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval, created
+        )
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 def watch(
@@ -136,6 +111,7 @@ def watch(
     collection: Annotated[
         str | None, typer.Option("--collection", "-c", help="The job's collection (else looked up).")
     ] = None,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     reconnect_timeout: ReconnectOption = 300.0,
     poll_interval: PollOption = 5.0,
@@ -144,44 +120,54 @@ def watch(
 
     async def action(api: ApiClient, console: Console) -> int:
         name = collection or (await api.find_job(job_id)).collection_name
-        job = await _follow(api, console, name, job_id, reconnect_timeout, poll_interval)
+        job = await follow(api, console, name, job_id, reconnect_timeout, poll_interval)
+        if as_json:
+            emit_json({"success": True, "job": job.model_dump(mode="json")})
         return job_exit_code(job)
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 @jobs_app.command("list")
 def jobs_list(
-    collection: str,
-    limit: Annotated[int, typer.Option(min=1, max=100, help="Most recent jobs to show.")] = 10,
+    collection: Annotated[str | None, typer.Argument(help="Only this collection's jobs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Most recent jobs to show.")] = 10,
+    offset: Annotated[int, typer.Option(min=0, help="Jobs to skip (paging).")] = 0,
     status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
-    """Recent jobs of COLLECTION, newest first."""
+    """Recent jobs of every collection (or of COLLECTION), newest first."""
 
     async def action(api: ApiClient, console: Console) -> int:
-        jobs = await api.list_jobs(collection, limit=limit, status=status.value if status else None)
+        page = await api.all_jobs(
+            collection=collection, status=status.value if status else None, limit=limit, offset=offset
+        )
+        jobs = page.jobs
         if as_json:
-            _print_json([job.model_dump(mode="json") for job in jobs])
+            emit_json(page.model_dump(mode="json"))
             return 0
         # Light borders: a job id must fit whole on an 80-column terminal, next to the counts.
-        table = Table(
-            title=f"jobs of {collection}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
-        )
+        title = f"jobs of {collection}" if collection else "jobs"
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         table.add_column("job id", no_wrap=True, min_width=36)
         table.add_column("status", no_wrap=True, min_width=9)
         table.add_column("done", justify="right", no_wrap=True)
         table.add_column("failed", justify="right", no_wrap=True)
         table.add_column("created", justify="right", no_wrap=True)
+        if not collection:
+            table.add_column("collection", no_wrap=True)
         for job in jobs:
             failed = Text(str(job.failed_products), style="red" if job.failed_products else "")
             done = f"{job.processed_products}/{job.total_products}"
-            table.add_row(job.job_id, job.status.value, done, failed, _ago(job.created_at))
-        console.print(table if jobs else f"no jobs in {collection!r}")
+            cells = [job.job_id, job.status.value, done, failed, _ago(job.created_at)]
+            table.add_row(*cells, *([] if collection else [Text(job.collection_name)]))
+        console.print(table if jobs else (f"no jobs in {collection!r}" if collection else "no jobs"))
+        if page.total > offset + len(jobs):
+            console.print(f"showing {offset + 1}-{offset + len(jobs)} of {page.total}")
         return 0
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 @jobs_app.command("show")
@@ -191,7 +177,7 @@ def jobs_show(collection: str, job_id: str, as_json: JsonOption = False, url: Ur
     async def action(api: ApiClient, console: Console) -> int:
         job = await api.get_job(collection, job_id)
         if as_json:
-            _print_json(job.model_dump(mode="json"))
+            emit_json({"success": True, "job": job.model_dump(mode="json")})
             return 0
         console.print(f"job {job.job_id}: {job.status.value}", markup=False)
         console.print(
@@ -205,19 +191,22 @@ def jobs_show(collection: str, job_id: str, as_json: JsonOption = False, url: Ur
             console.print(outcome_line(job))
         return 0
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(collection: str, job_id: str, url: UrlOption = None) -> None:
+def jobs_cancel(collection: str, job_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
     """Cancel a job (products already in flight finish)."""
 
     async def action(api: ApiClient, console: Console) -> int:
         answer = await api.cancel_job(collection, job_id)
-        console.print(f"{answer.message} Job {job_id} is {answer.job.status.value}.", markup=False)
+        if as_json:
+            emit_json(answer.model_dump(mode="json"))
+        else:
+            console.print(f"{answer.message} Job {job_id} is {answer.job.status.value}.", markup=False)
         return 0
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 @jobs_app.command("retry")
@@ -225,6 +214,7 @@ def jobs_retry(
     collection: str,
     job_id: str,
     watch: WatchFlag = False,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     reconnect_timeout: ReconnectOption = 300.0,
     poll_interval: PollOption = 5.0,
@@ -234,13 +224,13 @@ def jobs_retry(
     async def action(api: ApiClient, console: Console) -> int:
         started = await api.retry_job(collection, job_id)
         console.print(f"Retrying {started.total_products} failed products of {job_id}; new job:")
-        console.print(started.job_id, markup=False)
-        if not watch:
-            return 0
-        job = await _follow(api, console, collection, started.job_id, reconnect_timeout, poll_interval)
-        return job_exit_code(job)
+        if not as_json:
+            console.print(started.job_id, markup=False)
+        return await after_start(
+            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval
+        )
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 @products_app.command("list")
@@ -260,7 +250,7 @@ def products_list(
             collection, status=status.value if status else None, search=search, limit=limit, offset=offset
         )
         if as_json:
-            _print_json(page.model_dump(mode="json"))
+            emit_json(page.model_dump(mode="json"))
             return 0
         table = Table(title=f"products of {collection}", title_justify="left")
         for name in ("id", "sku", "status", "row"):
@@ -280,7 +270,7 @@ def products_list(
         console.print(f"showing {shown} of {page.total}")
         return 0
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 class ExportFormat(StrEnum):
@@ -296,28 +286,40 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", dir_okay=False, help="File to write (default stdout).")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --output: print what was written as one JSON object.")
+    ] = False,
     url: UrlOption = None,
 ) -> None:
     """Export COLLECTION: its sheet as CSV, or all its products as JSON."""
+    if as_json and output is None:
+        raise usage_error("--json needs --output: without it, stdout holds the export itself", as_json=True)
 
     async def action(api: ApiClient, console: Console) -> int:
+        count: int
         if fmt is ExportFormat.CSV:
             text = await api.sheet_csv(collection)
-            what = f"{max(0, text.count(chr(10)) - 1)} rows"
+            # Rows, not lines: a cell may hold line breaks. The header row is not counted.
+            count = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
+            what = f"{count} rows"
         else:
             products = await api.all_products(collection)
             text = (
                 json.dumps([p.model_dump(mode="json") for p in products], indent=2, ensure_ascii=False) + "\n"
             )
-            what = f"{len(products)} products"
+            count = len(products)
+            what = f"{count} products"
         if output is None:
             sys.stdout.write(text)
         else:
             output.write_text(text, encoding="utf-8")
-            Console(stderr=True).print(f"wrote {what} to {output}", markup=False)
+            Console(stderr=True).print(f"wrote {what} to {output}", markup=False, soft_wrap=True)
+            if as_json:
+                kind = "rows" if fmt is ExportFormat.CSV else "products"
+                emit_json({"success": True, "format": fmt.value, kind: count, "output": str(output)})
         return 0
 
-    _run(url, action)
+    run_command(url, action, as_json=as_json)
 
 
 def _ago(moment: datetime | None) -> str:
@@ -328,7 +330,3 @@ def _ago(moment: datetime | None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit} ago"
     return f"{seconds}s ago"
-
-
-def _print_json(data: object) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")

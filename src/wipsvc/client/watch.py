@@ -111,7 +111,8 @@ class _Watcher:
             return job
         if self._lines:
             self._console.print(
-                f"Following job {self._job_id} ({job.status.value}, {job.total_products} products)"
+                f"Following job {self._job_id} ({job.status.value}, {job.total_products} products)",
+                soft_wrap=True,
             )
         # Imported here, not above: they are slow to import and most commands never need them.
         import aiohttp

@@ -93,6 +93,7 @@ async def _run(api: ApiClient, console: Console, settings: Settings, products: l
         f"\nNext: [bold]make serve[/], then open {base}/api/collections/{collection}/sheet.csv"
         f"\n      or {base}/docs · database: {settings.database_description()}"
         "\n      or [bold]make serve-demo[/]: the service and the sample shop, for the README's 'Using it'",
+        f"\nDone with it: [bold]wipsvc collections delete {collection} --yes[/] (with the server running)",
         soft_wrap=True,  # keep the URLs whole, to click or copy
     )
     return 0 if all(passed for passed, _ in checks) else 1

@@ -443,6 +443,7 @@ class JobsRepository:
             current = {"wip_id": wip_id, "sku": item["sku"], "success": success, "row_num": item["row_num"]}
             if error is not None:
                 current["error"] = error
+                current["error_step"] = error_step  # the step it failed at, as in the job's results
             return await _append_event(conn, job_id, EventStatus.PROCESSING, current, eta=eta)
 
     async def finish(

@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from wipsvc.store.collections_repo import CollectionsRepository
 from wipsvc.store.database import Database
 from wipsvc.store.engine import create_engine, upgrade_schema
+from wipsvc.store.job_listing_repo import JobListingRepository
 from wipsvc.store.jobs_repo import JobsRepository
 from wipsvc.store.keys_repo import KeysRepository
+from wipsvc.store.lifecycle_repo import LifecycleRepository
 
 
 class Store:
@@ -19,6 +21,8 @@ class Store:
         self.collections = CollectionsRepository(self.db)
         self.jobs = JobsRepository(self.db)
         self.keys = KeysRepository(self.db)
+        self.job_listing = JobListingRepository(self.db)
+        self.lifecycle = LifecycleRepository(self.db)
 
     @classmethod
     async def open(

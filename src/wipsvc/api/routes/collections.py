@@ -1,9 +1,11 @@
-"""Collections: their sheet, column mapping, cleaning and LLM settings; the local sheet as CSV."""
+"""Collections: their sheet, column mapping, cleaning and LLM settings; the local sheet as CSV;
+deleting one."""
 
 from __future__ import annotations
 
 import csv
 import io
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
@@ -16,17 +18,26 @@ from wipsvc.api.deps import (
     ensure_visible,
     existing_collection,
 )
-from wipsvc.api.errors import ERROR_RESPONSES, ApiError
-from wipsvc.api.schemas import Collection, CollectionListResponse, CollectionResponse
+from wipsvc.api.errors import ApiError, error_responses
+from wipsvc.api.schemas import Collection, CollectionListResponse, CollectionResponse, DeleteResponse
 from wipsvc.collection import CollectionConfig, column_index
 from wipsvc.collection_access import OperatorOnly, UnusableSetting, check_reach, merge_settings
 from wipsvc.store import CollectionRecord
 from wipsvc.text import csv_cell
 
-router = APIRouter(prefix="/api/collections", tags=["collections"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/collections", tags=["collections"], responses=error_responses(401))
+_NAMED = error_responses(404, 422)
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"example": "sku,url,title\nABC123,https://shop.example/p/1,Sink\n"}}}
+}
 
 
-@router.get("", response_model=CollectionListResponse)
+@router.get(
+    "",
+    response_model=CollectionListResponse,
+    summary="List collections",
+    response_description="The collections the API key may use, by name, with product counts.",
+)
 async def list_collections(services: ServicesDep, access: Access) -> CollectionListResponse:
     """Every collection the API key may use, with its product counts by status."""
     counts = await services.store.collections.product_counts()
@@ -34,14 +45,27 @@ async def list_collections(services: ServicesDep, access: Access) -> CollectionL
     return CollectionListResponse(collections=[_view(r, counts.get(r.name, {})) for r in records])
 
 
-@router.get("/{name}", response_model=CollectionResponse)
+@router.get(
+    "/{name}",
+    response_model=CollectionResponse,
+    summary="Get a collection",
+    response_description="The collection's configuration and product counts.",
+    responses=_NAMED,
+)
 async def get_collection(name: CollectionName, services: ServicesDep, access: Access) -> CollectionResponse:
+    """A collection's sheet, column mapping, cleaning and LLM settings, and its product counts."""
     collection = await existing_collection(name, services, access)
     counts = await services.store.collections.product_counts()
     return CollectionResponse(collection=_view(collection, counts.get(name, {})))
 
 
-@router.put("/{name}", response_model=CollectionResponse)
+@router.put(
+    "/{name}",
+    response_model=CollectionResponse,
+    summary="Create or replace a collection's configuration",
+    response_description="The collection as stored.",
+    responses=error_responses(400, 403, 404, 413, 422),
+)
 async def put_collection(
     name: CollectionName, config: CollectionConfig, services: ServicesDep, access: Access
 ) -> CollectionResponse:
@@ -80,9 +104,9 @@ async def put_collection(
 @router.get(
     "/{name}/sheet.csv",
     response_class=Response,
-    responses={
-        200: {"content": {"text/csv": {"example": "sku,url,title\nABC123,https://shop.example/p/1,Sink\n"}}}
-    },
+    summary="Export the embedded worksheet as CSV",
+    response_description="The worksheet, header row first.",
+    responses={**_CSV, **_NAMED},
 )
 async def export_sheet(name: CollectionName, services: ServicesDep, access: Access) -> Response:
     """The collection's embedded worksheet as CSV, header row first. A cell starting with
@@ -105,6 +129,24 @@ async def export_sheet(name: CollectionName, services: ServicesDep, access: Acce
         media_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+@router.delete(
+    "/{name}",
+    response_model=DeleteResponse,
+    summary="Delete a collection",
+    response_description="The collection is deleted with its products, jobs and embedded worksheet rows.",
+    responses=_NAMED
+    | error_responses(409, examples={409: ("conflict", "collection 'sinks' has active jobs: ce672290-…")}),
+)
+async def delete_collection(name: CollectionName, services: ServicesDep, access: Access) -> DeleteResponse:
+    """Delete a collection with everything wipsvc keeps for it: products, jobs with their
+    history, and the rows of its embedded worksheet. Refused (409) while one of its jobs is
+    queued or running. A Google sheet is never touched, and API keys naming the collection keep
+    the name."""
+    ensure_visible(access, name)
+    deleted = await services.store.lifecycle.delete_collection(name)
+    return DeleteResponse.of(f"Collection '{name}' deleted.", deleted)
 
 
 def _view(record: CollectionRecord, counts: dict[str, int]) -> Collection:

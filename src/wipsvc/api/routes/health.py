@@ -5,19 +5,30 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from wipsvc.api.deps import ServicesDep
-from wipsvc.api.errors import ApiError
+from wipsvc.api.errors import ApiError, error_responses
 from wipsvc.api.schemas import HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", response_model=HealthResponse)
+@router.get(
+    "/healthz",
+    response_model=HealthResponse,
+    summary="Liveness probe",
+    response_description="The process is up.",
+)
 async def healthz() -> HealthResponse:
     """The process is up."""
     return HealthResponse()
 
 
-@router.get("/readyz", response_model=ReadyResponse, responses={503: {"description": "Database unreachable"}})
+@router.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    summary="Readiness probe",
+    response_description="The database answers; the number of jobs this instance runs.",
+    responses=error_responses(503),
+)
 async def readyz(services: ServicesDep) -> ReadyResponse:
     """The service can take work: its database answers."""
     try:

@@ -1,17 +1,19 @@
-"""The seed's job endpoints, plus retry."""
+"""The seed's job endpoints, plus retry and delete."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
 from wipsvc.api.deps import AllowedCollectionName, ExistingCollection, ServicesDep
-from wipsvc.api.errors import ERROR_RESPONSES, ApiError
+from wipsvc.api.errors import ApiError, error_responses
 from wipsvc.api.limits import JobCap, JobStartLimit
 from wipsvc.api.schemas import (
     CancelResponse,
+    DeleteResponse,
     Job,
     JobListResponse,
     JobResponse,
@@ -19,11 +21,11 @@ from wipsvc.api.schemas import (
     ProcessResponse,
     ProductResult,
 )
-from wipsvc.jobs.models import TERMINAL_JOB_STATUSES, JobStatus
+from wipsvc.jobs.models import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
 from wipsvc.services import Services
 from wipsvc.store import JobRecord
 
-router = APIRouter(prefix="/api/{collection}/wip", tags=["jobs"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/{collection}/wip", tags=["jobs"], responses=error_responses(401, 404, 422))
 
 # Job ids are UUIDs; the pattern also keeps bytes PostgreSQL cannot store (NUL) out of queries.
 JobId = Annotated[
@@ -37,11 +39,36 @@ JobId = Annotated[
 ]
 
 
+_STARTS_JOB = error_responses(
+    400,
+    409,
+    413,
+    429,
+    examples={409: ("conflict", "products already in an active job: 3, 4")},
+)
+
+
+class RetrySelection(StrEnum):
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNFINISHED = "unfinished"  # failed and skipped
+
+
+_RETRIED_STATUSES = {
+    RetrySelection.FAILED: {ItemStatus.FAILED},
+    RetrySelection.SKIPPED: {ItemStatus.SKIPPED},
+    RetrySelection.UNFINISHED: {ItemStatus.FAILED, ItemStatus.SKIPPED},
+}
+
+
 @router.post(
     "/process",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ProcessResponse,
     dependencies=[JobStartLimit],
+    summary="Start a job",
+    response_description="The job is queued; follow it at `status_url` or over Socket.IO.",
+    responses=_STARTS_JOB,
 )
 async def start_job(
     body: ProcessRequest, collection: ExistingCollection, services: ServicesDep, cap: JobCap
@@ -66,7 +93,12 @@ async def start_job(
     return _accepted(job)
 
 
-@router.get("/jobs", response_model=JobListResponse)
+@router.get(
+    "/jobs",
+    response_model=JobListResponse,
+    summary="List a collection's recent jobs",
+    response_description="The most recent jobs, newest first.",
+)
 async def list_jobs(
     collection: ExistingCollection,
     services: ServicesDep,
@@ -79,14 +111,27 @@ async def list_jobs(
     return JobListResponse(jobs=views, count=len(views))
 
 
-@router.get("/jobs/{job_id}", response_model=JobResponse)
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobResponse,
+    summary="Get a job",
+    response_description="The job's status, counters, ETA and per-product results.",
+)
 async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> JobResponse:
     """A job's status, counters and per-product results."""
     # No lookup of the collection: its job proves it exists (this is the route clients poll).
     return JobResponse(job=await job_view(services, await _job_of(services, collection, job_id)))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=CancelResponse)
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=CancelResponse,
+    summary="Cancel a job",
+    response_description="Cancelled (a queued job), or cancellation requested (a running one).",
+    responses=error_responses(
+        409, examples={409: ("conflict", "job ce672290-… has already ended (completed)")}
+    ),
+)
 async def cancel_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> CancelResponse:
     """Cancel a job. A queued job ends at once; a running one starts no new product and
     ends `cancelled` once the products in flight finish."""
@@ -105,20 +150,54 @@ async def cancel_job(job_id: JobId, collection: ExistingCollection, services: Se
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ProcessResponse,
     dependencies=[JobStartLimit],
+    summary="Retry a finished job's failed (or skipped) products",
+    response_description="A new job, linked to this one by `retry_of`, is queued.",
+    responses=error_responses(
+        409, 429, examples={409: ("conflict", "job ce672290-… has no failed products")}
+    ),
 )
 async def retry_job(
-    job_id: JobId, collection: ExistingCollection, services: ServicesDep, cap: JobCap
+    job_id: JobId,
+    collection: ExistingCollection,
+    services: ServicesDep,
+    cap: JobCap,
+    products: Annotated[
+        RetrySelection,
+        Query(
+            description="Which products to run again: `failed` (the default), `skipped` (never started "
+            "because the job was cancelled) or `unfinished` (both)."
+        ),
+    ] = RetrySelection.FAILED,
 ) -> ProcessResponse:
-    """Re-run only the failed products of a finished job, as a new job linked to it."""
+    """Re-run the failed products of a finished job (or the ones a cancellation skipped), as a new
+    job linked to it."""
     job = await _job_of(services, collection.name, job_id)
     if job.status not in TERMINAL_JOB_STATUSES:
         raise ApiError(409, "conflict", f"job {job_id} is still {job.status.value}; retry it once it ends")
-    failed = [item.wip_id for item in await services.store.jobs.items(job_id) if item.status == "failed"]
-    if not failed:
-        raise ApiError(409, "conflict", f"job {job_id} has no failed products")
+    # From `results`, which outlive the ledger once the job's history is pruned.
+    wanted = {status.value for status in _RETRIED_STATUSES[products]}
+    chosen = [int(result["wip_id"]) for result in job.results if result.get("status") in wanted]
+    if not chosen:
+        raise ApiError(409, "conflict", f"job {job_id} has no {products.value} products")
     async with cap.slot(services, collection.name):
-        new_job = await services.registry.submit(collection.name, failed, retry_of=job_id)
+        new_job = await services.registry.submit(collection.name, chosen, retry_of=job_id)
     return _accepted(new_job)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    response_model=DeleteResponse,
+    summary="Delete a finished job",
+    response_description="The job, its ledger and its events are deleted; products and sheet rows stay.",
+    responses=error_responses(
+        409, examples={409: ("conflict", "job ce672290-… is still running; cancel it first")}
+    ),
+)
+async def delete_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> DeleteResponse:
+    """Delete a job that has ended (completed, failed or cancelled) with its history. A queued or
+    running job answers 409: cancel it first."""
+    deleted = await services.store.lifecycle.delete_job(collection.name, job_id)
+    return DeleteResponse.of(f"Job {job_id} deleted.", deleted)
 
 
 def _accepted(job: JobRecord) -> ProcessResponse:

@@ -9,12 +9,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from wipsvc.api.deps import Access, ServicesDep
-from wipsvc.api.errors import ERROR_RESPONSES
+from wipsvc.api.errors import error_responses
+from wipsvc.api.schemas import Success
 from wipsvc.jobs.models import JobStatus
 from wipsvc.store.stats_repo import StatsRepository
 from wipsvc.store.tables import utcnow
 
-router = APIRouter(prefix="/api", tags=["health"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api", tags=["health"], responses=error_responses(401))
 
 WINDOW_MINUTES = 15
 
@@ -47,7 +48,7 @@ _EXAMPLE: dict[str, Any] = {
 class StatsResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
-    success: bool = True
+    success: Success = True
     generated_at: datetime = Field(description="When these figures were read (UTC).")
     window_start: datetime = Field(description="Start of the first minute of the per-minute lists (UTC).")
     products_finished_last_15m: list[int] = Field(
@@ -80,7 +81,12 @@ class StatsResponse(BaseModel):
     )
 
 
-@router.get("/stats", response_model=StatsResponse)
+@router.get(
+    "/stats",
+    response_model=StatsResponse,
+    summary="Service statistics",
+    response_description="Throughput, job counts and quota usage, as of `generated_at`.",
+)
 async def get_stats(services: ServicesDep, access: Access) -> StatsResponse:
     """Throughput over the last 15 minutes, running and queued jobs, and quota usage. Products
     and jobs are those of the collections the API key may use; quotas are the instance's, and

@@ -1,4 +1,4 @@
-"""WIP products: create, list, inspect, reset."""
+"""WIP products: create, list, inspect, reset, delete."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from wipsvc.api.deps import AllowedCollectionName, ExistingCollection, ServicesDep, check_name
-from wipsvc.api.errors import ERROR_RESPONSES
+from wipsvc.api.errors import error_responses
 from wipsvc.api.schemas import (
     CreateProductsRequest,
     CreateProductsResponse,
+    DeleteResponse,
     WipProduct,
     WipProductListResponse,
     WipProductResponse,
@@ -18,12 +19,24 @@ from wipsvc.api.schemas import (
 from wipsvc.jobs.models import WipStatus
 from wipsvc.store import ProductRecord
 
-router = APIRouter(prefix="/api/{collection}/wip", tags=["wip products"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api/{collection}/wip", tags=["wip products"], responses=error_responses(401, 422))
+_HELD = error_responses(
+    409, examples={409: ("conflict", "WIP product 3 is in active job ce672290-…; cancel it first")}
+)
 
 WipId = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[1])]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=CreateProductsResponse)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreateProductsResponse,
+    summary="Create products",
+    response_description="The products are created, `pending`; their ids in the order given.",
+    responses=error_responses(
+        400, 404, 409, 413, examples={409: ("conflict", "SKUs already exist in collection 'sinks': ABC123")}
+    ),
+)
 async def create_products(
     body: CreateProductsRequest, collection: AllowedCollectionName, services: ServicesDep
 ) -> CreateProductsResponse:
@@ -37,7 +50,13 @@ async def create_products(
     return CreateProductsResponse(wip_ids=ids, collection_name=collection)
 
 
-@router.get("", response_model=WipProductListResponse)
+@router.get(
+    "",
+    response_model=WipProductListResponse,
+    summary="List products",
+    response_description="One page of the collection's products, oldest first, with the number matching.",
+    responses=error_responses(404),
+)
 async def list_products(
     collection: ExistingCollection,
     services: ServicesDep,
@@ -59,7 +78,13 @@ async def list_products(
     )
 
 
-@router.get("/{wip_id}", response_model=WipProductResponse)
+@router.get(
+    "/{wip_id}",
+    response_model=WipProductResponse,
+    summary="Get a product",
+    response_description="The product with its extracted data, descriptions and sheet row.",
+    responses=error_responses(404),
+)
 async def get_product(
     wip_id: WipId, collection: ExistingCollection, services: ServicesDep
 ) -> WipProductResponse:
@@ -69,13 +94,35 @@ async def get_product(
     )
 
 
-@router.post("/{wip_id}/reset", response_model=WipProductResponse)
+@router.post(
+    "/{wip_id}/reset",
+    response_model=WipProductResponse,
+    summary="Reset a product to pending",
+    response_description="The product, back to `pending` with its error cleared.",
+    responses=error_responses(404) | _HELD,
+)
 async def reset_product(
     wip_id: WipId, collection: ExistingCollection, services: ServicesDep
 ) -> WipProductResponse:
     """Put a stuck or failed product back to `pending` (409 while a job holds it)."""
     product = await services.store.collections.reset_product(collection.name, wip_id)
     return WipProductResponse(product=product_view(product))
+
+
+@router.delete(
+    "/{wip_id}",
+    response_model=DeleteResponse,
+    summary="Delete a product",
+    response_description="The product is deleted; finished jobs' results and its sheet row keep it.",
+    responses=error_responses(404) | _HELD,
+)
+async def delete_product(
+    wip_id: WipId, collection: ExistingCollection, services: ServicesDep
+) -> DeleteResponse:
+    """Delete a product that no queued or running job holds (409 otherwise: cancel the job first).
+    Its row in the sheet is left as it is."""
+    deleted = await services.store.lifecycle.delete_product(collection.name, wip_id)
+    return DeleteResponse.of(f"WIP product {wip_id} deleted.", deleted)
 
 
 def product_view(product: ProductRecord) -> WipProduct:

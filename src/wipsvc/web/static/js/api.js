@@ -46,10 +46,17 @@ export function setApiKey(key) {
 }
 
 let unauthorizedHandler = null;
+let answeredHandler = null;
 
 /** Called with the ApiError whenever the API answers 401 (the app shows the key dialog). */
 export function onUnauthorized(handler) {
   unauthorizedHandler = handler;
+}
+
+/** Called whenever the API answers a request (any status but 401): the service is reachable and
+ * the key, if one is needed, is accepted, so messages saying otherwise can go. */
+export function onAnswered(handler) {
+  answeredHandler = handler;
 }
 
 /** Resolve an API path against the page, so the dashboard also works behind a path prefix. */
@@ -88,6 +95,7 @@ export async function api(path, { method = "GET", body, query, signal } = {}) {
       data = null;
     }
   }
+  if (response.status !== 401 && answeredHandler) answeredHandler(response.status);
   if (!response.ok) {
     const err = data && data.error;
     const error = new ApiError(
@@ -115,6 +123,7 @@ export async function download(path, filename) {
   } catch (error) {
     throw new ApiError(0, "network", error.message || "network error");
   }
+  if (response.status !== 401 && answeredHandler) answeredHandler(response.status);
   if (!response.ok) {
     let err = null;
     try {
@@ -147,10 +156,15 @@ export const endpoints = {
   products: (name, query) => api(`${enc(name)}/wip`, { query }),
   createProducts: (name, products) => api(`${enc(name)}/wip`, { method: "POST", body: { products } }),
   resetProduct: (name, id) => api(`${enc(name)}/wip/${id}/reset`, { method: "POST" }),
+  deleteProduct: (name, id) => api(`${enc(name)}/wip/${id}`, { method: "DELETE" }),
+  deleteCollection: (name) => api(`collections/${enc(name)}`, { method: "DELETE" }),
   startJob: (name, wipIds) => api(`${enc(name)}/wip/process`, { method: "POST", body: { wip_ids: wipIds } }),
   jobs: (name, query) => api(`${enc(name)}/wip/jobs`, { query }),
+  allJobs: (query) => api("jobs", { query }),
+  deleteJob: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}`, { method: "DELETE" }),
   job: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}`),
   cancelJob: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}/cancel`, { method: "POST" }),
-  retryJob: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}/retry`, { method: "POST" }),
+  retryJob: (name, id, products = "failed") =>
+    api(`${enc(name)}/wip/jobs/${enc(id)}/retry`, { method: "POST", query: { products } }),
   stats: () => api("stats"),
 };

@@ -1,6 +1,6 @@
 // Entry point: hash router, live connection status, API-key dialog, error banner.
 
-import { getApiKey, onUnauthorized, setApiKey } from "./api.js";
+import { getApiKey, onAnswered, onUnauthorized, setApiKey } from "./api.js";
 import { h } from "./dom.js";
 import { live } from "./live.js";
 import { collectionPage } from "./views/collection.js";
@@ -102,21 +102,33 @@ const keyInput = document.getElementById("api-key-input");
 const keyReason = document.getElementById("api-key-reason");
 const keyButton = document.getElementById("api-key-button");
 
+// The one place a 401 is told: the dialog, or once it is dismissed, the banner.
+let unauthorizedMessage = "";
+
 function askForKey(message, { fromRest = true } = {}) {
   keyButton.hidden = false;
   // REST explains more than the socket's one-word refusal: its message wins when both arrive.
-  if (fromRest || banner.hidden) showBanner(`Not authorised: ${message}`);
+  if (fromRest || !unauthorizedMessage) unauthorizedMessage = message;
   const reason = getApiKey()
-    ? `The service refused the stored key: ${message}`
-    : `The service answered 401: ${message}`;
-  if (dialog.open) {
-    if (fromRest) keyReason.textContent = reason;
+    ? `The service refused the stored key: ${unauthorizedMessage}`
+    : `The service answered 401: ${unauthorizedMessage}`;
+  keyReason.textContent = reason;
+  if (dialog.open) return;
+  if (!banner.hidden && banner.dataset.kind === "auth") {
+    // Dismissed once already: keep the banner up to date instead of opening the dialog again.
+    showBanner(`Not authorised: ${unauthorizedMessage}`, "auth");
     return;
   }
-  keyReason.textContent = reason;
   keyInput.value = "";
   dialog.showModal();
   keyInput.focus();
+}
+
+/** The service answered with the current key: what said it could not is out of date. */
+function authorised() {
+  unauthorizedMessage = "";
+  if (dialog.open) dialog.close("authorised");
+  if (!banner.hidden && banner.dataset.kind === "auth") hideBanner();
 }
 
 keyForm.addEventListener("submit", (e) => {
@@ -131,7 +143,10 @@ keyForm.addEventListener("submit", (e) => {
   live.reconnect();
   render();
 });
-document.getElementById("api-key-cancel").addEventListener("click", () => dialog.close());
+document.getElementById("api-key-cancel").addEventListener("click", () => {
+  dialog.close();
+  if (unauthorizedMessage) showBanner(`Not authorised: ${unauthorizedMessage}`, "auth");
+});
 document.getElementById("api-key-forget").addEventListener("click", () => {
   setApiKey("");
   keyInput.value = "";
@@ -149,6 +164,7 @@ keyButton.addEventListener("click", () => {
 keyButton.hidden = !getApiKey();
 
 onUnauthorized((error) => askForKey(error.message));
+onAnswered(authorised);
 live.on("unauthorized", ({ message }) => askForKey(message || "live updates refused", { fromRest: false }));
 
 // -- live status ----------------------------------------------------------------------------------
@@ -157,6 +173,8 @@ const liveStatus = document.getElementById("live-status");
 live.on("state", ({ state, label }) => {
   liveStatus.dataset.state = state;
   liveStatus.querySelector(".live-label").textContent = label;
+  // A live connection is accepted only with a good key (when one is needed).
+  if (state === "connected") authorised();
 });
 
 // A handle for the browser console and end-to-end tests (e.g. to drop the socket on purpose).

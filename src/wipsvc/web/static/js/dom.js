@@ -160,6 +160,16 @@ export function announce(message) {
   setTimeout(() => { el.textContent = message; }, 50);
 }
 
+/**
+ * What a section shows when it could not load. A 401 is said once, by the API-key dialog (or the
+ * banner once the dialog is dismissed): here it is only a quiet placeholder.
+ */
+export function loadFailed(what, error) {
+  if (error && error.status === 401) return h("p", { class: "muted", dataset: { loadError: "401" } }, "Needs an API key.");
+  return h("p", { class: "muted", role: "alert", dataset: { loadError: String(error && error.status) } },
+    `Could not load ${what} — ${(error && (error.friendly || error.message)) || "unknown error"}`);
+}
+
 /** A notice (inline message) for a form or section; kind: ok | bad | info. */
 export function notice(kind, message, items = []) {
   return h("div", { class: "notice", dataset: { kind }, role: kind === "bad" ? "alert" : "status" },

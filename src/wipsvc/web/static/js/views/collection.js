@@ -2,7 +2,8 @@
 
 import { endpoints, enc } from "../api.js";
 import {
-  h, clear, badge, notice, throttle, debounce, plural, shortId, timeEl, td, tableWrap, announce, tone, WIP_STATUSES,
+  h, clear, badge, notice, throttle, debounce, plural, shortId, timeEl, td, tableWrap, announce, tone, loadFailed,
+  WIP_STATUSES,
 } from "../dom.js";
 import { live } from "../live.js";
 import { addProductsForm } from "./addform.js";
@@ -56,7 +57,7 @@ export function collectionPage(main, { name, query }) {
         clear(footer);
         return;
       }
-      clear(tableBox).append(notice("bad", `Could not load products — ${error.friendly || error.message}`));
+      clear(tableBox).append(loadFailed("products", error));
     }
   }
 
@@ -155,6 +156,7 @@ export function collectionPage(main, { name, query }) {
       renderProducts();
     });
     const canReset = p.status === "error" || (IN_FLIGHT.has(p.status) && !p.active_job_id);
+    const canDelete = !p.active_job_id;
     const note = p.active_job_id
       ? h("span", {}, "in job ", h("a", { href: `#/c/${enc(name)}/jobs/${enc(p.active_job_id)}`, class: "mono" }, shortId(p.active_job_id)))
       : p.error ? h("span", { title: p.error }, p.error.length > 140 ? `${p.error.slice(0, 140)}…` : p.error) : null;
@@ -166,9 +168,11 @@ export function collectionPage(main, { name, query }) {
       td("URL", { class: "url" }, h("a", { href: p.url, target: "_blank", rel: "noopener noreferrer", title: p.url }, p.url)),
       td("Job or error", { class: p.error && !p.active_job_id ? "error" : null }, note ?? h("span", { class: "muted" }, "—")),
       td("Updated", { class: "nowrap" }, timeEl(p.updated_at)),
-      td("", {}, canReset ? h("button", {
+      td("", { class: "nowrap" }, canReset ? h("button", {
         class: "btn btn-small", type: "button", "aria-label": `Reset ${p.sku} to pending`, onclick: () => reset(p),
-      }, "Reset") : null));
+      }, "Reset") : null, canDelete ? h("button", {
+        class: "btn btn-small btn-ghost", type: "button", "aria-label": `Delete ${p.sku}`, onclick: () => removeProduct(p),
+      }, "Delete") : null));
     if (!open) return [row];
     return [row, h("tr", { class: "detail-row", id: detailId }, h("td", { colspan: 8 }, productDetail(p)))];
   }
@@ -178,6 +182,20 @@ export function collectionPage(main, { name, query }) {
     try {
       await endpoints.resetProduct(name, p.wip_id);
       announce(`${p.sku} is pending again.`);
+      loadProducts();
+      loadCounts();
+    } catch (error) {
+      feedback.append(notice("bad", error.friendly || error.message));
+    }
+  }
+
+  async function removeProduct(p) {
+    clear(feedback);
+    if (!window.confirm(`Delete product ${p.sku}? Its row in the sheet stays.`)) return;
+    try {
+      await endpoints.deleteProduct(name, p.wip_id);
+      state.selected.delete(p.wip_id);
+      announce(`${p.sku} deleted.`);
       loadProducts();
       loadCounts();
     } catch (error) {
@@ -226,6 +244,20 @@ export function collectionPage(main, { name, query }) {
     }
   });
 
+  const deleteButton = h("button", { class: "btn btn-danger", type: "button", id: "delete-collection" }, "Delete collection");
+  deleteButton.addEventListener("click", async () => {
+    clear(feedback);
+    const question = `Delete collection “${name}” with all its products and jobs? A Google sheet is not touched.`;
+    if (!window.confirm(question)) return;
+    try {
+      const body = await endpoints.deleteCollection(name);
+      announce(body.message);
+      location.hash = "#/";
+    } catch (error) {
+      feedback.append(notice("bad", error.friendly || error.message));
+    }
+  });
+
   const onAdded = (ids) => {
     for (const id of ids) state.selected.add(id);
     updateSelection();
@@ -250,7 +282,7 @@ export function collectionPage(main, { name, query }) {
       h("li", {}, h("span", { "aria-current": "page" }, name)))),
     h("div", { class: "page-head" },
       h("div", {}, h("h1", { tabindex: -1 }, name), counts),
-      h("div", { class: "actions" }, downloadButton)),
+      h("div", { class: "actions" }, downloadButton, deleteButton)),
     h("div", { class: "split split-wide" },
       h("section", { class: "card", "aria-labelledby": "products-title" },
         h("div", { class: "card-head" }, h("h2", { id: "products-title" }, "WIP products")),

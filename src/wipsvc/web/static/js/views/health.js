@@ -1,7 +1,7 @@
 // Health panel: throughput over the last 15 minutes, running/queued jobs, quotas (GET /api/stats).
 
 import { endpoints } from "../api.js";
-import { h, clear, throttle, plural } from "../dom.js";
+import { h, clear, throttle, plural, loadFailed } from "../dom.js";
 import { live } from "../live.js";
 
 const REFRESH_MS = 30000;
@@ -21,7 +21,7 @@ export function healthPanel() {
       render(body, stats);
       updated.textContent = `Updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {
-      clear(body).append(h("p", { class: "muted" }, `Stats unavailable — ${error.friendly || error.message}`));
+      clear(body).append(loadFailed("stats", error));
     }
   };
   // Products finishing change the figures: re-read soon after events, without hammering the API.
@@ -100,7 +100,11 @@ function chart(finished, failed, average) {
   );
 }
 
-/** Quotas are filled by the rate-limiting layer; their keys are open, so render whatever is there. */
+/**
+ * Quotas are filled by the rate-limiting layer; their keys are open. One compact row per service:
+ * a bar of the bucket's use (tokens taken of its burst), calls in flight, callers waiting, 429s and
+ * any pause; every other field it reports is in the row's tooltip.
+ */
 function quotas(data) {
   const entries = Object.entries(data);
   const head = h("h3", { class: "quota-title" }, "External services");
@@ -108,16 +112,41 @@ function quotas(data) {
     return h("div", { class: "quotas" }, head, h("p", { class: "muted", id: "quota-empty" }, "No quota data reported yet."));
   }
   return h("div", { class: "quotas" }, head,
-    h("div", { class: "grid" }, entries.map(([service, value]) => quotaCard(service, value))));
+    h("table", { class: "quota-table", id: "quota-table" },
+      h("caption", { class: "visually-hidden" }, "Quota use per external service"),
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col" }, "Service"),
+        h("th", { scope: "col" }, "Use"),
+        h("th", { scope: "col", class: "num", title: "Calls in flight" }, "Busy"),
+        h("th", { scope: "col", class: "num", title: "Callers waiting for a token" }, "Wait"),
+        h("th", { scope: "col", class: "num", title: "429 answers" }, "429s"))),
+      h("tbody", {}, entries.map(([service, value]) => quotaRow(service, value)))));
 }
 
-function quotaCard(service, value) {
+function quotaRow(service, value) {
+  const label = service.replaceAll("_", " ");
   if (value === null || typeof value !== "object") {
-    return h("div", { class: "tile" }, h("div", { class: "value" }, fmt(value)), h("div", { class: "label" }, service));
+    return h("tr", { dataset: { service } }, h("th", { scope: "row" }, label), h("td", { colspan: 4 }, fmt(value)));
   }
-  return h("div", { class: "tile" },
-    h("h4", { class: "label" }, service),
-    h("dl", { class: "kv" }, Object.entries(value).flatMap(([k, v]) => [h("dt", {}, k.replaceAll("_", " ")), h("dd", {}, fmt(v))])));
+  const burst = Number(value.burst ?? value.limit);
+  const available = Number(value.available);
+  const hasBar = Number.isFinite(burst) && burst > 0 && Number.isFinite(available);
+  const used = hasBar ? Math.min(1, Math.max(0, (burst - available) / burst)) : 0;
+  const paused = Number(value.paused_for) > 0;
+  const limit = value.limit === null || value.limit === undefined
+    ? "no limit"
+    : `${fmt(value.limit)} per ${fmt(value.period_seconds ?? 60)} s${Number(value.shared_by) > 1 ? `, shared by ${value.shared_by}` : ""}`;
+  const bar = h("div", { class: "meter", role: "img",
+    "aria-label": hasBar ? `${Math.round(used * 100)}% of the burst in use` : "no bucket" },
+  h("span", { class: paused ? "paused" : used > 0.85 ? "high" : "" }));
+  bar.firstChild.style.width = `${Math.round(used * 100)}%`;
+  const details = Object.entries(value).map(([k, v]) => `${k.replaceAll("_", " ")}: ${fmt(v)}`).join("\n");
+  return h("tr", { dataset: { service }, title: details },
+    h("th", { scope: "row" }, label, h("div", { class: "hint muted" }, limit)),
+    h("td", { class: "use" }, bar, paused ? h("span", { class: "hint error" }, ` paused ${fmt(value.paused_for)} s`) : null),
+    h("td", { class: "num" }, value.max_concurrent ? `${fmt(value.in_flight ?? 0)}/${fmt(value.max_concurrent)}` : fmt(value.in_flight)),
+    h("td", { class: "num" }, fmt(value.waiting)),
+    h("td", { class: "num" }, fmt(value.throttled)));
 }
 
 function fmt(value) {

@@ -2,7 +2,7 @@
 
 import { endpoints, enc } from "../api.js";
 import {
-  h, clear, badge, notice, progressBar, shortId, timeEl, throttle, tableWrap, announce, plural, STEPS,
+  h, clear, badge, notice, progressBar, shortId, timeEl, throttle, tableWrap, announce, plural, loadFailed, STEPS,
 } from "../dom.js";
 import { live } from "../live.js";
 import { applyEvent, jobHref, jobStatusBadge, timing } from "./jobs.js";
@@ -16,6 +16,8 @@ export function jobPage(main, { name, id }) {
   const title = h("h1", { tabindex: -1 }, `Job ${shortId(id)}`);
   const headActions = h("div", { class: "actions", id: "job-actions" });
   const feedback = h("div", { id: "job-feedback" });
+  // Kept apart from `feedback` (answers to Cancel, Retry…): cleared by the next load that works.
+  const loadProblem = h("div", { id: "job-load-problem" });
   const summary = h("div", { id: "job-summary" }, h("p", { class: "muted" }, "Loading job…"));
   const results = h("div", { id: "job-results" });
   const logList = h("ol", { class: "log", id: "job-log", reversed: true, "aria-label": "Progress events, newest first" });
@@ -28,6 +30,7 @@ export function jobPage(main, { name, id }) {
       h("li", {}, h("a", { href: `#/c/${enc(name)}` }, name)),
       h("li", {}, h("span", { "aria-current": "page" }, `Job ${shortId(id)}`)))),
     h("div", { class: "page-head" }, title, headActions),
+    loadProblem,
     feedback,
     h("div", { class: "split" },
       h("section", { class: "card", "aria-labelledby": "summary-title" },
@@ -41,6 +44,7 @@ export function jobPage(main, { name, id }) {
     try {
       const { job } = await endpoints.job(name, id);
       if (destroyed) return;
+      clear(loadProblem);
       const wasActive = state.job && !TERMINAL.has(state.job.status);
       state.job = { ...job, etaAt: Date.now() };
       for (const r of job.results) state.skus.set(r.wip_id, r.sku);
@@ -53,7 +57,7 @@ export function jobPage(main, { name, id }) {
         clear(headActions);
         return;
       }
-      clear(feedback).append(notice("bad", `Could not load the job — ${error.friendly || error.message}`));
+      clear(loadProblem).append(loadFailed("the job", error));
     }
   }
 
@@ -86,9 +90,16 @@ export function jobPage(main, { name, id }) {
       }, job.cancel_requested ? "Cancelling…" : "Cancel job"));
     } else {
       headActions.append(h("button", {
-        class: "btn btn-primary", type: "button", id: "retry-job", disabled: job.failed_products === 0, onclick: retry,
+        class: "btn btn-primary", type: "button", id: "retry-job", disabled: job.failed_products === 0, onclick: () => retry("failed"),
         title: job.failed_products === 0 ? "No product failed" : null,
       }, job.failed_products ? `Retry ${plural(job.failed_products, "failed product")}` : "Retry failed"));
+      const skipped = job.results.filter((r) => r.status === "skipped").length;
+      if (skipped) {
+        headActions.append(h("button", { class: "btn", type: "button", id: "run-skipped", onclick: () => retry("skipped") },
+          `Run ${plural(skipped, "skipped product")}`));
+      }
+      headActions.append(h("button", { class: "btn btn-danger", type: "button", id: "delete-job", onclick: remove },
+        "Delete job"));
     }
   }
 
@@ -108,7 +119,7 @@ export function jobPage(main, { name, id }) {
       h("dl", { class: "kv" },
         h("dt", {}, "Collection"), h("dd", {}, h("a", { href: `#/c/${enc(job.collection_name)}` }, job.collection_name)),
         h("dt", {}, "Job id"), h("dd", { class: "mono" }, job.job_id),
-        h("dt", {}, job.status === "running" ? "Time left" : "Time"), h("dd", { id: "job-timing" }, timing(job)),
+        h("dt", {}, "Time"), h("dd", { id: "job-timing" }, timing(job)),
         h("dt", {}, "Created"), h("dd", {}, timeEl(job.created_at)),
         h("dt", {}, "Started"), h("dd", {}, timeEl(job.started_at)),
         h("dt", {}, "Finished"), h("dd", {}, timeEl(job.completed_at)),
@@ -161,12 +172,24 @@ export function jobPage(main, { name, id }) {
     }
   }
 
-  async function retry() {
+  async function retry(products) {
     clear(feedback);
     try {
-      const body = await endpoints.retryJob(name, id);
+      const body = await endpoints.retryJob(name, id, products);
       announce(`Retry started for ${plural(body.total_products, "product")}.`);
       location.hash = `#/c/${enc(name)}/jobs/${enc(body.job_id)}`;
+    } catch (error) {
+      feedback.append(notice("bad", error.friendly || error.message));
+    }
+  }
+
+  async function remove() {
+    clear(feedback);
+    if (!window.confirm(`Delete job ${shortId(id)} and its history? Its products and sheet rows stay.`)) return;
+    try {
+      const body = await endpoints.deleteJob(name, id);
+      announce(body.message);
+      location.hash = `#/c/${enc(name)}`;
     } catch (error) {
       feedback.append(notice("bad", error.friendly || error.message));
     }
@@ -180,7 +203,7 @@ export function jobPage(main, { name, id }) {
     state.skus.set(p.wip_id, p.sku);
     state.liveItems.set(p.wip_id, {
       wip_id: p.wip_id, sku: p.sku, success: p.success, row_num: p.row_num, error: p.error || null,
-      status: p.success ? "succeeded" : "failed", live: true,
+      error_step: p.error_step || null, status: p.success ? "succeeded" : "failed", live: true,
     });
   }
 
@@ -231,6 +254,11 @@ export function jobPage(main, { name, id }) {
   };
 }
 
+function stepLabel(step) {
+  const found = STEPS.find(([key]) => key === step);
+  return (found ? found[1] : step).toLowerCase();
+}
+
 function hasTokens(usage) {
   return Boolean(usage) && Object.values(usage).some((n) => n > 0);
 }
@@ -239,7 +267,8 @@ function logItem(event) {
   const p = event.current_product;
   let text;
   if (event.status === "processing" && p) {
-    text = [`${p.sku} ${p.success ? "succeeded" : "failed"}`, p.row_num ? ` → row ${p.row_num}` : "", p.error ? `: ${p.error}` : ""].join("");
+    const outcome = p.success ? "succeeded" : p.error_step ? `failed at ${stepLabel(p.error_step)}` : "failed";
+    text = [`${p.sku} ${outcome}`, p.row_num ? ` → row ${p.row_num}` : "", p.error ? `: ${p.error}` : ""].join("");
   } else if (event.status === "started") {
     text = `Job started (${plural(event.total, "product")})`;
   } else {

@@ -2,7 +2,7 @@
 
 import { endpoints, enc } from "../api.js";
 import {
-  h, clear, badge, progressBar, shortId, fmtDuration, fmtEta, timeEl, throttle, td, tableWrap, JOB_STATUSES,
+  h, clear, badge, progressBar, shortId, fmtDuration, fmtEta, timeEl, throttle, td, tableWrap, loadFailed, JOB_STATUSES,
 } from "../dom.js";
 import { live } from "../live.js";
 
@@ -48,34 +48,50 @@ export function jobStatusBadge(job) {
 }
 
 /**
- * A live jobs table. options: collection (null = every collection), status, limit, caption.
- * Returns {el, reload, destroy}.
+ * A live jobs table. options: collection (null = every collection), status, limit, caption, and
+ * paged (show older pages). Returns {el, reload, setStatus, destroy}.
  */
-export function jobsTable({ collection = null, status = "", limit = 10, label = "Jobs" } = {}) {
-  const state = { status, jobs: new Map(), rows: new Map() };
+export function jobsTable({ collection = null, status = "", limit = 10, label = "Jobs", paged = false } = {}) {
+  const state = { status, offset: 0, total: 0, jobs: new Map(), rows: new Map() };
   const body = h("div", {}, h("p", { class: "muted" }, "Loading jobs…"));
-  const el = h("div", { class: "jobs-table" }, body);
+  const pager = h("div", { class: "table-foot", id: paged ? "jobs-pager" : null });
+  const el = h("div", { class: "jobs-table" }, body, pager);
 
   async function load() {
     try {
-      const names = collection ? [collection] : (await endpoints.collections()).collections.map((c) => c.name);
-      const lists = await Promise.all(names.map((name) => endpoints.jobs(name, { limit, status: state.status })));
-      const jobs = lists.flatMap((l) => l.jobs)
-        .sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at))
-        .slice(0, limit);
-      state.jobs = new Map(jobs.map((job) => [job.job_id, { ...job, etaAt: Date.now() }]));
-      render();
-    } catch (error) {
-      if (error.status === 404 && collection) {
-        clear(body).append(h("p", { class: "empty" }, "No jobs yet."));
+      // One request, however many collections: the API lists the key's jobs across them.
+      const page = await endpoints.allJobs({ collection, status: state.status, limit, offset: state.offset });
+      if (!page.jobs.length && state.offset > 0) {
+        state.offset = Math.max(0, state.offset - limit); // the page emptied (jobs deleted): step back
+        load();
         return;
       }
-      clear(body).append(h("p", { class: "muted", role: "alert" }, `Could not load jobs — ${error.friendly || error.message}`));
+      state.total = page.total;
+      state.jobs = new Map(page.jobs.map((job) => [job.job_id, { ...job, etaAt: Date.now() }]));
+      render();
+    } catch (error) {
+      clear(pager);
+      clear(body).append(loadFailed("jobs", error));
     }
+  }
+
+  function renderPager() {
+    clear(pager);
+    if (!paged || state.total <= limit) return;
+    const first = state.offset + 1;
+    const last = state.offset + state.jobs.size;
+    const go = (offset) => { state.offset = offset; load(); };
+    pager.append(
+      h("span", { class: "muted" }, `${first}–${last} of ${state.total}`),
+      h("button", { class: "btn btn-small", type: "button", disabled: state.offset === 0,
+        onclick: () => go(Math.max(0, state.offset - limit)) }, "Newer"),
+      h("button", { class: "btn btn-small", type: "button", disabled: last >= state.total,
+        onclick: () => go(state.offset + limit) }, "Older"));
   }
 
   function render() {
     state.rows.clear();
+    renderPager();
     if (!state.jobs.size) {
       clear(body).append(h("p", { class: "empty" }, state.status ? `No ${state.status} jobs.` : "No jobs yet."));
       return;
@@ -134,7 +150,7 @@ export function jobsTable({ collection = null, status = "", limit = 10, label = 
   return {
     el,
     reload: load,
-    setStatus(value) { state.status = value; load(); },
+    setStatus(value) { state.status = value; state.offset = 0; load(); },
     destroy() { offProgress(); offReconnect(); clearInterval(ticker); reloadSoon.cancel(); },
   };
 }
@@ -158,9 +174,9 @@ function renderRow(job, showCollection) {
     td("Created", { class: "nowrap" }, timeEl(job.created_at)));
 }
 
-/** The Jobs page: every collection's recent jobs, filterable by status. */
+/** The Jobs page: every collection's jobs, newest first, filterable by status, page by page. */
 export function jobsPage(main) {
-  const table = jobsTable({ limit: 50, label: "Recent jobs of every collection" });
+  const table = jobsTable({ limit: 50, label: "Recent jobs of every collection", paged: true });
   const select = h("select", { id: "jobs-status" },
     h("option", { value: "" }, "Any status"),
     JOB_STATUSES.map((s) => h("option", { value: s }, s)));

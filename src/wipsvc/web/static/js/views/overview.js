@@ -1,7 +1,7 @@
 // Overview: health, collections with product counts by status, and recent jobs.
 
 import { endpoints, enc } from "../api.js";
-import { h, clear, throttle, plural, tone, WIP_STATUSES } from "../dom.js";
+import { h, clear, throttle, plural, tone, loadFailed, WIP_STATUSES } from "../dom.js";
 import { live } from "../live.js";
 import { healthPanel } from "./health.js";
 import { jobsTable } from "./jobs.js";
@@ -23,7 +23,7 @@ export function overviewPage(main) {
       }
       grid.append(...collections.map(collectionCard));
     } catch (error) {
-      clear(grid).append(h("p", { class: "muted", role: "alert" }, `Could not load collections — ${error.friendly || error.message}`));
+      clear(grid).append(loadFailed("collections", error));
     }
   };
   // Product statuses move as jobs run; a few reads per second at most.

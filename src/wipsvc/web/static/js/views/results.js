@@ -29,8 +29,10 @@ export function resultRow(wipId, result, sku, jobStatus) {
 }
 
 function steps(result, outcome) {
-  const reached = result && result.step ? STEP_INDEX.get(result.step) ?? -1 : -1;
   const failedAt = result && result.error_step ? STEP_INDEX.get(result.error_step) ?? -1 : -1;
+  // A failed product completed every step before the one it failed at: a live event names only
+  // that step, REST also the last one completed; both read the same.
+  const reached = Math.max(result && result.step ? STEP_INDEX.get(result.step) ?? -1 : -1, failedAt - 1);
   const items = STEPS.map(([key, label], i) => {
     let state = "todo";
     if (outcome === "succeeded" && (result.live || i <= reached)) state = "done";

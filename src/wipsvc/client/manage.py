@@ -1,0 +1,189 @@
+"""Client commands that change what the server holds: start jobs for given products, run a
+cancelled job's skipped products again, reset and delete products, delete jobs and collections."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from wipsvc.api.schemas import DeleteResponse
+from wipsvc.client.api import ApiClient
+from wipsvc.client.output import (
+    JsonOption,
+    PollOption,
+    ReconnectOption,
+    UrlOption,
+    WatchFlag,
+    after_start,
+    emit_json,
+    run_command,
+    usage_error,
+)
+
+WipIds = Annotated[list[int], typer.Argument(help="WIP product ids.", min=1, max=2**31 - 1)]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def jobs_start(
+    collection: str,
+    wip_ids: WipIds,
+    watch: WatchFlag = False,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    reconnect_timeout: ReconnectOption = 300.0,
+    poll_interval: PollOption = 5.0,
+) -> None:
+    """Start a job for products of COLLECTION already created, by id."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        started = await api.start_job(collection, wip_ids)
+        console.print(f"Started a job of {started.total_products} products in {collection!r}:")
+        if not as_json:
+            console.print(started.job_id, markup=False)
+        return await after_start(
+            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval
+        )
+
+    run_command(url, action, as_json=as_json)
+
+
+def jobs_resume(
+    collection: str,
+    job_id: str,
+    watch: WatchFlag = False,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    reconnect_timeout: ReconnectOption = 300.0,
+    poll_interval: PollOption = 5.0,
+) -> None:
+    """Run the products a cancelled job skipped (never started) as a new job."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        started = await api.retry_job(collection, job_id, products="skipped")
+        console.print(f"Running the {started.total_products} skipped products of {job_id}; new job:")
+        if not as_json:
+            console.print(started.job_id, markup=False)
+        return await after_start(
+            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval
+        )
+
+    run_command(url, action, as_json=as_json)
+
+
+def jobs_delete(collection: str, job_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """Delete a finished job with its history (its products and sheet rows stay)."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        _report(console, await api.delete_job(collection, job_id), as_json)
+        return 0
+
+    run_command(url, action, as_json=as_json)
+
+
+def products_reset(
+    collection: str, wip_ids: WipIds, as_json: JsonOption = False, url: UrlOption = None
+) -> None:
+    """Put stuck or failed products back to pending."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        products = [await api.reset_product(collection, wip_id) for wip_id in wip_ids]
+        if as_json:
+            emit_json({"success": True, "products": [p.model_dump(mode="json") for p in products]})
+        for product in products:
+            console.print(
+                f"WIP product {product.wip_id} ({product.sku}) is {product.status.value}.", markup=False
+            )
+        return 0
+
+    run_command(url, action, as_json=as_json)
+
+
+def products_delete(
+    collection: str, wip_ids: WipIds, as_json: JsonOption = False, url: UrlOption = None
+) -> None:
+    """Delete products no queued or running job holds (their sheet rows stay)."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        deleted = 0
+        for wip_id in wip_ids:
+            answer = await api.delete_product(collection, wip_id)
+            deleted += answer.deleted.products
+            console.print(answer.message, markup=False)
+        if as_json:
+            emit_json({"success": True, "deleted": {"products": deleted, "jobs": 0, "sheet_rows": 0}})
+        return 0
+
+    run_command(url, action, as_json=as_json)
+
+
+def collections_list(as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """Collections the API key may use, with their products by status."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        answer = await api.collections()
+        if as_json:
+            emit_json(answer.model_dump(mode="json"))
+            return 0
+        if not answer.collections:
+            console.print("no collections")
+            return 0
+        table = Table(title="collections", title_justify="left")
+        table.add_column("name", no_wrap=True)
+        table.add_column("products", justify="right")
+        table.add_column("by status")
+        table.add_column("sheet", no_wrap=True)
+        for collection in answer.collections:
+            counts = collection.product_counts
+            by_status = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
+            table.add_row(
+                Text(collection.name), str(sum(counts.values())), by_status, collection.config.sheet.backend
+            )
+        console.print(table)
+        return 0
+
+    run_command(url, action, as_json=as_json)
+
+
+def collections_delete(
+    name: str, yes: YesOption = False, as_json: JsonOption = False, url: UrlOption = None
+) -> None:
+    """Delete a collection with its products, jobs and built-in worksheet rows (never a Google
+    sheet). Refused while one of its jobs is queued or running."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise usage_error(
+                f"deleting collection '{name}' needs --yes when not run at a terminal", as_json=as_json
+            )
+        typer.confirm(f"Delete collection '{name}' with all its products and jobs?", abort=True)
+
+    async def action(api: ApiClient, console: Console) -> int:
+        _report(console, await api.delete_collection(name), as_json)
+        return 0
+
+    run_command(url, action, as_json=as_json)
+
+
+def _report(console: Console, answer: DeleteResponse, as_json: bool) -> None:
+    if as_json:
+        emit_json(answer.model_dump(mode="json"))
+        return
+    counts = answer.deleted
+    console.print(
+        f"{answer.message} ({counts.products} products, {counts.jobs} jobs, {counts.sheet_rows} sheet rows)",
+        markup=False,
+    )
+
+
+def register(jobs_app: typer.Typer, products_app: typer.Typer, collections_app: typer.Typer) -> None:
+    jobs_app.command("start")(jobs_start)
+    jobs_app.command("resume")(jobs_resume)
+    jobs_app.command("delete")(jobs_delete)
+    products_app.command("reset")(products_reset)
+    products_app.command("delete")(products_delete)
+    collections_app.command("list")(collections_list)
+    collections_app.command("delete")(collections_delete)
