@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import statistics
@@ -325,15 +326,15 @@ def eta_errors(design: Design, products: int) -> None:
         remaining = design.elapsed - at
         if eta is None or done == 0 or done >= products or remaining <= 0:
             continue
-        errors[done / products] = abs(eta - remaining) / remaining
-    middle = [error for progress, error in errors.items() if 0.1 <= progress <= 0.9]
+        errors[done / products] = (eta - remaining) / remaining
+    middle = [abs(error) for progress, error in errors.items() if 0.1 <= progress <= 0.9]
     if not middle:
         return
-    marks = {mark: min(errors, key=lambda p: abs(p - mark)) for mark in (0.25, 0.5, 0.75)}
-    shown = ", ".join(f"{int(m * 100)}% done: {errors[p] * 100:.0f}%" for m, p in marks.items())
+    marks = {mark: min(errors, key=lambda p: abs(p - mark)) for mark in (0.1, 0.25, 0.5, 0.75, 0.9)}
+    shown = ", ".join(f"{int(m * 100)}% done: {errors[p] * 100:+.0f}%" for m, p in marks.items())
     print(
         f"  ETA error vs actual remaining time: median {statistics.median(middle) * 100:.1f}%, "
-        f"worst {max(middle) * 100:.1f}% (10-90% done; {shown})"
+        f"worst {max(middle) * 100:.1f}% (10-90% done; signed, + = too long: {shown})"
     )
 
 
@@ -344,6 +345,8 @@ async def main() -> None:
     parser.add_argument("--products", type=int, default=100)
     parser.add_argument("--scale", type=float, default=1.0, help="time scale of the default design")
     parser.add_argument("--seed-scale", type=float, default=0.02, help="time scale of the seed's design")
+    parser.add_argument("--polls", type=Path, help="write the default design's (seconds, done, eta) polls here")
+    parser.add_argument("--no-seed", action="store_true", help="run the default design only")
     args = parser.parse_args()
     defaults = Settings(_env_file=None)
     seed = Design(
@@ -364,14 +367,17 @@ async def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         wall = time.monotonic()
-        await asyncio.gather(
-            run_design(seed, args.products, Path(tmp)), run_design(default, args.products, Path(tmp))
-        )
+        designs = [default] if args.no_seed else [seed, default]
+        await asyncio.gather(*(run_design(design, args.products, Path(tmp)) for design in designs))
         wall = time.monotonic() - wall
+    if args.polls is not None:
+        args.polls.write_text(json.dumps({"elapsed": default.elapsed, "polls": default.polls}))
     bound = true_bound(args.products, APPS_SCRIPT_CONCURRENCY, LLM_PER_MINUTE)
-    seed_rate = report(seed, args.products)
     seed_model = args.products / ideal_makespan(args.products, 1, SEED_DELAY) * 60
-    print(f"  (the seed's model, without our own code's time: {seed_model:.2f}/min)")
+    seed_rate = seed_model
+    if not args.no_seed:
+        seed_rate = report(seed, args.products)
+        print(f"  (the seed's model, without our own code's time: {seed_model:.2f}/min)")
     default_rate = report(default, args.products, bound)
     eta_errors(default, args.products)
     print("\n== ratios ==")

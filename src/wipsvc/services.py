@@ -69,6 +69,7 @@ class Services:
                 owner=owner,
                 open_backends=open_backends,
                 retry=retry_policy,
+                fetcher=fetcher,
             )
 
         # Several instances on one PostgreSQL call the same Google and LLM accounts: the

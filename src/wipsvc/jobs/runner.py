@@ -7,13 +7,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
+from wipsvc.adapters.base import PageFetcher
 from wipsvc.config import Settings
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
-from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus
+from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus, Step
+from wipsvc.limits import Limits
 from wipsvc.pipeline.backends import LimitedBackends
 from wipsvc.pipeline.fence import fenced_backends
+from wipsvc.pipeline.prefetch import PrefetchingFetcher
 from wipsvc.pipeline.steps import (
     Backends,
     ProductState,
@@ -22,12 +26,18 @@ from wipsvc.pipeline.steps import (
     retry_transient,
     run_product,
 )
-from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
+from wipsvc.store import ItemRecord, JobRecord, LeaseLost, ProductRecord, Store, describe_error, is_outage
 from wipsvc.store.lease import Lease, LeaseGuard, effective_margin
 
 log = logging.getLogger(__name__)
 
 OpenBackends = Callable[[JobRecord], Awaitable[Backends]]
+
+
+def _queues(limits: Limits | None) -> dict[str, int]:
+    """Steps whose external service runs a fixed number of calls at once, for the ETA."""
+    capacity = limits.apps_script.max_concurrent if limits is not None else None
+    return {Step.CLEAN.value: capacity} if capacity is not None else {}
 
 
 class JobRunner:
@@ -41,8 +51,10 @@ class JobRunner:
         owner: str,
         open_backends: OpenBackends,
         retry: RetryPolicy,
+        fetcher: PageFetcher | None = None,
     ) -> None:
         self.job = job
+        self._fetcher = fetcher  # the backends' page fetcher: pages are read while they open
         self._store = store
         self._bus = bus
         self._settings = settings
@@ -92,6 +104,25 @@ class JobRunner:
         )
         if self._cancel.is_set():  # cancelled before it started: nothing to open
             return JobStatus.CANCELLED, None
+        ceiling = self._settings.workers_per_job or self._settings.max_batch
+        prefetcher = PrefetchingFetcher(self._fetcher) if self._fetcher is not None else None
+        if prefetcher is not None:
+            unread = [i for i in todo if i.step in (None, Step.SHEET_ROW.value) and i.wip_id in products]
+            prefetcher.prefetch(products[item.wip_id].url for item in unread[:ceiling])
+        try:
+            return await self._work_on(group, todo, products, ceiling, prefetcher)
+        finally:
+            if prefetcher is not None:
+                await prefetcher.cancel()
+
+    async def _work_on(
+        self,
+        group: asyncio.TaskGroup,
+        todo: list[ItemRecord],
+        products: dict[int, ProductRecord],
+        ceiling: int,
+        prefetcher: PrefetchingFetcher | None,
+    ) -> tuple[JobStatus, str | None]:
         try:
             backends = await retry_transient(
                 lambda: self._open_backends(self.job),
@@ -110,7 +141,8 @@ class JobRunner:
             for item in todo:
                 queue.put_nowait(item)
             urls = {wip_id: product.url for wip_id, product in products.items()}
-            ceiling = self._settings.workers_per_job or self._settings.max_batch
+            if prefetcher is not None and backends.fetcher is self._fetcher:
+                backends = replace(backends, fetcher=prefetcher)
             workers = min(ceiling, len(todo)) or 1
             limits = backends.limits if isinstance(backends, LimitedBackends) else None
             backends = fenced_backends(backends, self._guard)
@@ -120,6 +152,7 @@ class JobRunner:
                 workers=workers,
                 gap=self._settings.product_delay_seconds,
                 paused_for=limits.paused_for if limits is not None else None,
+                queues=_queues(limits),
             )
             worker_tasks += [
                 group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)

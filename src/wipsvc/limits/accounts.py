@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wipsvc.config import Settings
-from wipsvc.limits import Limits, QuotaBucket, small_burst
+from wipsvc.limits import Limits, QuotaBucket, sheets_burst
 from wipsvc.limits.bucket import Anchor
 from wipsvc.limits.shared import SharedQuotaBucket
 
@@ -152,7 +152,7 @@ class QuotaAccounts:
                     "sheets_write",
                     writes,
                     anchor="finish",
-                    burst=small_burst(writes),
+                    burst=sheets_burst(writes),
                     enclosing=self._project("write", account.project, s.sheets_write_per_minute_per_project),
                 ),
                 "sheets_read": self._bucket(
@@ -160,7 +160,7 @@ class QuotaAccounts:
                     "sheets_read",
                     reads,
                     anchor="finish",
-                    burst=small_burst(reads),
+                    burst=sheets_burst(reads),
                     enclosing=self._project("read", account.project, s.sheets_read_per_minute_per_project),
                 ),
             }

@@ -33,7 +33,7 @@ _EXAMPLE: dict[str, Any] = {
             "shared_by": 1,
             "period_seconds": 60.0,
             "max_concurrent": 6,
-            "burst": 6,
+            "burst": 30,
             "available": 42,
             "in_flight": 1,
             "waiting": 0,
