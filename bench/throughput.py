@@ -345,7 +345,7 @@ async def main() -> None:
     parser.add_argument("--products", type=int, default=100)
     parser.add_argument("--scale", type=float, default=1.0, help="time scale of the default design")
     parser.add_argument("--seed-scale", type=float, default=0.02, help="time scale of the seed's design")
-    parser.add_argument("--polls", type=Path, help="write the default design's (seconds, done, eta) polls here")
+    parser.add_argument("--polls", type=Path, help="write the default design's polls (s, done, eta) here")
     parser.add_argument("--no-seed", action="store_true", help="run the default design only")
     args = parser.parse_args()
     defaults = Settings(_env_file=None)

@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from wipsvc.adapters.base import PageFetcher
 from wipsvc.config import Settings
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
@@ -17,7 +16,7 @@ from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus, Step
 from wipsvc.limits import Limits
 from wipsvc.pipeline.backends import LimitedBackends
 from wipsvc.pipeline.fence import fenced_backends
-from wipsvc.pipeline.prefetch import PrefetchingFetcher
+from wipsvc.pipeline.prefetch import PageFetcher, PrefetchingFetcher
 from wipsvc.pipeline.steps import (
     Backends,
     ProductState,

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 
 from wipsvc.adapters.base import FetchedPage, PageFetcher
 
+__all__ = ["PageFetcher", "PrefetchingFetcher"]
+
 
 class PrefetchingFetcher:
     """A :class:`PageFetcher` that first serves the pages ``prefetch`` started."""
