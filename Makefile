@@ -59,7 +59,7 @@ test: lint browser readme-tools
 test-fast: $(DEV_STAMP)
 	$(BIN)/pytest -m "not slow"
 
-# Refresh the vendored Socket.IO browser client from npm (the service itself needs no npm).
+# Refresh the vendored browser files (Socket.IO client, Swagger UI, ReDoc) from npm; the service needs no npm.
 vendor:
 	npm ci && npm run vendor
 

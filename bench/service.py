@@ -12,11 +12,12 @@ import sys
 from wipsvc.app import create_app
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
+from wipsvc.server_options import uvicorn_options
 
 
 async def main() -> None:
     settings = Settings(_env_file=None)
-    server = EmbeddedServer(create_app(settings), host="127.0.0.1", port=0)
+    server = EmbeddedServer(create_app(settings), host="127.0.0.1", port=0, options=uvicorn_options(settings))
     await server.start()
     print(server.url, flush=True)
     try:

@@ -17,14 +17,17 @@ from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.api.deps import get_access
 from wipsvc.api.errors import install_error_handlers
-from wipsvc.api.limits import install_limits
-from wipsvc.api.routes import all_jobs, collections, health, jobs, stats, wip
+from wipsvc.api.hosts import guard_hosts
+from wipsvc.api.limits import HeadSizeLimit, install_limits
+from wipsvc.api.request_log import RequestLog
+from wipsvc.api.routes import all_jobs, collections, health, jobs, metrics, stats, wip
 from wipsvc.auth import check_bind
 from wipsvc.config import Settings
 from wipsvc.pipeline.steps import RetryPolicy
 from wipsvc.realtime.server import Realtime
 from wipsvc.services import Services
 from wipsvc.web import include_dashboard
+from wipsvc.web.docs import include_docs
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,8 @@ def create_api(
         await check_bind(settings)
         services = await Services.start(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
         app.state.services = services
+        if realtime:
+            services.metrics.count_socket_clients(realtime.client_count)
         unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
         watcher = (
             asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
@@ -91,6 +96,8 @@ def create_api(
         generate_unique_id_function=operation_id,
         # One schema per model: generated clients keep every response model.
         separate_input_output_schemas=False,
+        docs_url=None,  # served from vendored files instead of a CDN (see include_docs)
+        redoc_url=None,
         openapi_tags=[
             {"name": "jobs", "description": "Start, follow, cancel, retry and delete background jobs."},
             {"name": "wip products", "description": "The products waiting to be processed."},
@@ -104,11 +111,14 @@ def create_api(
         api.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"], allow_headers=["*"]
         )
+    api.add_middleware(RequestLog)  # added last, so outermost: every answer has its request id
     api.include_router(health.router)
     # Every /api route needs an API key (when keys exist); set here so no route can forget it.
     for router in (stats.router, all_jobs.router, collections.router, jobs.router, wip.router):
         api.include_router(router, dependencies=[Depends(get_access)])
+    api.include_router(metrics.router)
     include_dashboard(api)
+    include_docs(api)
 
     if settings.socketio_enabled:
         realtime = Realtime(settings, lambda: api.state.services)
@@ -120,7 +130,16 @@ def create_app(
 ) -> Any:
     """The ASGI app to serve (FastAPI, with Socket.IO mounted at /socket.io when enabled)."""
     api, realtime = create_api(settings, fetcher=fetcher, retry=retry)
-    if realtime is None:
-        return api
+    return outermost_app(settings, api, realtime)
+
+
+def outermost_app(settings: Settings, api: FastAPI, realtime: Realtime | None) -> Any:
+    """Socket.IO mounted beside the API when enabled, and the `Host` and head-size checks around both."""
     # No on_startup/on_shutdown here, so that FastAPI's own lifespan runs.
-    return socketio.ASGIApp(realtime.server, other_asgi_app=api)
+    app: Any = api if realtime is None else socketio.ASGIApp(realtime.server, other_asgi_app=api)
+
+    async def keys_exist() -> bool:
+        services: Services = api.state.services
+        return await services.store.keys.any_exist()
+
+    return guard_hosts(HeadSizeLimit(app, settings.max_header_bytes), settings, keys_exist)

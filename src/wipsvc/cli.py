@@ -13,8 +13,9 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from wipsvc.check_config import check_config_command
+from wipsvc.client.commands import collections_app
 from wipsvc.client.commands import register as register_client_commands
-from wipsvc.collections_cli import collections_app
+from wipsvc.collections_cli import set_collection
 from wipsvc.config import Settings
 from wipsvc.keys_cli import keys_app
 
@@ -24,7 +25,6 @@ app = typer.Typer(help="wipsvc: background processing of WIP catalogue products.
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
-app.add_typer(collections_app, name="collections")
 
 
 def _show_version(value: bool) -> None:
@@ -45,41 +45,49 @@ def _options(
     setting); 3 the server refused the request or could not be reached."""
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-
 @app.command()
 def serve(
     host: str | None = typer.Option(None, help="Bind address (default WIPSVC_HOST)."),
     port: int | None = typer.Option(None, help="Port (default WIPSVC_PORT)."),
 ) -> None:
     """Run the HTTP + Socket.IO server."""
-    import uvicorn
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
-    from wipsvc.app import create_app
     from wipsvc.auth import InsecureBind, check_bind
+    from wipsvc.logs import configure_logging
+    from wipsvc.serving import build_server, run
+    from wipsvc.startup import (
+        EXIT_BAD_SETTINGS,
+        EXIT_DATABASE_UNUSABLE,
+        DatabaseUnusable,
+        check_database,
+        settings_problem,
+    )
 
     overrides = {key: value for key, value in {"host": host, "port": port}.items() if value is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    _logging(settings)
-    _announce_database(settings)
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except (ValidationError, SettingsError) as error:
+        typer.echo(f"error: {settings_problem(error)}", err=True)
+        raise typer.Exit(EXIT_BAD_SETTINGS) from None
+    configure_logging(settings)
+    # Through the log, so that with WIPSVC_LOG_FORMAT=json every line the server prints is JSON.
+    serve_log = logging.getLogger("wipsvc.serve")
+    for line in settings.database_notice():
+        serve_log.log(logging.WARNING if line.startswith("warning:") else logging.INFO, "%s", line)
     try:  # before uvicorn binds anything (the app's start-up checks again)
+        asyncio.run(check_database(settings.database_url))
         asyncio.run(check_bind(settings))
+    except DatabaseUnusable as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_DATABASE_UNUSABLE) from None
     except InsecureBind as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    app = create_app(settings)
+    server = build_server(settings)
     _tune_gc_for_serving()
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        lifespan="on",
-    )
+    run(server)
 
 
 def _announce_database(settings: Settings) -> None:
@@ -161,6 +169,7 @@ def serve_demo(
 
 # submit, watch, export, jobs …, products …: clients of a running server (after the server's own).
 register_client_commands(app)
+collections_app.command("set")(set_collection)
 app.command("check-config")(check_config_command)
 
 

@@ -21,18 +21,12 @@ from wipsvc.collection import COLLECTION_NAME_PATTERN
 # Matches wipsvc.api.deps.RESERVED_NAMES (not imported: the CLI starts without the web layer).
 _RESERVED_NAMES = frozenset({"collections", "healthz", "readyz", "docs"})
 
-collections_app = typer.Typer(
-    help="Collection settings, written straight into the database (run on the server's machine).",
-    no_args_is_help=True,
-)
-
 
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(2)  # a usage error: bad name, file or settings
 
 
-@collections_app.command("set")
 def set_collection(
     name: Annotated[str, typer.Argument(help="The collection's name (created if it does not exist).")],
     config_file: Annotated[
@@ -40,7 +34,8 @@ def set_collection(
         typer.Argument(exists=True, dir_okay=False, readable=True, help="JSON file with the settings."),
     ],
 ) -> None:
-    """Create or replace a collection's settings, the ones only an admin may change included."""
+    """Create or replace a collection's settings, the ones only an admin may change included
+    (written straight into the database: run it on the server's machine)."""
     from pydantic import ValidationError
 
     from wipsvc.collection import CollectionConfig

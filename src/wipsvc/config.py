@@ -6,8 +6,9 @@ and tests pass their own.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from platformdirs import user_data_path
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
@@ -44,7 +45,32 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server binds to.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host names the service answers to besides localhost, 127.0.0.1, "
+        "[::1] and WIPSVC_HOST (the name clients use behind a proxy). With no API key every other Host "
+        "header is refused; once set, it is checked with keys too.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed; unset = those headers are ignored.",
+    )
+    max_header_bytes: int = Field(
+        65_536, ge=4096, description="Largest request line plus headers accepted, in bytes; larger get 431."
+    )
     log_level: str = Field("info", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object each (uvicorn's too), with request id, "
+        "job id and collection when known.",
+    )
+    shutdown_grace_seconds: float = Field(
+        20.0,
+        ge=0,
+        description="On SIGTERM, how long the steps in flight may take to finish before their jobs are "
+        "handed back (checkpointed, leases released) for the next instance to resume.",
+    )
     instance_id: str | None = Field(
         None, description="Name of this instance in job leases (default: host name + random suffix)."
     )
@@ -123,6 +149,24 @@ class Settings(BaseSettings):
         gt=0,
         description="How often open Socket.IO connections' API keys are checked: a revoked key's "
         "connections are closed within this time.",
+    )
+    socket_max_queued_packets: int = Field(
+        2000,
+        ge=100,
+        description="Packets waiting to be sent to one Socket.IO connection beyond which it is closed "
+        "(a client that stops reading cannot make the server buffer without limit).",
+    )
+    socket_replay_page: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description="Most stored events one `subscribe` replays; its answer says whether more are left.",
+    )
+    socket_subscribes_per_minute: int = Field(
+        60,
+        ge=1,
+        description="`subscribe` requests one Socket.IO connection may make per minute, in bursts of up "
+        "to as many; more get an error answer.",
     )
 
     # Scraping
@@ -210,7 +254,9 @@ class Settings(BaseSettings):
         "pressure writes also gather while they wait for a token, so a short window costs no quota.",
     )
 
-    @field_validator("scrape_allowed_hosts", "cors_origins", mode="before")
+    @field_validator(
+        "scrape_allowed_hosts", "cors_origins", "allowed_hosts", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -256,6 +302,13 @@ class Settings(BaseSettings):
         if self._database_warning:
             lines.append(f"warning: {self._database_warning}")
         return lines
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError("unknown logging level; use one of debug, info, warning, error, critical")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -13,14 +14,23 @@ class EmbeddedServer:
     """uvicorn on an already-bound socket, so the port is known before serving starts."""
 
     def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_level: str = "warning",
+        options: Mapping[str, Any] | None = None,
     ) -> None:
+        """``options`` are more uvicorn settings (see ``wipsvc.server_options``)."""
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port: int = self._socket.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(app, lifespan="on", log_level=log_level, ws="websockets-sansio")
+        config = uvicorn.Config(
+            app, **{"lifespan": "on", "log_level": log_level, "ws": "websockets-sansio", **(options or {})}
+        )
         self._server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 

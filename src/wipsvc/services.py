@@ -13,6 +13,7 @@ from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry, default_owner
 from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.jobs.runner import JobRunner
+from wipsvc.metrics import ServiceMetrics
 from wipsvc.pipeline.backends import BackendFactory
 from wipsvc.pipeline.steps import Backends, RetryPolicy
 from wipsvc.store import JobRecord, Store
@@ -28,6 +29,7 @@ class Services:
     fetcher: PageFetcher
     owns_fetcher: bool
     started_at: float
+    metrics: ServiceMetrics
     pruner: HistoryPruner | None = None
 
     @classmethod
@@ -54,6 +56,9 @@ class Services:
             max_delay=settings.retry_max_delay_seconds,
         )
 
+        metrics = ServiceMetrics(store, backends.limits, lambda: backends.quota_usage(None, reveal=False))
+        bus.subscribe(metrics.on_event)
+
         async def open_backends(job: JobRecord) -> Backends:
             collection = await store.collections.get(job.collection_name)
             if collection is None:
@@ -69,6 +74,7 @@ class Services:
                 owner=owner,
                 open_backends=open_backends,
                 retry=retry_policy,
+                observer=metrics,
                 fetcher=fetcher,
             )
 
@@ -86,12 +92,19 @@ class Services:
             default_owner(settings),
             share_quotas=backends.share_quotas if sharing else None,
         )
+        metrics.count_running_jobs(lambda: len(registry.running_job_ids))
         await registry.start()
         pruner = None
         if settings.job_history_retention_days > 0:
             pruner = HistoryPruner(store, settings.job_history_retention_days)
             pruner.start()
-        return cls(settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time(), pruner)
+        return cls(
+            settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time(), metrics, pruner
+        )
+
+    async def drain(self) -> None:
+        """Shutting down: hand the running jobs back once their steps in flight are done."""
+        await self.registry.drain(self.settings.shutdown_grace_seconds)
 
     async def stop(self) -> None:
         if self.pruner is not None:

@@ -327,9 +327,9 @@ async def test_the_operator_sets_collections_and_admin_keys_from_the_command_lin
     admin = out.strip()
     assert "Created admin key 1" in err and "every collection" in err
     code, _, err = await _wipsvc(env, tmp_path, "keys", "create", "--admin", "--collections", "alpha")
-    assert code == 1 and "--admin without --collections" in err
+    assert code == 2 and "--admin without --collections" in err
     code, out, _ = await _wipsvc(env, tmp_path, "keys", "list", "--json")
-    assert json.loads(out.splitlines()[0])["is_admin"] is True
+    assert json.loads(out)["keys"][0]["is_admin"] is True
 
     config = tmp_path / "alpha.json"
     settings = {
@@ -347,7 +347,7 @@ async def test_the_operator_sets_collections_and_admin_keys_from_the_command_lin
     ):
         config.write_text(json.dumps(bad))
         code, _, err = await _wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
-        assert code == 1 and message in err, err
+        assert code == 2 and message in err, err
     config.write_text(json.dumps(settings))
     code, out, err = await _wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
     assert code == 0, err

@@ -257,9 +257,14 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
             assert cell(row, name) == value, (sku, name, row, where)
         assert cell(row, "status") == "ready", (row, where)
 
-    # The stored events: gapless, one start, one `processing` per product, one end.
-    events = _stored_events(db, job_id)
-    assert [seq for seq, _ in events] == list(range(1, len(events) + 1)), f"gap in seq {where}"
+    # The stored events: gapless, one start, one `processing` per product, one end; and between
+    # them a `resumed` event (a `processing` naming no product) from each instance that took over.
+    stored = _stored_events(db, job_id)
+    assert [seq for seq, _ in stored] == list(range(1, len(stored) + 1)), f"gap in seq {where}"
+    phases = [payload["phase"] for _, payload in stored if "phase" in payload]
+    assert phases and set(phases) <= {"paused", "resumed"}, (phases, where)
+    assert all(payload["current_product"] is None for _, payload in stored if "phase" in payload), where
+    events = [(seq, payload) for seq, payload in stored if "phase" not in payload]
     statuses = [payload["status"] for _, payload in events]
     assert statuses[0] == "started" and statuses.count("started") == 1, (statuses[:3], where)
     assert statuses[-1] == "completed" and sum(s in TERMINAL for s in statuses) == 1, where

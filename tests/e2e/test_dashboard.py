@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -196,7 +197,8 @@ async def test_add_products_run_a_job_and_cancel_another(
 async def test_live_updates_catch_up_after_a_reconnect(
     sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher, browser: BrowserContext
 ) -> None:
-    settings = make_settings(sqlite_url, product_delay_seconds=0.3, workers_per_job=1)
+    # Replays of one event a page: catching up takes the page several subscribes.
+    settings = make_settings(sqlite_url, product_delay_seconds=0.3, workers_per_job=1, socket_replay_page=1)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
         products = shop.products()
         created = await client.post(
@@ -214,11 +216,15 @@ async def test_live_updates_catch_up_after_a_reconnect(
         await page.evaluate("() => window.wipsvc.live.socket.disconnect()")
         await page.wait_for_selector("#live-status[data-state='reconnecting']")
         seen = await page.locator("#job-log li").count()
-        await _until_processed(client, job_id, at_least=seen + 1)
+        await _until_processed(client, job_id, at_least=seen + 2)
         await page.evaluate("() => window.wipsvc.live.socket.connect()")
 
-        # On reconnect the page subscribes from the last seq it saw and is replayed the rest.
+        # On reconnect the page subscribes from the last seq it saw and is replayed the rest,
+        # page by page; the count covers every page.
         await page.wait_for_selector("#job-catchup:has-text('Caught up after reconnecting')")
+        caught_up = await page.inner_text("#job-catchup")
+        replayed = re.search(r"(\d+) missed events? replayed", caught_up)
+        assert replayed and int(replayed.group(1)) >= 2, caught_up
         await wait_status(page, "completed")
         await page.wait_for_function(
             f"() => document.querySelectorAll('#job-log li').length === {len(ids) + 2}"
@@ -403,3 +409,48 @@ async def test_a_401_is_told_once_and_the_dialog_closes_when_requests_succeed(
         await page.evaluate("() => { location.hash = '#/jobs'; }")
         await page.locator("#api-key-dialog").wait_for(state="hidden")
         assert errors == []
+
+
+async def _offline(browser: BrowserContext) -> list[str]:
+    """Make the browser fail every request beyond loopback, as if offline; returns those it tried."""
+    attempted: list[str] = []
+
+    async def route(route: Any) -> None:
+        host = urlsplit(route.request.url).hostname
+        if host == "127.0.0.1":
+            await route.continue_()
+        else:
+            attempted.append(route.request.url)
+            await route.abort("internetdisconnected")
+
+    await browser.route("**/*", route)
+    return attempted
+
+
+async def test_the_api_docs_render_offline(sqlite_url: str, browser: BrowserContext) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) show every operation from vendored files alone."""
+    attempted = await _offline(browser)
+    async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
+        operations = [
+            (method.upper(), path, operation["summary"])
+            for path, item in (await client.get("/openapi.json")).json()["paths"].items()
+            for method, operation in item.items()
+        ]
+        assert len(operations) >= 15
+        page, errors = await open_page(browser)
+
+        await page.goto(f"{server.url}/docs")
+        await page.locator(".opblock").nth(len(operations) - 1).wait_for()
+        assert await page.locator(".opblock").count() == len(operations)
+        shown = await page.locator(".opblock .opblock-summary-path").all_inner_texts()
+        paths = sorted(path for _, path, _ in operations)
+        assert sorted(text.replace("\u200b", "") for text in shown) == paths
+        await page.get_by_text("wipsvc", exact=False).first.wait_for()
+
+        await page.goto(f"{server.url}/redoc")
+        sections = page.locator("[data-section-id^='operation/']")
+        await sections.nth(len(operations) - 1).wait_for(state="attached")
+        headings = {text.strip() for text in await page.locator("h2").all_text_contents()}
+        assert {summary for _, _, summary in operations} <= headings
+        assert errors == []
+    assert attempted == []

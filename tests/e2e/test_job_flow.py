@@ -146,7 +146,7 @@ async def test_job_end_to_end_matches_the_seed_contract(
             await other.connect(server.url, transports=["websocket"])
             try:
                 ack = await other.call("subscribe", {"job_id": body["job_id"], "after_seq": 3})
-                assert ack == {"ok": True, "replayed": len(mine) - 3, "last_seq": len(mine)}
+                assert ack == {"ok": True, "replayed": len(mine) - 3, "last_seq": len(mine), "more": False}
                 await until(lambda: len(late) == len(mine) - 3)
                 assert late == mine[3:]
             finally:

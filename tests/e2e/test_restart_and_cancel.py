@@ -55,10 +55,12 @@ async def test_a_job_stopped_midway_resumes_on_a_new_instance(
         # The sheet holds each SKU once.
         rows = list(csv.reader(io.StringIO((await client.get("/api/collections/sinks/sheet.csv")).text)))[1:]
         assert sorted(row[0] for row in rows) == sorted(s for s, _ in products)
-        # One gapless event stream across both instances: one start, one event per product, one end.
+        # One gapless event stream across both instances: one start, one event per product, one end,
+        # and the hand-over between them: the first instance paused the job, the second resumed it.
         events = await second.services.store.jobs.events_after(job_id, 0)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
-        statuses = [e.payload["status"] for e in events]
+        assert [e.payload["phase"] for e in events if "phase" in e.payload] == ["paused", "resumed"]
+        statuses = [e.payload["status"] for e in events if "phase" not in e.payload]
         assert statuses == ["started"] + ["processing"] * len(products) + ["completed"]
 
 

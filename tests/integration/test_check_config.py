@@ -332,9 +332,10 @@ def test_the_command_prints_one_line_per_check_and_exits_1_on_failure(
     every = CliRunner().invoke(app, ["check-config"], env=env)
 
     assert good.exit_code == 0, good.output
-    assert good.output.splitlines()[-1] == "3 checks: 3 ok, 0 warning, 0 failed"
+    assert good.stdout.splitlines()[-1] == "3 checks: 3 ok, 0 warning, 0 failed"
     assert every.exit_code == 1
-    lines = every.output.splitlines()
+    assert every.stderr == f"database: {tmp_path / 'wipsvc.db'}\n"  # which database, on stderr
+    lines = every.stdout.splitlines()
     assert len(lines) == 7
     assert lines[0].split()[:3] == ["broken", "sheet", "FAILED"]
     assert lines[0].endswith("Google spreadsheet gone not found")
@@ -342,7 +343,7 @@ def test_the_command_prints_one_line_per_check_and_exits_1_on_failure(
 
     as_json = CliRunner().invoke(app, ["check-config", "--json"], env=env)
     assert as_json.exit_code == 1
-    body = json.loads(as_json.output)
+    body = json.loads(as_json.stdout)
     assert body["success"] is True and body["ok"] is False
     assert len(body["checks"]) == 6
     assert body["checks"][0] == {

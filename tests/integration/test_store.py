@@ -102,7 +102,8 @@ async def test_a_product_is_counted_once_and_events_are_gapless(store: Store) ->
     job = await store.jobs.create(_new_id(), "sinks", ids)
     await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
     await store.jobs.mark_started(job.job_id, "a", 30)
-    assert await store.jobs.mark_started(job.job_id, "a", 30) is None  # a resumed job does not restart
+    resumed = await store.jobs.mark_started(job.job_id, "a", 30)  # taken over: not started again
+    assert (resumed.payload["status"], resumed.payload["phase"]) == ("processing", "resumed")
 
     async def finish(wip_id: int, error: str | None) -> None:
         await store.jobs.start_item(job.job_id, wip_id, "a", 30)
@@ -134,9 +135,44 @@ async def test_a_product_is_counted_once_and_events_are_gapless(store: Store) ->
     assert [products[i].status for i in ids] == [WipStatus.READY, WipStatus.ERROR, WipStatus.PENDING]
     assert all(p.active_job_id is None for p in products.values())
     events = await store.jobs.events_after(job.job_id, 0)
-    assert [e.seq for e in events] == [1, 2, 3, 4]
-    assert [e.payload["status"] for e in events] == ["started", "processing", "processing", "cancelled"]
-    assert [e.seq for e in await store.jobs.events_after(job.job_id, 2)] == [3, 4]
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5]
+    assert [e.payload["status"] for e in events] == [
+        "started",
+        "processing",
+        "processing",
+        "processing",
+        "cancelled",
+    ]
+    assert [e.seq for e in await store.jobs.events_after(job.job_id, 3)] == [4, 5]
+
+
+async def test_a_paused_job_is_handed_back_without_an_eta_and_says_so(store: Store) -> None:
+    ids = await _products(store, "sinks", 2)
+    job = await store.jobs.create(_new_id(), "sinks", ids)
+    await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
+    await store.jobs.mark_started(job.job_id, "a", 30)
+    await store.jobs.start_item(job.job_id, ids[0], "a", 30)
+    await store.jobs.finish_item(
+        job.job_id, ids[0], "a", 30, error=None, error_step=None, duration=0.5, eta=7.5
+    )
+    assert (await store.jobs.get(job.job_id)).eta_seconds == 7.5  # type: ignore[union-attr]
+
+    paused = await store.jobs.pause(job.job_id, "a")
+    assert paused.payload["status"] == "processing" and paused.payload["phase"] == "paused"
+    assert paused.payload["current_product"] is None and paused.payload["eta_seconds"] is None
+    assert paused.payload["job_status"] == "running" and paused.payload["processed"] == 1
+    row = await store.jobs.get(job.job_id)
+    assert row is not None and row.status is JobStatus.RUNNING
+    assert (row.owner, row.lease_expires_at, row.eta_seconds) == (None, None, None)
+    with pytest.raises(LeaseLost):  # handed back: its old owner can no longer write
+        await store.jobs.pause(job.job_id, "a")
+
+    # Any instance may take it at once, without waiting for a lease to expire.
+    claimed = await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=1, take_running=False)
+    assert [j.job_id for j in claimed] == [job.job_id]
+    resumed = await store.jobs.mark_started(job.job_id, "b", 30)
+    assert (resumed.payload["status"], resumed.payload["phase"]) == ("processing", "resumed")
+    assert resumed.seq == paused.seq + 1
 
 
 async def test_two_instances_never_claim_the_same_job(database_url: str) -> None:

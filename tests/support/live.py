@@ -7,14 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-import socketio
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.app import create_api
+from wipsvc.app import create_api, outermost_app
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
 from wipsvc.pipeline.steps import RetryPolicy
+from wipsvc.server_options import uvicorn_options
 from wipsvc.services import Services
 
 
@@ -51,8 +51,9 @@ class LiveServer:
             retry=retry or RetryPolicy(max_attempts=settings.step_max_attempts, sleep=no_sleep),
             google_sheets=google_sheets,
         )
-        app: Any = socketio.ASGIApp(realtime.server, other_asgi_app=self.api) if realtime else self.api
-        self._server = EmbeddedServer(app)
+        self._server = EmbeddedServer(
+            outermost_app(settings, self.api, realtime), options=uvicorn_options(settings)
+        )
         self.url = self._server.url
 
     @property

@@ -28,6 +28,7 @@ LEAVES = (
     "wipsvc.credentials",
     "wipsvc.jobs.models",
     "wipsvc.limits",
+    "wipsvc.logs",
     "wipsvc.text",
 )
 ALLOWED = {

@@ -42,7 +42,7 @@ _ERRORS: dict[int, tuple[str, str, str, Any]] = {
         None,
     ),
     403: (
-        "Not allowed for this API key: changing what the service connects to or reads needs an admin key.",
+        "Not allowed for this API key: it needs an admin key.",
         "operator_only",
         "only an admin key may change: sheet.spreadsheet_id",
         {"fields": ["sheet.spreadsheet_id"]},

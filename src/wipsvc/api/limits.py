@@ -84,6 +84,37 @@ class BodySizeLimit:
             await BodyTooLarge(self.max_bytes).response()(scope, receive, send)
 
 
+class HeadSizeLimit:
+    """Answers 431 to a request whose line and headers together pass `max_bytes`.
+
+    The HTTP parser (h11, see `wipsvc.server_options`) already stops buffering a head past
+    that size, which keeps a 20 MB header out of memory; but a head that arrives in one read
+    is parsed whole, so the exact limit is checked here, for Socket.IO's path too."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or _head_size(scope) <= self.max_bytes:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1009})  # "message too big": 403 to the handshake
+            return
+        message = f"request line and headers too large: at most {self.max_bytes} bytes are accepted"
+        await error_response(431, "headers_too_large", message, {"max_bytes": self.max_bytes})(
+            scope, receive, send
+        )
+
+
+def _head_size(scope: Scope) -> int:
+    """The bytes of a request's line and headers, as sent (give or take the HTTP version)."""
+    target = len(scope.get("raw_path") or scope["path"].encode()) + len(scope.get("query_string", b"")) + 1
+    line = len(scope.get("method", "GET")) + target + len(" HTTP/1.1\r\n")
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+
+
 class RateLimiter:
     """A token bucket per caller: `per_minute` tokens, refilled evenly, in bursts of up to
     `per_minute`."""

@@ -39,7 +39,7 @@ from wipsvc.jobs.models import JobStatus, WipStatus
 
 jobs_app = typer.Typer(help="Start, inspect, cancel, retry and delete jobs.", no_args_is_help=True)
 products_app = typer.Typer(help="List, reset and delete WIP products.", no_args_is_help=True)
-collections_app = typer.Typer(help="List and delete collections.", no_args_is_help=True)
+collections_app = typer.Typer(help="List, delete and set up collections.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:

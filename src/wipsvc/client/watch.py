@@ -194,6 +194,13 @@ class _Watcher:
                     {"job_id": self._job_id, "after_seq": self._gapless_seq},
                     timeout=self._options.connect_timeout,
                 )
+                # A replay comes in pages: ask for the next until none is left.
+                while isinstance(ack, dict) and ack.get("ok") and ack.get("more"):
+                    ack = await client.call(
+                        "subscribe",
+                        {"job_id": self._job_id, "after_seq": ack["last_seq"]},
+                        timeout=self._options.connect_timeout,
+                    )
                 if not isinstance(ack, dict) or not ack.get("ok"):
                     reason = ack.get("error") if isinstance(ack, dict) else ack
                     self._say(Text(f"live updates unavailable ({reason}); polling instead", "yellow"))
@@ -299,6 +306,10 @@ class _Watcher:
         if not isinstance(product, dict):
             if self._lines and event.get("status") in TERMINAL_EVENT_STATUSES:
                 self._say(f"job {event.get('status')}")
+            elif event.get("phase") == "paused":
+                self._say("job paused: its server is shutting down; the next one resumes it")
+            elif event.get("phase") == "resumed":
+                self._say("job resumed")
             return
         # SKUs and errors come from users, pages and servers: never read them as markup.
         line = Text(f"[{event.get('processed')}/{event.get('total')}] ")

@@ -19,6 +19,7 @@ from wipsvc.config import Settings
 from wipsvc.demo.shop import BROKEN_SKUS, DEMO_PAGES, SampleShop
 from wipsvc.embedded import EmbeddedServer
 from wipsvc.jobs.models import JobStatus, WipStatus
+from wipsvc.server_options import uvicorn_options
 
 
 def demo_products(shop: SampleShop, extra: int) -> list[tuple[str, str]]:
@@ -53,7 +54,7 @@ async def run_demo(extra_products: int = 0) -> int:
         settings = demo_settings(len(products))
         for line in settings.database_notice():
             console.print(Text(line, "yellow" if line.startswith("warning") else "dim"))
-        server = EmbeddedServer(create_app(settings))
+        server = EmbeddedServer(create_app(settings), options=uvicorn_options(settings))
         await server.start()
         try:
             async with ApiClient(ClientConfig(url=server.url)) as api:

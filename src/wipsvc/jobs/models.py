@@ -82,6 +82,13 @@ class EventStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class EventPhase(StrEnum):
+    """`phase` of a `processing` event that names no product: the job changed hands."""
+
+    PAUSED = "paused"  # its instance shut down; the job waits, running, for the next one
+    RESUMED = "resumed"  # an instance took it over and goes on from its checkpoints
+
+
 EVENT_STATUS_FOR_TERMINAL: dict[JobStatus, EventStatus] = {
     JobStatus.COMPLETED: EventStatus.COMPLETED,
     JobStatus.FAILED: EventStatus.FAILED,

@@ -4,6 +4,10 @@ Restart recovery and several instances sharing one database are the same mechani
 every instance periodically claims queued jobs and running jobs whose lease expired
 (on SQLite, the only instance also takes every running job left by its predecessor).
 At the same pace it counts the instances running jobs, so that they share the quotas.
+
+On shutdown it drains: it stops claiming, lets each running job's steps in flight finish and
+be checkpointed (within a grace period), then hands every job back with a `paused` event, so
+that the next instance to claim it resumes it at once (and says `resumed`).
 """
 
 from __future__ import annotations
@@ -61,22 +65,54 @@ class JobRegistry:
     def running_job_ids(self) -> list[str]:
         return list(self._runners)
 
+    @property
+    def draining(self) -> bool:
+        return self._stopping
+
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._claim_loop(), name="wipsvc-claim-loop")
 
-    async def stop(self) -> None:
-        """Cancel every task this registry owns, wait for them, and give the jobs back."""
+    async def drain(self, grace: float) -> None:
+        """Stop claiming; pause every running job, giving the steps in flight up to ``grace``
+        seconds to finish (then cancelling them: their last checkpoint stands); hand the jobs
+        back, each with a `paused` event."""
         self._stopping = True
-        running = list(self._runners)  # taken now: each task's done-callback removes its entry
-        tasks = [task for _, task in self._runners.values()] + list(self._background)
+        runners = dict(self._runners)  # taken now: each task's done-callback removes its entry
+        if not runners:
+            return
+        log.info("pausing %d running job(s); steps in flight have %g s to finish", len(runners), grace)
+        for runner, _ in runners.values():
+            runner.pause()
+        tasks = [task for _, task in runners.values()]
+        _, late = await asyncio.wait(tasks, timeout=grace) if grace > 0 else (set(), set(tasks))
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if late:
+            log.warning("%d job(s) stopped mid-step after the grace period; their steps rerun", len(late))
+        for job_id in runners:
+            await self._hand_back(job_id)
+
+    async def _hand_back(self, job_id: str) -> None:
+        try:
+            event = await self._store.jobs.pause(job_id, self.owner)
+        except LeaseLost:
+            return  # it ended meanwhile, or another instance holds it
+        except Exception:
+            log.exception("could not hand job %s back; it resumes when its lease expires", job_id)
+            return
+        log.info("job %s paused: handed back for the next instance to resume", job_id)
+        await self._bus.publish([event])
+
+    async def stop(self) -> None:
+        """Hand the running jobs back at once (see `drain`) and end every task this registry owns."""
+        await self.drain(grace=0)
+        tasks = list(self._background)
         if self._loop_task is not None:
             tasks.append(self._loop_task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for job_id in running:
-            with contextlib.suppress(Exception):
-                await self._store.jobs.release(job_id, self.owner)
         self._runners.clear()
 
     async def submit(
@@ -127,6 +163,11 @@ class JobRegistry:
         # Only at start-up: later, a second process sharing the file by mistake must not
         # take jobs from a live owner; their leases expire if it dies.
         self._take_orphans_now = False
+        if self._stopping:  # the drain began while claiming: these are for another instance
+            for job in jobs:
+                with contextlib.suppress(Exception):
+                    await self._store.jobs.release(job.job_id, self.owner)
+            return
         if jobs and not self._runners and self._share_quotas is not None:
             # Busy from now on: take this instance's part of the quotas before its new jobs call
             # out (from the last count of the others; the next round counts again).
@@ -136,7 +177,9 @@ class JobRegistry:
             task = asyncio.create_task(runner.run(), name=f"wipsvc-job-{job.job_id}")
             self._runners[job.job_id] = (runner, task)
             task.add_done_callback(functools.partial(self._on_done, job.job_id))
-            log.info("job %s (%s) started on %s", job.job_id, job.collection_name, self.owner)
+            # A job that ran before (on an instance that stopped or died) goes on from its checkpoints.
+            verb = "resumed" if job.started_at is not None else "started"
+            log.info("job %s (%s) %s on %s", job.job_id, job.collection_name, verb, self.owner)
 
     async def _count_busy_instances(self) -> None:
         """Instances that run jobs at once share the external quotas evenly (they call the same

@@ -1,4 +1,10 @@
-"""Runs one job: its products through the pipeline, as many at once as the quotas admit."""
+"""Runs one job: its products through the pipeline, as many at once as the quotas admit
+(`workers_per_job` is a ceiling, the batch size by default).
+
+A runner can also be paused (the instance is shutting down): it starts no new product, lets
+each product in flight finish its current step and checkpoint it, and returns leaving the
+job running, for the registry to hand it over (see `JobRegistry.drain`).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from wipsvc import logs
 from wipsvc.config import Settings
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus, Step
+from wipsvc.jobs.observer import RunnerObserver
 from wipsvc.limits import Limits
 from wipsvc.pipeline.backends import LimitedBackends
 from wipsvc.pipeline.fence import fenced_backends
@@ -25,12 +33,17 @@ from wipsvc.pipeline.steps import (
     retry_transient,
     run_product,
 )
-from wipsvc.store import ItemRecord, JobRecord, LeaseLost, ProductRecord, Store, describe_error, is_outage
+from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
 from wipsvc.store.lease import Lease, LeaseGuard, effective_margin
 
 log = logging.getLogger(__name__)
 
 OpenBackends = Callable[[JobRecord], Awaitable[Backends]]
+Outcome = tuple[JobStatus, str | None] | None  # None: paused with products left
+
+
+class _Paused(Exception):
+    """A product stopped between two steps because its runner is pausing."""
 
 
 def _queues(limits: Limits | None) -> dict[str, int]:
@@ -50,10 +63,13 @@ class JobRunner:
         owner: str,
         open_backends: OpenBackends,
         retry: RetryPolicy,
+        observer: RunnerObserver | None = None,
         fetcher: PageFetcher | None = None,
     ) -> None:
         self.job = job
-        self._fetcher = fetcher  # the backends' page fetcher: pages are read while they open
+        # The backends' page fetcher: the first pages are read while the backends open.
+        self._prefetcher = PrefetchingFetcher(fetcher) if fetcher is not None else None
+        self._fetcher = fetcher
         self._store = store
         self._bus = bus
         self._settings = settings
@@ -61,7 +77,11 @@ class JobRunner:
         self._open_backends = open_backends
         self._retry = retry
         self._lease = settings.lease_seconds
+        self._observer = observer
         self._cancel = asyncio.Event()
+        self._pausing = asyncio.Event()
+        self._halt = asyncio.Event()  # set by cancel or pause: no new product starts
+        self._interrupted = 0  # products paused between two steps
         self._stop_lease = asyncio.Event()
         margin = effective_margin(settings.lease_seconds, settings.lease_safety_margin_seconds)
         # Not valid until the first renewal says so (run() renews before anything else).
@@ -70,18 +90,32 @@ class JobRunner:
     def cancel(self) -> None:
         """Start no new product; those in flight finish."""
         self._cancel.set()
+        self._halt.set()
+
+    def pause(self) -> None:
+        """Start no new product; those in flight stop once their current step is checkpointed."""
+        self._pausing.set()
+        self._halt.set()
+
+    def _should_pause(self) -> bool:
+        return self._pausing.is_set() and not self._cancel.is_set()
 
     async def run(self) -> None:
         job_id = self.job.job_id
+        logs.bind_job(job_id, self.job.collection_name)
         try:
             await self._renew()
             await self._bus.publish([await self._store.jobs.mark_started(job_id, self._owner, self._lease)])
-            status, error = await self._run_products()
+            outcome = await self._run_products()
+            if outcome is None:
+                log.info("job %s paused; the instance that takes it over resumes it", job_id)
+                return
+            status, error = outcome
             await self._bus.publish([await self._store.jobs.finish(job_id, self._owner, status, error)])
         except LeaseLost:
             log.warning("job %s was taken over by another instance; stopping here", job_id)
 
-    async def _run_products(self) -> tuple[JobStatus, str | None]:
+    async def _run_products(self) -> Outcome:
         # The lease is renewed from the start: opening the backends may take a while (Google's
         # backoff, retries), and an unrenewed lease would let another claim take the job meanwhile.
         try:
@@ -92,10 +126,12 @@ class JobRunner:
                 finally:
                     self._stop_lease.set()
                     self._guard.renewal_wanted.set()  # wakes the lease keeper to stop
+                    if self._prefetcher is not None:
+                        await self._prefetcher.cancel()
         except* LeaseLost as lost:
             raise lost.exceptions[0] from None
 
-    async def _open_and_work(self, group: asyncio.TaskGroup) -> tuple[JobStatus, str | None]:
+    async def _open_and_work(self, group: asyncio.TaskGroup) -> Outcome:
         items = await self._store.jobs.items(self.job.job_id)
         todo = [item for item in items if item.status in (ItemStatus.PENDING, ItemStatus.RUNNING)]
         products = await self._store.collections.get_products(
@@ -103,45 +139,34 @@ class JobRunner:
         )
         if self._cancel.is_set():  # cancelled before it started: nothing to open
             return JobStatus.CANCELLED, None
+        if self._pausing.is_set():
+            return None
         ceiling = self._settings.workers_per_job or self._settings.max_batch
-        prefetcher = PrefetchingFetcher(self._fetcher) if self._fetcher is not None else None
-        if prefetcher is not None:
+        if self._prefetcher is not None:
             unread = [i for i in todo if i.step in (None, Step.SHEET_ROW.value) and i.wip_id in products]
-            prefetcher.prefetch(products[item.wip_id].url for item in unread[:ceiling])
-        try:
-            return await self._work_on(group, todo, products, ceiling, prefetcher)
-        finally:
-            if prefetcher is not None:
-                await prefetcher.cancel()
-
-    async def _work_on(
-        self,
-        group: asyncio.TaskGroup,
-        todo: list[ItemRecord],
-        products: dict[int, ProductRecord],
-        ceiling: int,
-        prefetcher: PrefetchingFetcher | None,
-    ) -> tuple[JobStatus, str | None]:
+            self._prefetcher.prefetch(products[item.wip_id].url for item in unread[:ceiling])
         try:
             backends = await retry_transient(
                 lambda: self._open_backends(self.job),
                 self._retry,
                 f"opening the backends of job {self.job.job_id}",
-                give_up=self._cancel.is_set,
+                give_up=self._halt.is_set,
             )
         except Exception as error:
             if self._cancel.is_set():
                 return JobStatus.CANCELLED, None
+            if self._pausing.is_set():
+                return None
             log.exception("job %s could not open its backends", self.job.job_id)
             return JobStatus.FAILED, f"could not open the collection's backends: {describe_error(error)}"
         worker_tasks: list[asyncio.Task[None]] = []
+        queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
         try:
-            queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
             for item in todo:
                 queue.put_nowait(item)
             urls = {wip_id: product.url for wip_id, product in products.items()}
-            if prefetcher is not None and backends.fetcher is self._fetcher:
-                backends = replace(backends, fetcher=prefetcher)
+            if self._prefetcher is not None and backends.fetcher is self._fetcher:
+                backends = replace(backends, fetcher=self._prefetcher)
             workers = min(ceiling, len(todo)) or 1
             limits = backends.limits if isinstance(backends, LimitedBackends) else None
             backends = fenced_backends(backends, self._guard)
@@ -167,6 +192,8 @@ class JobRunner:
                     await asyncio.wait(worker_tasks)
             finally:
                 await backends.close()
+        if self._should_pause() and (self._interrupted or not queue.empty()):
+            return None
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
 
     async def _keep_lease(self) -> None:
@@ -212,12 +239,12 @@ class JobRunner:
     ) -> None:
         delay = self._settings.product_delay_seconds
         first = True
-        while not self._cancel.is_set() and not queue.empty():
+        while not self._halt.is_set() and not queue.empty():
             if not first and delay > 0:
-                # The original design's fixed pause between products, cut short by cancel.
+                # The original design's fixed pause between products, cut short by cancel or pause.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._cancel.wait(), delay)
-                if self._cancel.is_set():
+                    await asyncio.wait_for(self._halt.wait(), delay)
+                if self._halt.is_set():
                     return
             first = False
             item = queue.get_nowait()
@@ -230,8 +257,9 @@ class JobRunner:
         state = ProductState.resume(item.wip_id, item.sku, url, item.step, item.row_num, item.checkpoint)
         state.resumed = item.attempts > 1
         eta.product_started(item.wip_id, [step.value for step in state.remaining_steps()])
+        spent_before = dict(state.token_usage)
 
-        async def save(state: ProductState) -> None:
+        async def record(state: ProductState) -> None:
             remaining = state.remaining_steps()
             for step in STEP_ORDER:  # steps may finish out of order (see run_product)
                 if step not in remaining:
@@ -254,14 +282,24 @@ class JobRunner:
                 product_values=values,
             )
 
+        async def save(state: ProductState) -> None:
+            await record(state)
+            if self._should_pause() and state.remaining_steps():
+                raise _Paused
+
         error = error_step = None
         try:
-            await run_product(state, backends, save, self._retry)
+            await run_product(state, backends, save, self._retry, on_step=self._step_finished)
+        except _Paused:
+            self._interrupted += 1
+            self._tokens_spent(state.token_usage, spent_before)
+            log.info("job %s product %s paused after %s", job_id, item.sku, state.step_done)
+            return
         except StepFailure as failure:
             error, error_step = failure.message, failure.step.value
             log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
             try:
-                await save(state)  # keep what the failed step spent (tokens, attempts)
+                await record(state)  # keep what the failed step spent (tokens, attempts)
             except Exception as unsaved:
                 if isinstance(unsaved, LeaseLost) or is_outage(unsaved):
                     raise
@@ -274,6 +312,7 @@ class JobRunner:
             error_step = remaining[0].value if remaining else None
             error = f"could not store the product's progress: {describe_error(failure)}"
             log.exception("job %s product %s: %s", job_id, item.sku, error)
+        self._tokens_spent(state.token_usage, spent_before)
         eta.product_finished(item.wip_id)
         event = await jobs.finish_item(
             job_id,
@@ -287,3 +326,13 @@ class JobRunner:
             token_usage=state.token_usage,
         )
         await self._bus.publish([event])
+
+    def _step_finished(self, step: Step, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer.step_finished(step.value, seconds)
+
+    def _tokens_spent(self, usage: dict[str, int], before: dict[str, int]) -> None:
+        # A resumed product's checkpoint carries what earlier attempts spent: only the rest is new.
+        if self._observer is not None:
+            spent = {kind: total - before.get(kind, 0) for kind, total in usage.items()}
+            self._observer.tokens_spent(spent)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -195,8 +196,16 @@ async def retry_transient(
 Save = Callable[[ProductState], Awaitable[None]]
 
 
-async def run_product(state: ProductState, backends: Backends, save: Save, retry: RetryPolicy) -> None:
+async def run_product(
+    state: ProductState,
+    backends: Backends,
+    save: Save,
+    retry: RetryPolicy,
+    *,
+    on_step: Callable[[Step, float], None] | None = None,
+) -> None:
     """Run the steps the product still needs; raises StepFailure on the first failing one.
+    ``on_step`` is told how long each step that succeeded took.
 
     The sheet row and the page scrape do not depend on each other, so they run at once:
     the append (often waiting on the Sheets quota) is then off the product's critical path.
@@ -204,7 +213,10 @@ async def run_product(state: ProductState, backends: Backends, save: Save, retry
     saving = asyncio.Lock()  # checkpoints of concurrent steps are written one after the other
 
     async def run(step: Step) -> None:
+        started = time.monotonic()
         await _run_step(step, state, backends, retry)
+        if on_step is not None:
+            on_step(step, time.monotonic() - started)
         async with saving:
             state.mark_done(step)
             await save(state)

@@ -21,6 +21,7 @@ from wipsvc.jobs.models import (
     ACTIVE_JOB_STATUSES,
     EVENT_STATUS_FOR_TERMINAL,
     TERMINAL_ITEM_STATUSES,
+    EventPhase,
     EventStatus,
     ItemStatus,
     JobStatus,
@@ -316,8 +317,8 @@ class JobsRepository:
 
     # -- progress of a running job ---------------------------------------------------------
 
-    async def mark_started(self, job_id: str, owner: str, lease_seconds: float) -> ProgressEvent | None:
-        """Record the first start; a resumed job announces nothing new."""
+    async def mark_started(self, job_id: str, owner: str, lease_seconds: float) -> ProgressEvent:
+        """Record the first start (a `started` event); a job taken over says it `resumed`."""
         async with self.db.write() as conn:
             await _fence(conn, job_id, owner, lease_seconds)
             started = await conn.execute(
@@ -326,8 +327,23 @@ class JobsRepository:
                 .values(started_at=utcnow())
             )
             if started.rowcount == 0:
-                return None
+                return await _append_event(
+                    conn, job_id, EventStatus.PROCESSING, None, eta=None, phase=EventPhase.RESUMED
+                )
             return await _append_event(conn, job_id, EventStatus.STARTED, None, eta=None)
+
+    async def pause(self, job_id: str, owner: str) -> ProgressEvent:
+        """Hand a running job back on shutdown, saying so: it stays `running`, with no owner and
+        no ETA (nobody works on it), until an instance claims and resumes it. Raises LeaseLost
+        if this owner no longer holds it (or it has ended)."""
+        async with self.db.write() as conn:
+            await _fence(conn, job_id, owner, lease_seconds=0)
+            await conn.execute(
+                wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(owner=None, lease_expires_at=None)
+            )
+            return await _append_event(
+                conn, job_id, EventStatus.PROCESSING, None, eta=None, phase=EventPhase.PAUSED
+            )
 
     async def start_item(self, job_id: str, wip_id: int, owner: str, lease_seconds: float) -> ItemRecord:
         async with self.db.write() as conn:
@@ -576,6 +592,7 @@ async def _append_event(
     current_product: dict[str, Any] | None,
     *,
     eta: float | None,
+    phase: EventPhase | None = None,
 ) -> ProgressEvent:
     # Bumping the counter on the job row locks it, so sequence numbers are gapless and unique.
     # The event's ETA goes on the row too, so that job status needs no read of the events.
@@ -615,6 +632,8 @@ async def _append_event(
         "job_status": row["status"],
         "timestamp": now.isoformat().replace("+00:00", "Z"),
     }
+    if phase is not None:
+        payload["phase"] = phase.value
     await conn.execute(
         job_events.insert().values(job_id=job_id, seq=row["event_seq"], created_at=now, payload=payload)
     )

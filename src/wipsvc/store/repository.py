@@ -51,5 +51,11 @@ class Store:
         async with self.db.read() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
+    async def check_writable(self) -> None:
+        """Raise if the database cannot be written (a read-only file, mount or replica): a write
+        that changes nothing."""
+        async with self.db.write() as conn:
+            await conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+
     async def close(self) -> None:
         await self.engine.dispose()

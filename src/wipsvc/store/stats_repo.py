@@ -72,3 +72,12 @@ class StatsRepository:
             for status, count in await conn.execute(query):
                 counts[JobStatus(status)] = count
         return counts
+
+    async def jobs_by_status(self) -> dict[JobStatus, int]:
+        """Jobs in the database per status, every status present (zero when none)."""
+        query = sa.select(wip_jobs.c.status, sa.func.count()).group_by(wip_jobs.c.status)
+        counts = dict.fromkeys(JobStatus, 0)
+        async with self.db.read() as conn:
+            for status, count in await conn.execute(query):
+                counts[JobStatus(status)] = count
+        return counts

@@ -30,7 +30,9 @@ async def healthz() -> HealthResponse:
     responses=error_responses(503),
 )
 async def readyz(services: ServicesDep) -> ReadyResponse:
-    """The service can take work: its database answers."""
+    """The service can take work: its database answers and it is not shutting down."""
+    if services.registry.draining:
+        raise ApiError(503, "not_ready", "shutting down: running jobs are being handed over")
     try:
         await services.store.ping()
     except Exception as error:

@@ -104,15 +104,24 @@ export class Live extends EventTarget {
     if (again) this.dispatchEvent(new CustomEvent("reconnected"));
   }
 
-  _subscribe(reason) {
+  /** `earlier`: the first page's `after_seq` and the events replayed so far, when asking for the next page. */
+  _subscribe(reason, earlier = null) {
     const jobId = this.watched;
     if (!jobId || !this.socket || !this.socket.connected) return Promise.resolve(null);
     const job = this.jobs.get(jobId);
     const afterSeq = job ? job.contiguous : 0;
     return new Promise((resolve) => {
       this.socket.timeout(10000).emit("subscribe", { job_id: jobId, after_seq: afterSeq }, (err, ack) => {
-        const result = err ? { ok: false, error: "no answer from the server" } : ack;
-        this.dispatchEvent(new CustomEvent("subscribed", { detail: { jobId, afterSeq, reason, ack: result } }));
+        let result = err ? { ok: false, error: "no answer from the server" } : ack;
+        const first = earlier || { afterSeq, replayed: 0 };
+        if (result && result.ok) result = { ...result, replayed: first.replayed + result.replayed };
+        // A long replay comes in pages: the events of this one are in, so ask for the next.
+        if (result && result.ok && result.more && this.watched === jobId) {
+          resolve(this._subscribe(reason, { afterSeq: first.afterSeq, replayed: result.replayed }));
+          return;
+        }
+        const detail = { jobId, afterSeq: first.afterSeq, reason, ack: result };
+        this.dispatchEvent(new CustomEvent("subscribed", { detail }));
         resolve(result);
       });
     });

@@ -271,6 +271,10 @@ function logItem(event) {
     text = [`${p.sku} ${outcome}`, p.row_num ? ` → row ${p.row_num}` : "", p.error ? `: ${p.error}` : ""].join("");
   } else if (event.status === "started") {
     text = `Job started (${plural(event.total, "product")})`;
+  } else if (event.phase === "paused") {
+    text = "Job paused: its server is shutting down; the next one resumes it";
+  } else if (event.phase === "resumed") {
+    text = `Job resumed (${event.processed} of ${plural(event.total, "product")} done)`;
   } else {
     text = `Job ${event.status}: ${event.successful} succeeded, ${event.failed} failed`;
   }

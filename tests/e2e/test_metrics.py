@@ -1,0 +1,140 @@
+"""`GET /metrics` after a real job: every figure checked against what the fakes saw."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import socketio
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.test_faults import SA_EMAIL, Cloud, _start
+from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.paced_shop import PacedShop
+from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.auth import create_key
+
+STEPS = ("sheet_row", "extract", "describe", "clean", "complete")
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[Cloud]:
+    fakes = Cloud(tmp_path)
+    try:
+        yield fakes
+    finally:
+        fakes.close()
+
+
+@pytest.fixture
+def shop() -> Iterator[PacedShop]:
+    with PacedShop() as running:
+        yield running
+
+
+def _samples(text: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+async def test_metrics_after_a_job(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, shop: PacedShop
+) -> None:
+    products = shop.products("MX", 3)
+    cloud.sheets.fail_next(2, 429, method="values.append")  # two 429s, then the append gets through
+    settings = cloud.settings(sqlite_url, llm=True, workers_per_job=1)
+    async with (
+        # The Sheets client built from the settings: it reports its 429s to the quota buckets.
+        LiveServer(settings, fetcher=fetcher) as server,
+        server.client() as client,
+    ):
+        sio = socketio.AsyncClient()
+        await sio.connect(server.url, transports=["websocket"])
+        try:
+            job_id, _ = await _start(client, cloud.config(llm=True), products)
+            job = await wait_for_job(client, "faults", job_id)
+            response = await client.get("/metrics")
+        finally:
+            await sio.disconnect()
+
+    assert job["status"] == "completed" and job["successful_products"] == 3, job
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    samples = _samples(text)
+
+    assert _value(samples, "wipsvc_jobs", status="completed") == 1
+    assert _value(samples, "wipsvc_jobs", status="running") == 0
+    assert _value(samples, "wipsvc_jobs_finished_total", status="completed") == 1
+    assert _value(samples, "wipsvc_jobs_running_here") == 0
+    assert _value(samples, "wipsvc_products_total", outcome="succeeded") == 3
+    for step in STEPS:
+        assert _value(samples, "wipsvc_step_duration_seconds_count", step=step) == 3, step
+        assert _value(samples, "wipsvc_step_duration_seconds_sum", step=step) > 0, step
+    usage = cloud.llm.total_usage()
+    assert usage["prompt_tokens"] > 0
+    assert _value(samples, "wipsvc_llm_tokens_total", kind="prompt") == usage["prompt_tokens"]
+    assert _value(samples, "wipsvc_llm_tokens_total", kind="completion") == usage["completion_tokens"]
+    assert _value(samples, "wipsvc_llm_calls_total") == len(cloud.llm.completed())
+    # 429s by service: the two the fake Sheets answered, none elsewhere.
+    assert cloud.sheets.count(status=429) == 2
+    assert _value(samples, "wipsvc_rate_limited_total", resource="sheets_write", service="sheets") == 2
+    assert _value(samples, "wipsvc_rate_limited_total", resource="llm_requests", service="llm") == 0
+    assert _value(samples, "wipsvc_quota_limit", resource="sheets_write", service="sheets") == 100_000
+    assert _value(samples, "wipsvc_quota_admitted_total", resource="llm_requests", service="llm") > 0
+    assert _value(samples, "wipsvc_quota_in_flight", resource="sheets_write", service="sheets") == 0
+    assert _value(samples, "wipsvc_socketio_clients") == 1  # read while the client was connected
+    # No account, key or product data in any label or value.
+    for secret in (SA_EMAIL, cloud.llm.api_key, cloud.spreadsheet_id, "MX-001", "faults"):
+        assert secret not in text, secret
+
+
+async def test_metrics_are_for_administrators_only(sqlite_url: str) -> None:
+    async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
+        # Open mode (no key exists, loopback): readable.
+        assert (await client.get("/metrics")).status_code == 200
+        scoped = (await create_key(server.services.store.keys, ["sinks"])).key
+        every = (await create_key(server.services.store.keys, None)).key  # every collection, no admin
+        admin = (await create_key(server.services.store.keys, None, is_admin=True)).key
+
+        no_key = await client.get("/metrics")
+        assert no_key.status_code == 401
+        refused = await client.get("/metrics", headers={"Authorization": f"Bearer {scoped}"})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "forbidden"
+        not_admin = await client.get("/metrics", headers={"Authorization": f"Bearer {every}"})
+        assert not_admin.status_code == 403
+        allowed = await client.get("/metrics", headers={"X-API-Key": admin})
+        assert allowed.status_code == 200 and "wipsvc_jobs" in allowed.text
+
+
+async def test_two_apps_in_one_process_keep_their_own_figures(
+    sqlite_url: str, tmp_path: Path, fetcher: SafeFetcher, shop: PacedShop
+) -> None:
+    other_url = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
+    async with (
+        LiveServer(make_settings(sqlite_url), fetcher=fetcher) as busy,
+        LiveServer(make_settings(other_url), fetcher=fetcher) as idle,
+        busy.client() as client,
+        httpx.AsyncClient(base_url=idle.url, trust_env=False) as idle_client,
+    ):
+        created = await client.post(
+            "/api/sinks/wip", json={"products": [{"sku": s, "url": u} for s, u in shop.products("TW", 2)]}
+        )
+        started = await client.post("/api/sinks/wip/process", json={"wip_ids": created.json()["wip_ids"]})
+        await wait_for_job(client, "sinks", started.json()["job_id"])
+        busy_samples = _samples((await client.get("/metrics")).text)
+        idle_samples = _samples((await idle_client.get("/metrics")).text)
+    assert _value(busy_samples, "wipsvc_products_total", outcome="succeeded") == 2
+    assert ("wipsvc_products_total", frozenset({("outcome", "succeeded")})) not in idle_samples
+    assert _value(idle_samples, "wipsvc_jobs", status="completed") == 0
