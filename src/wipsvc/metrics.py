@@ -47,7 +47,13 @@ _TERMINAL_EVENTS = {event.value: status.value for status, event in EVENT_STATUS_
 class ServiceMetrics:
     """The service's instruments; also the job runners' observer and an event-bus subscriber."""
 
-    def __init__(self, store: Store, limits: Limits, accounts: AccountUsage | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        accounts: AccountUsage | None = None,
+        totals: QuotaTotals | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self._stats = StatsRepository(store.db)
         self._jobs = Gauge(
@@ -87,7 +93,7 @@ class ServiceMetrics:
         self._socket_clients = Gauge(
             "wipsvc_socketio_clients", "Socket.IO clients connected to this instance.", registry=self.registry
         )
-        self.registry.register(QuotaCollector(limits, accounts))
+        self.registry.register(QuotaCollector(limits, accounts, totals))
 
     def count_running_jobs(self, count: Callable[[], int]) -> None:
         self._running_here.set_function(lambda: float(count()))
@@ -126,14 +132,18 @@ class ServiceMetrics:
 
 
 AccountUsage = Callable[[], list[dict[str, Any]]]  # see QuotaAccounts.usage
+QuotaTotals = Callable[[], dict[str, dict[str, Any]]]  # see QuotaAccounts.totals
 
 
 class QuotaCollector(Collector):
     """The quota buckets' state, read when scraped."""
 
-    def __init__(self, limits: Limits, accounts: AccountUsage | None = None) -> None:
+    def __init__(
+        self, limits: Limits, accounts: AccountUsage | None = None, totals: QuotaTotals | None = None
+    ) -> None:
         self._limits = limits
         self._accounts = accounts
+        self._totals = totals  # every account's buckets together, per resource
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -163,9 +173,13 @@ class QuotaCollector(Collector):
         throttled = CounterMetricFamily(
             "wipsvc_rate_limited", "429 answers from an external service, by resource.", labels=labels
         )
-        for name, bucket in self._limits.buckets().items():
+        snapshots = (
+            self._totals()
+            if self._totals is not None
+            else {n: b.snapshot() for n, b in self._limits.buckets().items()}
+        )
+        for name, snapshot in snapshots.items():
             values = [name, SERVICE_OF_RESOURCE.get(name, name)]
-            snapshot = bucket.snapshot()
             if snapshot["limit"] is not None:
                 limit.add_metric(values, snapshot["limit"])
             if snapshot["available"] is not None:

@@ -56,7 +56,12 @@ class Services:
             max_delay=settings.retry_max_delay_seconds,
         )
 
-        metrics = ServiceMetrics(store, backends.limits, lambda: backends.quota_usage(None, reveal=False))
+        metrics = ServiceMetrics(
+            store,
+            backends.limits,
+            accounts=lambda: backends.quota_usage(None, reveal=False),
+            totals=backends.quota_totals,
+        )
         bus.subscribe(metrics.on_event)
 
         async def open_backends(job: JobRecord) -> Backends:

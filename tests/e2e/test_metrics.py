@@ -94,6 +94,22 @@ async def test_metrics_after_a_job(
     assert _value(samples, "wipsvc_quota_admitted_total", resource="llm_requests", service="llm") > 0
     assert _value(samples, "wipsvc_quota_in_flight", resource="sheets_write", service="sheets") == 0
     assert _value(samples, "wipsvc_socketio_clients") == 1  # read while the client was connected
+    # The same per account, under the account's alias: the 429s were the service account's.
+    accounts = {
+        dict(labels)["account"] for name, labels in samples if name == "wipsvc_account_rate_limited_total"
+    }
+    assert len([a for a in accounts if a.startswith("google-")]) == 1, accounts
+    (google,) = [a for a in accounts if a.startswith("google-")]
+    assert (
+        _value(
+            samples,
+            "wipsvc_account_rate_limited_total",
+            resource="sheets_write",
+            service="sheets",
+            account=google,
+        )
+        == 2
+    )
     # No account, key or product data in any label or value.
     for secret in (SA_EMAIL, cloud.llm.api_key, cloud.spreadsheet_id, "MX-001", "faults"):
         assert secret not in text, secret

@@ -209,6 +209,17 @@ class QuotaAccounts:
             + [b.paused_for() for e in self._entries.values() for b in e.buckets.values()]
         )
 
+    def totals(self) -> dict[str, dict[str, Any]]:
+        """Per resource, every account's calls together (limits as configured per account)."""
+        totals = self.fallback.snapshot()
+        for entry in self._entries.values():
+            for name, bucket in entry.buckets.items():
+                snapshot, row = bucket.snapshot(), totals[name]
+                for field in ("in_flight", "waiting", "admitted", "throttled"):
+                    row[field] += snapshot[field]
+                row["paused_for"] = max(row["paused_for"], snapshot["paused_for"])
+        return totals
+
     def usage(self, collections: frozenset[str] | None, *, reveal: bool) -> list[dict[str, Any]]:
         """Per account its buckets' state: the accounts ``collections`` used (None: every one),
         each under its alias; with ``reveal`` (an admin) also by name and project."""

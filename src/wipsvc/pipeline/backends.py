@@ -161,6 +161,10 @@ class BackendFactory:
         else:
             self.limits.share_among(instances)
 
+    def quota_totals(self) -> dict[str, dict[str, Any]]:
+        """Per resource, the calls of every account together."""
+        return self.accounts.totals() if self.accounts is not None else self.limits.snapshot()
+
     def quota_usage(self, collections: frozenset[str] | None, *, reveal: bool) -> list[dict[str, Any]]:
         """Usage per account (see ``QuotaAccounts.usage``); none with injected limits."""
         return self.accounts.usage(collections, reveal=reveal) if self.accounts is not None else []

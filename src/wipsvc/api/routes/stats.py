@@ -102,6 +102,6 @@ async def get_stats(services: ServicesDep, access: Access) -> StatsResponse:
         products_failed_last_15m=throughput.failed,
         running_jobs=jobs[JobStatus.RUNNING],
         queued_jobs=jobs[JobStatus.QUEUED],
-        quotas=services.backends.limits.snapshot(),
+        quotas=services.backends.quota_totals(),
         accounts=services.backends.quota_usage(access.collections, reveal=access.is_admin),
     )
