@@ -371,7 +371,9 @@ async def main() -> None:
         await asyncio.gather(*(run_design(design, args.products, Path(tmp)) for design in designs))
         wall = time.monotonic() - wall
     if args.polls is not None:
-        args.polls.write_text(json.dumps({"elapsed": default.elapsed, "polls": default.polls, "job": default.job}))
+        args.polls.write_text(
+            json.dumps({"elapsed": default.elapsed, "polls": default.polls, "job": default.job})
+        )
     bound = true_bound(args.products, APPS_SCRIPT_CONCURRENCY, LLM_PER_MINUTE)
     seed_model = args.products / ideal_makespan(args.products, 1, SEED_DELAY) * 60
     seed_rate = seed_model
