@@ -71,11 +71,6 @@ def serve(
     except (ValidationError, SettingsError) as error:
         typer.echo(f"error: {settings_problem(error)}", err=True)
         raise typer.Exit(EXIT_BAD_SETTINGS) from None
-    configure_logging(settings)
-    # Through the log, so that with WIPSVC_LOG_FORMAT=json every line the server prints is JSON.
-    serve_log = logging.getLogger("wipsvc.serve")
-    for line in settings.database_notice():
-        serve_log.log(logging.WARNING if line.startswith("warning:") else logging.INFO, "%s", line)
     try:  # before uvicorn binds anything (the app's start-up checks again)
         asyncio.run(check_database(settings.database_url))
         asyncio.run(check_bind(settings))
@@ -85,6 +80,11 @@ def serve(
     except InsecureBind as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    configure_logging(settings)  # after the checks: a start-up failure prints one line only
+    # Through the log, so that with WIPSVC_LOG_FORMAT=json every line the server prints is JSON.
+    serve_log = logging.getLogger("wipsvc.serve")
+    for line in settings.database_notice():
+        serve_log.log(logging.WARNING if line.startswith("warning:") else logging.INFO, "%s", line)
     server = build_server(settings)
     _tune_gc_for_serving()
     run(server)

@@ -38,7 +38,7 @@ def test_commands_run_from_different_directories_share_the_data_dir_database(tmp
     listed = _run(["keys", "list", "--json"], places[2], data_dir)
     assert listed.returncode == 0, listed.stderr
     assert database_line in listed.stderr.splitlines()
-    keys = [json.loads(line) for line in listed.stdout.splitlines()]
+    keys = json.loads(listed.stdout)["keys"]
     assert [key["label"] for key in keys] == ["ops"]
 
     checked = _run(["check-config"], places[3], data_dir)
