@@ -180,3 +180,24 @@ async def test_finish_anchored_tokens_count_from_the_calls_end(clients: list[obj
     sleeper.release_all()
     (await waiting).release()
     await bucket.flush()
+
+
+async def test_a_caller_cancelled_while_redis_takes_its_token_gives_it_back(clients: list[object]) -> None:
+    clock, name = Clock(), key()
+    bucket = SharedQuotaBucket(
+        clients[0], name, "apps_script", None, 60.0, max_concurrent=1, clock=clock, poll=0.01
+    )
+    leaving = asyncio.create_task(bucket.acquire())
+    await asyncio.sleep(0)  # the take is on its way to Redis
+    await asyncio.sleep(0)
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    other = SharedQuotaBucket(
+        clients[1], name, "apps_script", None, 60.0, max_concurrent=1, clock=clock, poll=0.01
+    )
+    await settle(lambda: not bucket._pending and not bucket._in_flight)
+    next_caller = asyncio.create_task(other.acquire())
+    await settle(next_caller.done)  # the only slot is free again
+    (await next_caller).release()
+    await other.flush()

@@ -243,3 +243,5 @@ class QuotaAccounts:
         for bucket in [*buckets, *self._projects.values()]:
             if isinstance(bucket, SharedQuotaBucket):
                 await bucket.flush()
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -218,7 +218,13 @@ class SharedQuotaBucket(QuotaBucket):
         async with self._fifo:
             while True:
                 args[0] = self._now_arg()
-                taken, value, used = await self._take(keys=keys, args=args)
+                taking = asyncio.ensure_future(self._take(keys=keys, args=args))
+                try:
+                    taken, value, used = await asyncio.shield(taking)
+                except asyncio.CancelledError:
+                    # Redis may take the tokens after our caller left: give them back then.
+                    taking.add_done_callback(lambda done: self._give_back_if_taken(done, token, amount))
+                    raise
                 self.used = int(used)
                 if int(taken):
                     break
@@ -247,6 +253,12 @@ class SharedQuotaBucket(QuotaBucket):
         anchors = ["1" if bucket.anchor == "finish" else "0" for bucket in chain]
         self._spawn(self._give_back(keys=keys, args=[self._now_arg(), permit.token, permit.amount, *anchors]))
         self._released.set()
+
+    def _give_back_if_taken(self, taking: asyncio.Future[Any], token: str, amount: int) -> None:
+        if taking.cancelled() or taking.exception() is not None or not int(taking.result()[0]):
+            return
+        self._in_flight += 1  # as if admitted: _release undoes it with the rest
+        self._release(Permit(self, amount, self._local_now(), token))
 
     def _pause_until(self, now: float, until: float) -> None:
         """A 429 here (or ``pause``): every instance's next take waits until then too."""
