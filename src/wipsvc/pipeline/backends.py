@@ -79,6 +79,7 @@ class BackendFactory:
         self._local_sheets = LocalSheetBackend(store)
         # An injected Sheets backend keeps its own limits and coalescing (tests steer it so).
         self._google_sheets = google_sheets or GoogleSheetsBackend.from_settings(settings, self.limits)
+        self._sheets_injected = google_sheets is not None
         self._llm = llm_client if llm_client is not None else build_llm_client(settings)
         self._http = httpx.AsyncClient(trust_env=False)  # Apps Script API calls; operator's URL
 
@@ -124,7 +125,9 @@ class BackendFactory:
 
     async def _sheet(self, collection: CollectionRecord, limits: Limits) -> SheetSession:
         if collection.config.sheet.backend == "google":
-            return await self._google_sheets.open(collection.config, limits)
+            return await self._google_sheets.open(
+                collection.config, None if self._sheets_injected else limits
+            )
         return await self._local_sheets.open(collection.name, collection.config)
 
     def _uses_llm(self, collection: CollectionRecord) -> AsyncOpenAI | None:
