@@ -1,6 +1,8 @@
 """Client commands of the `wipsvc` CLI: they talk only to a running server's REST and Socket.IO.
 
 Exit codes and the `--json` shape are the same for every command (see `wipsvc.client.output`).
+The commands that change what the server holds are in :mod:`wipsvc.client.manage`; this module's
+length is one short function per command, each with the options typer reads from its signature.
 """
 
 from __future__ import annotations
