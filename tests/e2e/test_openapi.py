@@ -53,6 +53,9 @@ async def test_errors_are_documented_only_where_they_can_happen(sqlite_url: str)
     assert "400" not in paths["/api/collections"]["get"]["responses"]
     assert "422" not in paths["/api/collections"]["get"]["responses"]
     assert set(paths["/healthz"]["get"]["responses"]) == {"200"}
+    # The edge's answers, possible on every path, are told once for the whole API.
+    assert "`host_not_allowed`" in schema["info"]["description"]
+    assert "`headers_too_large`" in schema["info"]["description"]
 
 
 async def test_one_schema_per_model(sqlite_url: str) -> None:
