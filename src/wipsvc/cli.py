@@ -133,6 +133,9 @@ def demo(
 ) -> None:
     """Run a job end to end on embedded defaults against a built-in sample shop."""
     from wipsvc.demo.run import run_demo
+    from wipsvc.startup import require_database
+
+    require_database(Settings().database_url)  # one line, not the server's traceback
 
     raise typer.Exit(asyncio.run(run_demo(extra_products=products)))
 
