@@ -11,7 +11,9 @@ jobs instead of sleeping here. Errors surface from gspread-asyncio instead of be
 forever under its lock; this module retries 429/5xx/network errors with Google's truncated
 exponential backoff, a bounded number of times, and turns every failure into a one-line
 :class:`StepError`. The API plumbing it uses (credentials, client manager, base-URL adapter,
-error classification) lives in :mod:`wipsvc.adapters.google_api`.
+error classification) lives in :mod:`wipsvc.adapters.google_api`, the fencing of writes and
+the clean-up of doubled rows in :mod:`wipsvc.adapters.sheets_fence`; what stays here is long
+because a session's reads, appends and writes share its SKU cache and its retrying call.
 """
 
 from __future__ import annotations
