@@ -2,6 +2,10 @@
 
 There is no module-level instance: ``create_app(settings)`` and the CLI build one,
 and tests pass their own.
+
+Longer than most modules on purpose: it is the one list of every setting, each with the
+description the README's settings table is generated from (`make readme`), plus where the
+default database lives.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ jobs instead of sleeping here. Errors surface from gspread-asyncio instead of be
 forever under its lock; this module makes each request once and turns every failure into a
 one-line :class:`StepError` (transient or not, throttled on a 429), leaving retries to the
 step's policy (:mod:`wipsvc.pipeline.retry`). The API plumbing it uses (credentials, client
-manager, base-URL adapter, error classification) lives in :mod:`wipsvc.adapters.google_api`.
+manager, base-URL adapter, error classification) lives in :mod:`wipsvc.adapters.google_api`, the
+fencing of writes and the clean-up of doubled rows in :mod:`wipsvc.adapters.sheets_fence`; what
+stays here is long because a session's reads, appends and writes share its SKU cache.
 """
 
 from __future__ import annotations
