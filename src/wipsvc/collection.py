@@ -124,6 +124,11 @@ class CollectionConfig(_Model):
     )
     cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    auto_rerun: bool = Field(
+        True,
+        description="Re-run once, after WIPSVC_AUTO_RERUN_DELAY_SECONDS, the products of a job that "
+        "failed on a transient cause (an outage); never those that failed for good (404, refused).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -10,7 +10,7 @@ import pytest
 import wipsvc
 
 PACKAGE = Path(wipsvc.__file__).parent
-CORE = ("jobs", "pipeline", "adapters", "store", "extraction")
+CORE = ("jobs", "pipeline", "adapters", "store", "extraction", "notify")
 WEB = (
     "fastapi",
     "starlette",
@@ -38,6 +38,7 @@ ALLOWED = {
     "adapters": ("wipsvc.adapters", "wipsvc.store", "wipsvc.pipeline.extract", "wipsvc.extraction"),
     "pipeline": ("wipsvc.pipeline", "wipsvc.adapters", "wipsvc.store", "wipsvc.extraction"),
     "jobs": ("wipsvc.jobs", "wipsvc.pipeline", "wipsvc.store"),
+    "notify": ("wipsvc.notify", "wipsvc.adapters", "wipsvc.store"),
 }
 
 

@@ -29,7 +29,9 @@ from wipsvc.jobs.models import (
 )
 from wipsvc.store.database import Database
 from wipsvc.store.lease import Clock, Lease
+from wipsvc.store.outbox_repo import enqueue_job_end, enqueue_product_failure
 from wipsvc.store.records import Conflict, ItemRecord, JobRecord, LeaseLost, NotFound, ProgressEvent
+from wipsvc.store.rerun_repo import mark_for_rerun
 from wipsvc.store.tables import job_events, job_items, utcnow, wip_jobs, wip_products
 from wipsvc.text import clean_json, clean_text
 
@@ -405,6 +407,7 @@ class JobsRepository:
         duration: float,
         eta: float | None,
         token_usage: dict[str, int] | None = None,
+        transient: bool = False,
     ) -> ProgressEvent | None:
         """Close one product: ledger, WIP status, job counters and results, one event.
         Idempotent: a product already closed is counted once."""
@@ -419,6 +422,7 @@ class JobsRepository:
                     status=(ItemStatus.SUCCEEDED if success else ItemStatus.FAILED).value,
                     error=error,
                     error_step=error_step,
+                    error_transient=None if success else transient,
                     finished_at=utcnow(),
                     duration=duration,
                 )
@@ -460,6 +464,7 @@ class JobsRepository:
             if error is not None:
                 current["error"] = error
                 current["error_step"] = error_step  # the step it failed at, as in the job's results
+                await enqueue_product_failure(conn, job_id, current)
             return await _append_event(conn, job_id, EventStatus.PROCESSING, current, eta=eta)
 
     async def finish(
@@ -582,6 +587,8 @@ async def _finish(
             results=await _results_json(conn, job_id),
         )
     )
+    await mark_for_rerun(conn, job_id)
+    await enqueue_job_end(conn, job_id)
     return await _append_event(conn, job_id, EVENT_STATUS_FOR_TERMINAL[status], None, eta=eta)
 
 
