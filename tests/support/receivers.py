@@ -47,7 +47,7 @@ class WebhookReceiver:
         return f"http://127.0.0.1:{self.port}/hooks/wipsvc"
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -79,10 +79,10 @@ class WebhookReceiver:
 class MailSink:
     """An SMTP server (aiosmtpd) on 127.0.0.1 keeping every message it accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Envelope] = []
-        self.port = 0
+        self.port = port
         self._server: asyncio.Server | None = None
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -95,11 +95,36 @@ class MailSink:
 
     async def __aenter__(self) -> Self:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(self, hostname="127.0.0.1"), "127.0.0.1", 0)
+        self._server = await loop.create_server(
+            lambda: SMTP(self, hostname="127.0.0.1"), "127.0.0.1", self.port
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *_: Any) -> None:
         assert self._server is not None
         self._server.close()
+        await self._server.wait_closed()
+
+
+class SilentListener:
+    """Accepts connections on a port and never answers: a sender's attempt stays in flight."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connections: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
+
+    async def _hold(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections.append(writer)
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._hold, "127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self.connections:
+            writer.close()
         await self._server.wait_closed()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -22,12 +23,17 @@ class DeliveryFailed(Exception):
 
 
 async def deliver(delivery: Delivery, target: Target, settings: Settings, guard: SafeFetcher) -> str:
-    """Make one attempt; return what the receiver answered, or raise DeliveryFailed."""
+    """Make one attempt, within WIPSVC_NOTIFY_TIMEOUT_SECONDS; return what the receiver
+    answered, or raise DeliveryFailed."""
     data = delivery.payload["data"]
     link = messages.job_link(settings.public_url, data["collection_name"], data["job_id"])
-    if target.kind == "webhook":
-        return await _post_webhook(delivery, target, link, settings, guard)
-    return await _send_email(delivery, target, link, settings)
+    try:
+        async with asyncio.timeout(settings.notify_timeout_seconds):
+            if target.kind == "webhook":
+                return await _post_webhook(delivery, target, link, settings, guard)
+            return await _send_email(delivery, target, link, settings)
+    except TimeoutError:
+        raise DeliveryFailed(f"no answer within {settings.notify_timeout_seconds} s") from None
 
 
 async def _post_webhook(

@@ -56,7 +56,9 @@ class NotificationSender:
 
     async def deliver_due(self) -> int:
         """One round: deliver what is due now; returns how many attempts were made."""
-        hold = self._settings.notify_timeout_seconds * 3 + 30
+        # Every attempt ends within its time limit: a sender that dies mid-attempt leaves its
+        # claim to run out soon after, and another sender (or this one restarted) takes it.
+        hold = self._settings.notify_timeout_seconds * 2 + 1
         claimed = await self._store.outbox.claim_due(limit=BATCH, hold_seconds=hold)
         await asyncio.gather(*(self._attempt(delivery, target) for delivery, target in claimed))
         return len(claimed)
