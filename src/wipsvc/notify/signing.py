@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -19,7 +20,10 @@ def secret_bytes(secret: str) -> bytes:
     """The key a ``whsec_``-prefixed base64 secret stands for; ValueError if it is not one."""
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError(f"a webhook secret starts with {SECRET_PREFIX}")
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        raise ValueError("a webhook secret is base64 after its whsec_ prefix") from None
     if not 24 <= len(key) <= 64:
         raise ValueError("a webhook secret holds 24 to 64 bytes")
     return key
