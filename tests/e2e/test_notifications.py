@@ -8,6 +8,7 @@ import asyncio
 import json
 from typing import Any
 
+from tests.e2e.test_cli import wipsvc
 from tests.support.live import LiveServer, make_settings, until, wait_for_job
 from tests.support.receivers import MailSink, WebhookReceiver, standard_webhooks_valid
 from wipsvc.adapters.scraper import SafeFetcher
@@ -196,3 +197,34 @@ async def test_only_an_operator_sets_targets_and_only_to_allowed_addresses(
             "/api/collections/elsewhere/deliveries", headers={"Authorization": f"Bearer {user}"}
         )
         assert other.status_code in (403, 404)
+
+
+async def test_the_cli_lists_deliveries_and_sends_one_again(
+    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher
+) -> None:
+    async with (
+        WebhookReceiver() as hooks,
+        LiveServer(_settings(sqlite_url), fetcher=fetcher) as server,
+        server.client() as client,
+    ):
+        ids = await _add_products(client, shop, "sinks")
+        targets = [{"kind": "webhook", "url": hooks.url, "events": ["job.completed", "product.failed"]}]
+        await client.put("/api/collections/sinks/notifications", json={"targets": targets})
+        job_id = await _process(client, "sinks", ids)
+        await wait_for_job(client, "sinks", job_id)
+        log = await _settled_log(client, "sinks")
+        assert sorted(entry["event"] for entry in log) == ["job.completed"] + ["product.failed"] * len(
+            BROKEN_SKUS
+        )
+
+        run = await wipsvc("deliveries", "list", "sinks", "--json", url=server.url)
+        assert run.code == 0, run.err
+        assert json.loads(run.out)["deliveries"] == log
+        run = await wipsvc("deliveries", "list", "sinks", "--job", job_id, url=server.url)
+        assert run.code == 0 and "job.completed" in run.out and "delivered" in run.out, run.out
+        end = next(entry for entry in log if entry["event"] == "job.completed")
+        run = await wipsvc("deliveries", "send-again", "sinks", str(end["id"]), url=server.url)
+        assert run.code == 0 and f"delivery {end['id']} (job.completed) will be sent again" in run.out
+        await until(lambda: len(hooks.received) == len(log) + 1)
+        run = await wipsvc("deliveries", "send-again", "sinks", "424242", url=server.url)
+        assert run.code != 0 and "not found" in run.err

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from wipsvc.client import manage
 from wipsvc.client.api import ApiClient
+from wipsvc.client.deliveries import deliveries_app
 from wipsvc.client.output import (
     JsonOption,
     PollOption,
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(products_app, name="products")
     app.add_typer(collections_app, name="collections")
     manage.register(jobs_app, products_app, collections_app)
+    app.add_typer(deliveries_app, name="deliveries")
 
 
 def read_products_csv(path: Path) -> list[tuple[str, str]]:
