@@ -103,7 +103,7 @@ async def test_a_job_end_is_mailed_and_posted_as_a_signed_webhook(
     )
     assert {failure["sku"] for failure in data["failures"]} == set(BROKEN_SKUS)
     assert all(failure["error"] and failure["error_step"] == "extract" for failure in data["failures"])
-    assert data["job_url"] == f"{PUBLIC_URL}/dashboard?collection=sinks&job={job_id}"
+    assert data["job_url"] == f"{PUBLIC_URL}/#/c/sinks/jobs/{job_id}"
     assert data["duration_seconds"] is not None
 
     # The email: to every recipient, a stable Message-ID, a text and an HTML part saying it all.
@@ -117,7 +117,7 @@ async def test_a_job_end_is_mailed_and_posted_as_a_signed_webhook(
     assert text is not None and html is not None
     for part in (text.get_content(), html.get_content()):
         assert job_id in part and "Time taken" in part
-        assert f"{PUBLIC_URL}/dashboard?collection=sinks" in part
+        assert f"{PUBLIC_URL}/#/c/sinks/jobs/" in part
         for failure in data["failures"]:
             assert failure["sku"] in part
     plain = text.get_content()

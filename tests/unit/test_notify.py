@@ -50,7 +50,7 @@ def _data(**overrides: Any) -> dict[str, Any]:
 
 def test_the_email_says_what_happened_in_text_and_escaped_html() -> None:
     link = messages.job_link("https://svc.example/", "sinks", _data()["job_id"])
-    assert link == "https://svc.example/dashboard?collection=sinks&job=0f1e2d3c-aaaa-bbbb-cccc-000000000000"
+    assert link == "https://svc.example/#/c/sinks/jobs/0f1e2d3c-aaaa-bbbb-cccc-000000000000"
     message = messages.email_message(
         sender="wipsvc@svc.example",
         recipients=["ops@example.com"],
@@ -69,7 +69,7 @@ def test_the_email_says_what_happened_in_text_and_escaped_html() -> None:
     assert "- <b>SKU</b> (wip 7, extract): HTTP 404 fetching x & y" in plain
     rich = html.get_content()
     assert "&lt;b&gt;SKU&lt;/b&gt;" in rich and "<b>SKU</b>" not in rich and "x &amp; y" in rich
-    assert 'href="https://svc.example/dashboard?collection=sinks&amp;job=' in rich
+    assert 'href="https://svc.example/#/c/sinks/jobs/0f1e2d3c-' in rich
 
 
 def test_a_job_that_never_started_says_so() -> None:

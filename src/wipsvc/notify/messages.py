@@ -17,9 +17,10 @@ _HEADLINES = {
 
 
 def job_link(public_url: str | None, collection: str, job_id: str) -> str | None:
+    """The dashboard's page of the job (collection names and job ids need no escaping)."""
     if not public_url:
         return None
-    return f"{public_url.rstrip('/')}/dashboard?collection={collection}&job={job_id}"
+    return f"{public_url.rstrip('/')}/#/c/{collection}/jobs/{job_id}"
 
 
 def subject(event: str, data: dict[str, Any]) -> str:
