@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx
 from fastapi import APIRouter, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from wipsvc.adapters.base import StepError
 from wipsvc.api.deps import Access, CollectionName, ServicesDep, existing_collection
 from wipsvc.api.errors import ApiError, error_responses
+from wipsvc.api.notification_schemas import (
+    SECRET_MASK,
+    Attempt,
+    DeliveriesResponse,
+    DeliveryOut,
+    DeliveryResponse,
+    TargetOut,
+    TargetsIn,
+    TargetsResponse,
+)
 from wipsvc.notify import signing
 from wipsvc.services import Services
 from wipsvc.store import NotFound
@@ -22,104 +29,10 @@ router = APIRouter(
     prefix="/api/collections", tags=["notifications"], responses=error_responses(401, 404, 422)
 )
 
-EventName = Literal["job.completed", "job.failed", "job.cancelled", "product.failed"]
-_EMAIL = re.compile(r"^[^@\s,<>\"]{1,64}@[A-Za-z0-9.-]{1,255}$")
-_MASK = "whsec_********"
-_JOB_ENDINGS: list[EventName] = ["job.completed", "job.failed", "job.cancelled"]
-
-
-class TargetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["webhook", "email"]
-    url: str | None = Field(
-        None,
-        max_length=2000,
-        description="Webhooks: an https URL, or http for a host on WIPSVC_SCRAPE_ALLOWED_HOSTS.",
-        examples=["https://hooks.example.com/wipsvc"],
-    )
-    recipients: list[str] = Field(
-        default_factory=list,
-        max_length=20,
-        description="Email: the addresses.",
-        examples=[["ops@example.com"]],
-    )
-    secret: str | None = Field(
-        None,
-        description="Webhooks: the Standard Webhooks signing secret (`whsec_` + base64 of 24-64 bytes); "
-        "generated when omitted and shown once, in this request's answer.",
-    )
-    events: list[EventName] = Field(
-        default_factory=lambda: list(_JOB_ENDINGS),
-        min_length=1,
-        description="What is sent: job endings by default; `product.failed` adds one per failed product.",
-    )
-
-    @field_validator("recipients")
-    @classmethod
-    def _addresses(cls, recipients: list[str]) -> list[str]:
-        for address in recipients:
-            if not _EMAIL.match(address):
-                raise ValueError(f"not an email address: {address[:80]!r}")
-        return recipients
-
-    @model_validator(mode="after")
-    def _complete(self) -> TargetIn:
-        if self.kind == "webhook":
-            if not self.url or self.recipients:
-                raise ValueError("a webhook target has a url and no recipients")
-            if self.secret is not None:
-                signing.secret_bytes(self.secret)  # ValueError says what is wrong
-        elif self.url or self.secret or not self.recipients:
-            raise ValueError("an email target has recipients, and no url or secret")
-        return self
-
-
-class TargetsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    targets: list[TargetIn] = Field(max_length=20)
-
-
-class TargetOut(BaseModel):
-    id: int
-    kind: str
-    url: str | None = None
-    recipients: list[str] = Field(default_factory=list)
-    secret: str | None = Field(None, description="Masked, except in the answer to the PUT that set it.")
-    events: list[str]
-
-
-class TargetsResponse(BaseModel):
-    success: bool = True
-    targets: list[TargetOut]
-
-
-class DeliveryOut(BaseModel):
-    id: int
-    message_id: str = Field(description="The webhook's `webhook-id`, and the email's Message-ID: stable.")
-    target_id: int
-    job_id: str
-    event: str
-    status: Literal["pending", "delivered", "failed"]
-    attempts: list[dict[str, Any]] = Field(description="Every attempt: `at`, `ok`, `detail`.")
-    next_attempt_at: datetime | None
-    created_at: datetime
-    payload: dict[str, Any]
-
-
-class DeliveriesResponse(BaseModel):
-    success: bool = True
-    deliveries: list[DeliveryOut]
-
-
-class DeliveryResponse(BaseModel):
-    success: bool = True
-    delivery: DeliveryOut
-
 
 def _target_out(target: Target, *, reveal: bool = False) -> TargetOut:
     if target.kind == "webhook":
-        secret = target.secret if reveal else _MASK
+        secret = target.secret if reveal else SECRET_MASK
         return TargetOut(
             id=target.id, kind="webhook", url=target.address, secret=secret, events=target.events
         )
@@ -134,7 +47,7 @@ def _delivery_out(delivery: Delivery) -> DeliveryOut:
         job_id=delivery.job_id,
         event=delivery.event,
         status=delivery.status,
-        attempts=delivery.attempts,
+        attempts=[Attempt.model_validate(attempt) for attempt in delivery.attempts],
         next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
         created_at=delivery.created_at,
         payload=delivery.payload,
@@ -145,8 +58,11 @@ def _delivery_out(delivery: Delivery) -> DeliveryOut:
     "/{name}/notifications",
     response_model=TargetsResponse,
     summary="List a collection's notification targets",
+    response_description="The targets, webhook secrets masked.",
 )
-async def get_targets(name: CollectionName, services: ServicesDep, access: Access) -> TargetsResponse:
+async def get_notification_targets(
+    name: CollectionName, services: ServicesDep, access: Access
+) -> TargetsResponse:
     """Where the collection's job endings are announced. Webhook secrets are masked."""
     await existing_collection(name, services, access)
     return TargetsResponse(targets=[_target_out(t) for t in await services.store.outbox.targets(name)])
@@ -156,9 +72,10 @@ async def get_targets(name: CollectionName, services: ServicesDep, access: Acces
     "/{name}/notifications",
     response_model=TargetsResponse,
     summary="Replace a collection's notification targets (operators only)",
+    response_description="The targets as stored, each webhook's secret in full (this once).",
     responses=error_responses(403),
 )
-async def put_targets(
+async def set_notification_targets(
     name: CollectionName, body: TargetsIn, services: ServicesDep, access: Access
 ) -> TargetsResponse:
     """Replace the targets: emails (sent through the WIPSVC_SMTP_* server) and webhooks (signed
@@ -202,6 +119,7 @@ async def _check_webhook_url(url: str, index: int, services: Services) -> None:
     "/{name}/deliveries",
     response_model=DeliveriesResponse,
     summary="The delivery log of a collection's notifications",
+    response_description="Each notification owed, its status and every attempt, newest first.",
 )
 async def list_deliveries(
     name: CollectionName,
@@ -224,8 +142,9 @@ async def list_deliveries(
     response_model=DeliveryResponse,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a notification again",
+    response_description="The delivery, pending again: it is sent within moments.",
 )
-async def send_again(
+async def send_delivery_again(
     name: CollectionName,
     delivery_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     services: ServicesDep,
