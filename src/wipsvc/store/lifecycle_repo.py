@@ -178,5 +178,6 @@ async def _delete_jobs(conn: AsyncConnection, job_ids: list[str]) -> None:
     for start in range(0, len(job_ids), 500):
         chunk = job_ids[start : start + 500]
         await conn.execute(job_events.delete().where(job_events.c.job_id.in_(chunk)))
+        await conn.execute(notification_outbox.delete().where(notification_outbox.c.job_id.in_(chunk)))
         await conn.execute(job_items.delete().where(job_items.c.job_id.in_(chunk)))
         await conn.execute(wip_jobs.delete().where(wip_jobs.c.job_id.in_(chunk)))
