@@ -73,7 +73,7 @@ async def get_notification_targets(
     response_model=TargetsResponse,
     summary="Replace a collection's notification targets (operators only)",
     response_description="The targets as stored, each webhook's secret in full (this once).",
-    responses=error_responses(403),
+    responses=error_responses(400, 403, 413),
 )
 async def set_notification_targets(
     name: CollectionName, body: TargetsIn, services: ServicesDep, access: Access
