@@ -19,14 +19,9 @@ from wipsvc.store.records import NotFound
 from wipsvc.store.tables import job_items, notification_outbox, notification_targets, utcnow, wip_jobs
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
-# Event names, as sent in the webhook's `type` and chosen per target.
-JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED, PRODUCT_FAILED = (
-    "job.completed",
-    "job.failed",
-    "job.cancelled",
-    "product.failed",
-)
-EVENTS = (JOB_COMPLETED, JOB_FAILED, JOB_CANCELLED, PRODUCT_FAILED)
+# Event names, as sent in the webhook's `type` and chosen per target: `job.<final status>` for a
+# job's end, and this one for each failed product.
+PRODUCT_FAILED = "product.failed"
 _MAX_FAILURES_LISTED = 100
 
 
