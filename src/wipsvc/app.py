@@ -39,6 +39,12 @@ product marked `ready`.
 
 Start a job with `POST /api/{collection}/wip/process`; follow it with
 `GET /api/{collection}/wip/jobs/{job_id}` or live over Socket.IO (event `wip_job_progress`).
+
+Keys: a collection key uses its collections; an admin key (`wipsvc keys create --admin`) reaches
+every collection, may change what a collection connects to (its operator settings) and reads
+`/metrics`. Two answers can come from any path, before it is reached, in the same error shape:
+400 `host_not_allowed` for a `Host` outside the allow-list (see `WIPSVC_ALLOWED_HOSTS`), and 431
+`headers_too_large` for a request line and headers over `WIPSVC_MAX_HEADER_BYTES`.
 """
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 from importlib.metadata import version as package_version
@@ -111,21 +112,18 @@ def _tune_gc_for_serving() -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade() -> None:
+def db_upgrade(
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
+) -> None:
     """Upgrade the schema to the newest migration (the server also does this on start)."""
-    from wipsvc.store.engine import create_engine, upgrade_schema
+    from wipsvc.startup import require_database
 
     settings = Settings()
     _announce_database(settings)
-
-    async def run() -> None:
-        engine = create_engine(settings.database_url)
-        try:
-            await upgrade_schema(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
+    require_database(settings.database_url, as_json=as_json)  # opening it brings the schema up to date
+    if as_json:
+        typer.echo(json.dumps({"success": True, "message": "schema is up to date"}, indent=2))
+        return
     typer.echo("schema is up to date")
 
 
@@ -135,6 +133,9 @@ def demo(
 ) -> None:
     """Run a job end to end on embedded defaults against a built-in sample shop."""
     from wipsvc.demo.run import run_demo
+    from wipsvc.startup import require_database
+
+    require_database(Settings().database_url)  # one line, not the server's traceback
 
     raise typer.Exit(asyncio.run(run_demo(extra_products=products)))
 

@@ -45,6 +45,10 @@ DEFAULT_COLUMNS: dict[str, str] = {
 _COLUMN_LETTERS = re.compile(r"^[A-Z]{1,3}$")
 
 
+# Said in the schema of each field in collection_access.OPERATOR_FIELDS.
+_OPERATOR = " Operator setting: only an admin key may change it."
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,23 +57,31 @@ class SheetConfig(_Model):
     backend: Literal["local", "google"] = Field(
         "local", description="`local`: a worksheet in wipsvc's own database; `google`: a Google spreadsheet."
     )
-    spreadsheet_id: str | None = Field(None, description="Google spreadsheet id (from its URL).")
+    spreadsheet_id: str | None = Field(
+        None,
+        description="Google spreadsheet id (from its URL)." + _OPERATOR,
+    )
     worksheet: str = Field("Sheet1", min_length=1, max_length=100, description="Worksheet (tab) title.")
     credentials_file: str | None = Field(
         None,
-        description="Service-account JSON for this collection (default: WIPSVC_GOOGLE_CREDENTIALS_FILE).",
+        description=(
+            "Service-account JSON for this collection, named relative to WIPSVC_CREDENTIALS_DIR"
+            " (default: WIPSVC_GOOGLE_CREDENTIALS_FILE)." + _OPERATOR
+        ),
     )
 
 
 class CleaningRules(_Model):
     """The embedded cleaning rules (the `python` backend)."""
 
-    trim_whitespace: bool = True
-    collapse_spaces: bool = True
-    strip_html_in_text: bool = True
-    normalise_price: bool = True
-    title_case_brand: bool = False
-    max_title_length: int = Field(150, ge=10, le=1000)
+    trim_whitespace: bool = Field(True, description="Strip leading and trailing whitespace of every field.")
+    collapse_spaces: bool = Field(
+        True, description="Collapse runs of whitespace (line breaks kept in lists)."
+    )
+    strip_html_in_text: bool = Field(True, description="Remove markup from every field but the HTML ones.")
+    normalise_price: bool = Field(True, description="Write the price as a plain decimal number.")
+    title_case_brand: bool = Field(False, description="Write the brand in title case.")
+    max_title_length: int = Field(150, ge=10, le=1000, description="Longest title kept, in characters.")
 
 
 def _readable_secret(schema: dict[str, Any]) -> None:
@@ -81,18 +93,32 @@ class CleaningConfig(_Model):
     backend: Literal["python", "apps_script_api", "apps_script_webapp"] = Field(
         "python", description="`python`: embedded rules; `apps_script_*`: the sheet's own Apps Script."
     )
-    rules: CleaningRules = Field(default_factory=CleaningRules)
-    script_id: str | None = Field(None, description="Apps Script project id (`apps_script_api`).")
+    rules: CleaningRules = Field(default_factory=CleaningRules, description="Rules of the `python` backend.")
+    script_id: str | None = Field(
+        None,
+        description="Apps Script project id (`apps_script_api`)." + _OPERATOR,
+    )
     function: str = Field(
-        "cleanRow", description="Apps Script function called with (sheetName, rowNum, sku)."
+        "cleanRow",
+        description="Apps Script function called with (sheetName, rowNum, sku)." + _OPERATOR,
     )
     oauth_credentials_file: str | None = Field(
-        None, description="Authorized-user JSON with a refresh token (`apps_script_api`)."
+        None,
+        description=(
+            "Authorized-user JSON with a refresh token (`apps_script_api`), named relative to"
+            " WIPSVC_CREDENTIALS_DIR." + _OPERATOR
+        ),
     )
-    webapp_url: str | None = Field(None, description="Deployed web-app URL (`apps_script_webapp`).")
+    webapp_url: str | None = Field(
+        None,
+        description="Deployed web-app URL (`apps_script_webapp`)." + _OPERATOR,
+    )
     webapp_secret: SecretStr | None = Field(
         None,
-        description="Shared secret sent to the web app; answers show it masked (`**********`).",
+        description=(
+            "Shared secret sent to the web app; answers show it masked (`**********`), and a PUT that"
+            " sends the mask keeps the stored secret." + _OPERATOR
+        ),
         # Not write-only: one schema serves requests and answers, and answers carry the masked value.
         json_schema_extra=lambda schema: _readable_secret(schema),
     )
@@ -112,7 +138,7 @@ class LLMConfig(_Model):
 
 
 class CollectionConfig(_Model):
-    sheet: SheetConfig = Field(default_factory=SheetConfig)
+    sheet: SheetConfig = Field(default_factory=SheetConfig, description="The sheet the rows go to.")
     columns: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_COLUMNS),
         description="Logical field -> column letter. `sku` and `url` are required.",
@@ -122,8 +148,10 @@ class CollectionConfig(_Model):
             "additionalProperties": {"type": "string", "pattern": "^[A-Za-z]{1,3}$"},
         },
     )
-    cleaning: CleaningConfig = Field(default_factory=CleaningConfig)
-    llm: LLMConfig = Field(default_factory=LLMConfig)
+    cleaning: CleaningConfig = Field(
+        default_factory=CleaningConfig, description="How a finished row is cleaned."
+    )
+    llm: LLMConfig = Field(default_factory=LLMConfig, description="Whether and how the LLM is used.")
     auto_rerun: bool = Field(
         True,
         description="Re-run once, after WIPSVC_AUTO_RERUN_DELAY_SECONDS, the products of a job that "

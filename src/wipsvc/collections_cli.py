@@ -12,19 +12,23 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wipsvc.collection import COLLECTION_NAME_PATTERN
+from wipsvc.startup import EXIT_BAD_SETTINGS, command_error, require_database
+
+if TYPE_CHECKING:
+    from wipsvc.config import Settings
 
 # Matches wipsvc.api.deps.RESERVED_NAMES (not imported: the CLI starts without the web layer).
 _RESERVED_NAMES = frozenset({"collections", "healthz", "readyz", "docs"})
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)  # a usage error: bad name, file or settings
+def _fail(message: str, as_json: bool) -> typer.Exit:
+    # A usage error: bad name, file or settings.
+    return command_error(message, EXIT_BAD_SETTINGS, "usage_error", as_json=as_json)
 
 
 def set_collection(
@@ -33,20 +37,17 @@ def set_collection(
         Path,
         typer.Argument(exists=True, dir_okay=False, readable=True, help="JSON file with the settings."),
     ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as one JSON object.")] = False,
 ) -> None:
     """Create or replace a collection's settings, the ones only an admin may change included
     (written straight into the database: run it on the server's machine)."""
     from pydantic import ValidationError
 
     from wipsvc.collection import CollectionConfig
+    from wipsvc.config import Settings
 
-    if not re.fullmatch(COLLECTION_NAME_PATTERN, name) or name in (
-        "collections",
-        "healthz",
-        "readyz",
-        "docs",
-    ):
-        raise _fail(f"invalid collection name {name!r}")
+    if not re.fullmatch(COLLECTION_NAME_PATTERN, name) or name in _RESERVED_NAMES:
+        raise _fail(f"invalid collection name {name!r}", as_json)
     try:
         config = CollectionConfig.model_validate(json.loads(config_file.read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:  # ValidationError is a ValueError
@@ -55,23 +56,28 @@ def set_collection(
             if isinstance(error, ValidationError)
             else " ".join(str(error).split())
         )
-        raise _fail(f"{config_file}: {detail}") from None
+        raise _fail(f"{config_file}: {detail}", as_json) from None
+    settings = Settings()
+    for line in settings.database_notice():
+        typer.echo(line, err=True)
+    require_database(settings.database_url, as_json=as_json)
     try:
-        asyncio.run(_store(name, config))
+        asyncio.run(_store(settings, name, config))
     except ValueError as error:  # UnusableSetting
-        raise _fail(str(error)) from None
+        raise _fail(str(error), as_json) from None
+    if as_json:
+        typer.echo(json.dumps({"success": True, "collection_name": name}, indent=2))
+        return
     typer.echo(f"Stored the settings of collection '{name}'.")
 
 
-async def _store(name: str, config: object) -> None:
+async def _store(settings: Settings, name: str, config: object) -> None:
     from wipsvc.adapters.scraper import SafeFetcher
     from wipsvc.collection import CollectionConfig
     from wipsvc.collection_access import check_reach, merge_settings
-    from wipsvc.config import Settings
     from wipsvc.store import Store
 
     assert isinstance(config, CollectionConfig)
-    settings = Settings()
     store = await Store.open(settings.database_url)
     guard = SafeFetcher.from_settings(settings)
     try:

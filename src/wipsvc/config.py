@@ -2,6 +2,10 @@
 
 There is no module-level instance: ``create_app(settings)`` and the CLI build one,
 and tests pass their own.
+
+Longer than most modules on purpose: it is the one list of every setting, each with the
+description the README's settings table is generated from (`make readme`), plus where the
+default database lives.
 """
 
 from __future__ import annotations
@@ -77,13 +81,13 @@ class Settings(BaseSettings):
 
     # Jobs
     max_batch: int = Field(100, ge=1, le=10_000, description="Most products in one job.")
-    workers_per_job: int = Field(
-        32,
+    workers_per_job: int | None = Field(
+        None,
         ge=1,
-        le=64,
-        description="Products of one job processed at once. Every external call still waits for its "
-        "quota bucket, so more workers never exceed a quota; they only keep the slow steps (LLM, "
-        "Apps Script) busy while others wait.",
+        le=10_000,
+        description="Most products of one job in flight at once (default: the batch size, so every "
+        "product of a job may start). The quota buckets, Apps Script's concurrency limit and the LLM's "
+        "rate set the pace: a product waits for its tokens, never for a free worker.",
     )
     product_delay_seconds: float = Field(
         0.0, ge=0, description="Pause each worker takes between products (the original design used 20)."
@@ -236,6 +240,15 @@ class Settings(BaseSettings):
     )
     sheets_read_per_minute: int | None = Field(
         60, ge=1, description="Google Sheets read requests per minute per user (Google's default quota)."
+    )
+    sheets_write_per_minute_per_project: int | None = Field(
+        300,
+        ge=1,
+        description="Google Sheets write requests per minute per project, above every user's own "
+        "(Google's default quota); the project comes from the credential file.",
+    )
+    sheets_read_per_minute_per_project: int | None = Field(
+        300, ge=1, description="Google Sheets read requests per minute per project (Google's default quota)."
     )
     apps_script_per_minute: int | None = Field(
         None, ge=1, description="Apps Script executions per minute (Google publishes no such quota)."

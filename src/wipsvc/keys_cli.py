@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from wipsvc.collection import COLLECTION_NAME_PATTERN
+from wipsvc.startup import EXIT_BAD_SETTINGS, command_error, require_database
 
 if TYPE_CHECKING:
     from wipsvc.store import Store
@@ -33,14 +34,17 @@ keys_app = typer.Typer(
 
 T = TypeVar("T")
 
+JsonOption = typer.Option(False, "--json", help="Print the outcome as one JSON object.")
 
-def _with_store(action: Callable[[Store], Awaitable[T]]) -> T:
+
+def _with_store(action: Callable[[Store], Awaitable[T]], *, as_json: bool = False) -> T:
     from wipsvc.config import Settings
     from wipsvc.store import Store
 
     settings = Settings()
     for line in settings.database_notice():
         typer.echo(line, err=True)
+    require_database(settings.database_url, as_json=as_json)
 
     async def run() -> T:
         store = await Store.open(settings.database_url)
@@ -52,10 +56,9 @@ def _with_store(action: Callable[[Store], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, as_json: bool = False) -> typer.Exit:
     """A usage error: exit 2, like every command's."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+    return command_error(message, EXIT_BAD_SETTINGS, "usage_error", as_json=as_json)
 
 
 @keys_app.command("create")
@@ -71,27 +74,33 @@ def create(
         "reads (spreadsheet, credentials, Apps Script, web app).",
     ),
     label: str | None = typer.Option(None, "--label", help="A note on who or what holds the key."),
+    as_json: bool = JsonOption,
 ) -> None:
     """Create a key and print it once (only its hash is kept)."""
     if admin and collections is not None:
-        raise _fail("an admin key reaches every collection: give --admin without --collections")
+        raise _fail("an admin key reaches every collection: give --admin without --collections", as_json)
     if not admin and all_collections == (collections is not None):
-        raise _fail("give either --collections NAME,… or --all (or --admin)")
+        raise _fail("give either --collections NAME,… or --all (or --admin)", as_json)
     names: list[str] | None = None
     if collections is not None:
         names = sorted({part.strip() for part in collections.split(",") if part.strip()})
         bad = [name for name in names if not re.fullmatch(COLLECTION_NAME_PATTERN, name)]
         if not names or bad:
-            raise _fail(f"invalid collection names: {', '.join(bad) or collections!r}")
+            raise _fail(f"invalid collection names: {', '.join(bad) or collections!r}", as_json)
     if label is not None and len(label) > 100:
-        raise _fail("--label is limited to 100 characters")
+        raise _fail("--label is limited to 100 characters", as_json)
     from wipsvc.auth import create_key
 
-    new = _with_store(lambda store: create_key(store.keys, names, label=label, is_admin=admin))
+    new = _with_store(
+        lambda store: create_key(store.keys, names, label=label, is_admin=admin), as_json=as_json
+    )
     reach = "every collection" if names is None else f"collections: {', '.join(names)}"
     role = "admin key" if admin else "API key"
     typer.echo(f"Created {role} {new.record.id} ({_name(new.record)}) for {reach}.", err=True)
     typer.echo("Copy it now: it is shown only this once.", err=True)
+    if as_json:
+        typer.echo(json.dumps({"success": True, "api_key": new.key, "key": _as_dict(new.record)}, indent=2))
+        return
     typer.echo(new.key)
 
 
@@ -100,7 +109,7 @@ def list_keys(
     as_json: bool = typer.Option(False, "--json", help="Print the keys as one JSON object."),
 ) -> None:
     """Every key: id, prefix, collections, created, last used, revoked (never the key itself)."""
-    records = _with_store(lambda store: store.keys.all())
+    records = _with_store(lambda store: store.keys.all(), as_json=as_json)
     if as_json:
         typer.echo(json.dumps({"success": True, "keys": [_as_dict(record) for record in records]}, indent=2))
         return
@@ -127,7 +136,10 @@ def list_keys(
 
 
 @keys_app.command("revoke")
-def revoke(key: str = typer.Argument(..., help="The key's id, or its prefix as listed (wip_…).")) -> None:
+def revoke(
+    key: str = typer.Argument(..., help="The key's id, or its prefix as listed (wip_…)."),
+    as_json: bool = JsonOption,
+) -> None:
     """Revoke a key: refused from then on (open Socket.IO connections: once they reconnect)."""
     from wipsvc.store import NotFound
 
@@ -140,9 +152,12 @@ def revoke(key: str = typer.Argument(..., help="The key's id, or its prefix as l
         return await store.keys.revoke(found.id)
 
     try:
-        record = _with_store(run)
+        record = _with_store(run, as_json=as_json)
     except NotFound as error:
-        raise _fail(str(error)) from None
+        raise _fail(str(error), as_json) from None
+    if as_json:
+        typer.echo(json.dumps({"success": True, "key": _as_dict(record)}, indent=2))
+        return
     typer.echo(f"Revoked API key {record.id} ({_name(record)}) at {_when(record.revoked_at)}.")
 
 

@@ -9,6 +9,7 @@ external resources only: never an account, a key or a collection's data.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -46,7 +47,13 @@ _TERMINAL_EVENTS = {event.value: status.value for status, event in EVENT_STATUS_
 class ServiceMetrics:
     """The service's instruments; also the job runners' observer and an event-bus subscriber."""
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        accounts: AccountUsage | None = None,
+        totals: QuotaTotals | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self._stats = StatsRepository(store.db)
         self._jobs = Gauge(
@@ -86,7 +93,7 @@ class ServiceMetrics:
         self._socket_clients = Gauge(
             "wipsvc_socketio_clients", "Socket.IO clients connected to this instance.", registry=self.registry
         )
-        self.registry.register(QuotaCollector(limits))
+        self.registry.register(QuotaCollector(limits, accounts, totals))
 
     def count_running_jobs(self, count: Callable[[], int]) -> None:
         self._running_here.set_function(lambda: float(count()))
@@ -124,11 +131,19 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
+AccountUsage = Callable[[], list[dict[str, Any]]]  # see QuotaAccounts.usage
+QuotaTotals = Callable[[], dict[str, dict[str, Any]]]  # see QuotaAccounts.totals
+
+
 class QuotaCollector(Collector):
     """The quota buckets' state, read when scraped."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(
+        self, limits: Limits, accounts: AccountUsage | None = None, totals: QuotaTotals | None = None
+    ) -> None:
         self._limits = limits
+        self._accounts = accounts
+        self._totals = totals  # every account's buckets together, per resource
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -158,9 +173,13 @@ class QuotaCollector(Collector):
         throttled = CounterMetricFamily(
             "wipsvc_rate_limited", "429 answers from an external service, by resource.", labels=labels
         )
-        for name, bucket in self._limits.buckets().items():
+        snapshots = (
+            self._totals()
+            if self._totals is not None
+            else {n: b.snapshot() for n, b in self._limits.buckets().items()}
+        )
+        for name, snapshot in snapshots.items():
             values = [name, SERVICE_OF_RESOURCE.get(name, name)]
-            snapshot = bucket.snapshot()
             if snapshot["limit"] is not None:
                 limit.add_metric(values, snapshot["limit"])
             if snapshot["available"] is not None:
@@ -170,4 +189,36 @@ class QuotaCollector(Collector):
             paused.add_metric(values, snapshot["paused_for"])
             admitted.add_metric(values, snapshot["admitted"])
             throttled.add_metric(values, snapshot["throttled"])
-        return [limit, available, in_flight, waiting, paused, admitted, throttled]
+        return [limit, available, in_flight, waiting, paused, admitted, throttled, *self._per_account()]
+
+    def _per_account(self) -> list[Metric]:
+        """The same figures per account's bucket, labelled with the account's alias (never its
+        e-mail or key: metrics end up in other systems' storage)."""
+        labels = ["resource", "service", "account"]
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            "limit": GaugeMetricFamily(
+                "wipsvc_account_quota_limit", "Calls (or tokens) an account allows per period.", labels=labels
+            ),
+            "available": GaugeMetricFamily(
+                "wipsvc_account_quota_available", "Tokens of an account's bucket free now.", labels=labels
+            ),
+            "in_flight": GaugeMetricFamily(
+                "wipsvc_account_quota_in_flight", "Calls on an account's bucket running now.", labels=labels
+            ),
+            "waiting": GaugeMetricFamily(
+                "wipsvc_account_quota_waiting", "Calls waiting for an account's token.", labels=labels
+            ),
+            "admitted": CounterMetricFamily(
+                "wipsvc_account_quota_admitted", "Calls admitted by an account's bucket.", labels=labels
+            ),
+            "throttled": CounterMetricFamily(
+                "wipsvc_account_rate_limited", "429 answers on an account, by resource.", labels=labels
+            ),
+        }
+        for account in self._accounts() if self._accounts is not None else []:
+            for name, snapshot in account["buckets"].items():
+                values = [name, SERVICE_OF_RESOURCE.get(name, name), account["alias"]]
+                for field, family in families.items():
+                    if snapshot.get(field) is not None:
+                        family.add_metric(values, snapshot[field])
+        return list(families.values())

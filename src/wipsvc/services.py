@@ -60,7 +60,12 @@ class Services:
             max_delay=settings.retry_max_delay_seconds,
         )
 
-        metrics = ServiceMetrics(store, backends.limits)
+        metrics = ServiceMetrics(
+            store,
+            backends.limits,
+            accounts=lambda: backends.quota_usage(None, reveal=False),
+            totals=backends.quota_totals,
+        )
         bus.subscribe(metrics.on_event)
 
         async def open_backends(job: JobRecord) -> Backends:
@@ -79,18 +84,22 @@ class Services:
                 open_backends=open_backends,
                 retry=retry_policy,
                 observer=metrics,
+                fetcher=fetcher,
             )
 
         # Several instances on one PostgreSQL call the same Google and LLM accounts: the
-        # quotas are theirs to share. SQLite serves one instance, which keeps them whole.
-        sharing = settings.share_quotas_between_instances and not store.is_sqlite
+        # quotas are theirs to share. SQLite serves one instance, which keeps them whole. With
+        # Redis the buckets themselves are shared, exactly: no instance needs a part of its own.
+        sharing = (
+            settings.share_quotas_between_instances and not store.is_sqlite and settings.redis_url is None
+        )
         registry = JobRegistry(
             store,
             bus,
             settings,
             make_runner,
             default_owner(settings),
-            share_quotas=backends.limits.share_among if sharing else None,
+            share_quotas=backends.share_quotas if sharing else None,
         )
         metrics.count_running_jobs(lambda: len(registry.running_job_ids))
         await registry.start()

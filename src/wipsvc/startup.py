@@ -8,7 +8,9 @@ cannot be used (cannot be created, is not a database, cannot be written, does no
 from __future__ import annotations
 
 import asyncio
+import json
 
+import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from sqlalchemy.engine import make_url
@@ -55,6 +57,26 @@ async def check_database(database_url: str) -> None:
     finally:
         if store is not None:
             await store.close()
+
+
+def require_database(database_url: str, *, as_json: bool = False) -> None:
+    """For a command that opens the database: one line and exit 3 if it cannot be used."""
+    try:
+        asyncio.run(check_database(database_url))
+    except DatabaseUnusable as error:
+        raise command_error(
+            str(error), EXIT_DATABASE_UNUSABLE, "database_unusable", as_json=as_json
+        ) from None
+
+
+def command_error(message: str, exit_code: int, code: str, *, as_json: bool = False) -> typer.Exit:
+    """A command's failure: one line on stderr (and, with --json, the API's error shape on
+    stdout), then the exit code to raise."""
+    typer.echo(f"error: {message}", err=True)
+    if as_json:
+        error = {"code": code, "message": message, "details": None}
+        typer.echo(json.dumps({"success": False, "error": error}, indent=2))
+    return typer.Exit(exit_code)
 
 
 def _reason(error: BaseException) -> str:

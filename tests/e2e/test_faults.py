@@ -551,8 +551,7 @@ async def test_a_failed_database_write_in_a_runner_resumes_the_job(
         async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
             jobs = server.services.store.jobs
             failed: list[str] = []
-            # A runner renews its lease before it records the job's start: fail a renewal made
-            # while the job runs (the first one is like a failed mark_started).
+            # The first renewal comes before the start is recorded: fail one made mid-job.
             on_call = {"start_item": 4, "checkpoint": 9, "finish_item": 3, "renew_lease": 2}.get(method, 1)
             setattr(jobs, method, _fail_once(getattr(jobs, method), on_call=on_call, failures=failed))
             job_id, ids = await _start(client, {}, products)

@@ -94,6 +94,22 @@ async def test_metrics_after_a_job(
     assert _value(samples, "wipsvc_quota_admitted_total", resource="llm_requests", service="llm") > 0
     assert _value(samples, "wipsvc_quota_in_flight", resource="sheets_write", service="sheets") == 0
     assert _value(samples, "wipsvc_socketio_clients") == 1  # read while the client was connected
+    # The same per account, under the account's alias: the 429s were the service account's.
+    accounts = {
+        dict(labels)["account"] for name, labels in samples if name == "wipsvc_account_rate_limited_total"
+    }
+    assert len([a for a in accounts if a.startswith("google-")]) == 1, accounts
+    (google,) = [a for a in accounts if a.startswith("google-")]
+    assert (
+        _value(
+            samples,
+            "wipsvc_account_rate_limited_total",
+            resource="sheets_write",
+            service="sheets",
+            account=google,
+        )
+        == 2
+    )
     # No account, key or product data in any label or value.
     for secret in (SA_EMAIL, cloud.llm.api_key, cloud.spreadsheet_id, "MX-001", "faults"):
         assert secret not in text, secret
@@ -138,3 +154,40 @@ async def test_two_apps_in_one_process_keep_their_own_figures(
     assert _value(busy_samples, "wipsvc_products_total", outcome="succeeded") == 2
     assert ("wipsvc_products_total", frozenset({("outcome", "succeeded")})) not in idle_samples
     assert _value(idle_samples, "wipsvc_jobs", status="completed") == 0
+
+
+async def test_stats_show_usage_per_account_by_name_to_admins_and_by_alias_to_collection_keys(
+    sqlite_url: str, cloud: Cloud, fetcher: SafeFetcher, shop: PacedShop
+) -> None:
+    products = shop.products("AC", 2)
+    settings = cloud.settings(sqlite_url, llm=True, workers_per_job=2)
+    async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
+        job_id, _ = await _start(client, cloud.config(llm=True), products)
+        await wait_for_job(client, "faults", job_id)
+        keys = server.services.store.keys
+        admin = (await create_key(keys, None, is_admin=True)).key
+        own = (await create_key(keys, ["faults"])).key
+        other = (await create_key(keys, ["elsewhere"])).key
+        seen = {}
+        for name, key in (("admin", admin), ("own", own), ("other", other)):
+            response = await client.get("/api/stats", headers={"Authorization": f"Bearer {key}"})
+            assert response.status_code == 200, response.text
+            seen[name] = response.json()["accounts"]
+
+    by_service = {row["service"]: row for row in seen["admin"]}
+    assert set(by_service) == {"google", "llm"}
+    assert by_service["google"]["account"] == SA_EMAIL and by_service["google"]["collections"] == ["faults"]
+    assert cloud.llm.api_key not in by_service["llm"]["account"]
+    # Every product's Sheets writes went through the service account's bucket.
+    assert by_service["google"]["buckets"]["sheets_write"]["admitted"] >= 1
+    assert by_service["llm"]["buckets"]["llm_requests"]["admitted"] == len(cloud.llm.completed())
+    # The collection's own key: the same accounts, by alias only.
+    assert [(row["service"], row["alias"]) for row in seen["own"]] == [
+        (row["service"], row["alias"]) for row in seen["admin"]
+    ]
+    shown = str(seen["own"])
+    for secret in (SA_EMAIL, "fake-project", cloud.llm.api_key, cloud.llm.base_url):
+        assert secret not in shown, secret
+    assert all("account" not in row and "project" not in row for row in seen["own"])
+    # A key of another collection sees none of them.
+    assert seen["other"] == []

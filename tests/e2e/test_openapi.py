@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from tests.support.live import LiveServer, make_settings
+from wipsvc.collection_access import OPERATOR_FIELDS
 
 
 async def _schema(sqlite_url: str) -> dict[str, Any]:
@@ -52,6 +53,9 @@ async def test_errors_are_documented_only_where_they_can_happen(sqlite_url: str)
     assert "400" not in paths["/api/collections"]["get"]["responses"]
     assert "422" not in paths["/api/collections"]["get"]["responses"]
     assert set(paths["/healthz"]["get"]["responses"]) == {"200"}
+    # The edge's answers, possible on every path, are told once for the whole API.
+    assert "`host_not_allowed`" in schema["info"]["description"]
+    assert "`headers_too_large`" in schema["info"]["description"]
 
 
 async def test_one_schema_per_model(sqlite_url: str) -> None:
@@ -62,16 +66,21 @@ async def test_one_schema_per_model(sqlite_url: str) -> None:
 
 async def test_every_property_of_the_api_models_is_described(sqlite_url: str) -> None:
     schemas = (await _schema(sqlite_url))["components"]["schemas"]
-    # The collection configuration's models live with the collection settings, described there.
-    configuration = {"CollectionConfig", "SheetConfig", "CleaningConfig", "CleaningRules", "LLMConfig"}
     undescribed = [
         f"{name}.{prop}"
         for name, schema in schemas.items()
-        if name not in configuration
         for prop, spec in schema.get("properties", {}).items()
         if not spec.get("description")
     ]
     assert undescribed == []
+
+
+async def test_operator_settings_say_so_in_the_schema(sqlite_url: str) -> None:
+    schemas = (await _schema(sqlite_url))["components"]["schemas"]
+    for section, field in OPERATOR_FIELDS:
+        model = {"sheet": "SheetConfig", "cleaning": "CleaningConfig"}[section]
+        assert "only an admin key" in schemas[model]["properties"][field]["description"], f"{section}.{field}"
+    assert "only an admin key" not in schemas["SheetConfig"]["properties"]["worksheet"]["description"]
 
 
 async def test_405_names_the_allowed_methods(sqlite_url: str) -> None:

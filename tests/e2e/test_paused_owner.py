@@ -206,7 +206,14 @@ async def _check_ledger_and_events(db: ClusterDatabase, job_id: str, ids: list[i
     assert [seq for seq, _ in events] == list(range(1, len(events) + 1)), f"gap in seq {where}"
     statuses = [payload["status"] for _, payload in events]
     assert statuses.count("started") == 1 and statuses[-1] == "completed", (statuses, where)
-    processing = Counter(p["current_product"]["wip_id"] for _, p in events if p["status"] == "processing")
+    # A take-over of a started job says so in a `processing` event with `phase: "resumed"` and no
+    # product (an owner frozen before it recorded the start leaves the `started` event to the next).
+    phases = [payload["phase"] for _, payload in events if "phase" in payload]
+    assert set(phases) <= {"resumed"}, (phases, where)
+    assert all(payload["current_product"] is None for _, payload in events if "phase" in payload), where
+    processing = Counter(
+        p["current_product"]["wip_id"] for _, p in events if p["status"] == "processing" and "phase" not in p
+    )
     assert processing == Counter(ids), f"processing events per product: {processing} {where}"
 
 

@@ -3,21 +3,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.server_process import free_port
+from tests.support.server_process import free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -41,37 +37,6 @@ def _env(data_dir: Path, port: int) -> dict[str, str]:
     # The CLI's address is the README's default, http://127.0.0.1:8000, moved to the free port.
     env["WIPSVC_URL"] = f"http://127.0.0.1:{port}"
     return env
-
-
-@contextlib.contextmanager
-def _serve_demo(env: dict[str, str], shop_port: int, cwd: Path, log: Path) -> Iterator[None]:
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [BIN / "wipsvc", "serve-demo", "--shop-port", str(shop_port)],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        with httpx.Client(timeout=2, trust_env=False) as client:
-            while True:
-                assert server.poll() is None, f"wipsvc serve-demo exited:\n{log.read_text()}"
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get(f"{env['WIPSVC_URL']}/healthz").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, f"wipsvc serve-demo not ready:\n{log.read_text()}"
-                time.sleep(0.1)
-        yield
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
 
 
 def test_make_serve_demo_runs_the_command_the_readme_names() -> None:
@@ -99,7 +64,8 @@ def test_the_readme_commands_work_after_the_demo(tmp_path: Path) -> None:
         "127.0.0.1:8766", f"127.0.0.1:{shop_port}"
     )
     script = script.replace("source .venv/bin/activate", f"source {BIN / 'activate'}")
-    with _serve_demo(env, shop_port, cwd, tmp_path / "serve.log"):
+    command: list[str | Path] = [BIN / "wipsvc", "serve-demo", "--shop-port", str(shop_port)]
+    with serving(command, cwd=cwd, env=env, url=env["WIPSVC_URL"], log=tmp_path / "serve.log"):
         followed = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", script],
             cwd=cwd,

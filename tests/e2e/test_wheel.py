@@ -4,19 +4,15 @@ directory that is not the project's."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.server_process import free_port
+from tests.support.server_process import free_port, serving
 from wipsvc.demo.shop import DEMO_PAGES, SampleShop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,38 +95,6 @@ def _run(command: list[str | Path], cwd: Path, env: dict[str, str]) -> subproces
     )
 
 
-@contextlib.contextmanager
-def _serving(bin_dir: Path, cwd: Path, env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            [bin_dir / "wipsvc", "serve", "--port", str(port)],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        with httpx.Client(timeout=2, trust_env=False) as client:
-            while True:
-                assert server.poll() is None, f"wipsvc serve exited:\n{log.read_text()}"
-                with contextlib.suppress(httpx.TransportError):
-                    if client.get(f"{url}/healthz").status_code == 200:
-                        break
-                assert time.monotonic() < deadline, f"wipsvc serve not ready:\n{log.read_text()}"
-                time.sleep(0.1)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-
-
 def test_the_wheel_upgrades_serves_runs_a_job_and_the_demo_from_anywhere(
     installed: Path, tmp_path: Path
 ) -> None:
@@ -148,10 +112,10 @@ def test_the_wheel_upgrades_serves_runs_a_job_and_the_demo_from_anywhere(
     assert f"database: {data_dir / 'wipsvc.db'}" in upgraded.stderr
     assert "schema is up to date" in upgraded.stdout
 
-    with (
-        SampleShop() as shop,
-        _serving(installed, elsewhere, env, free_port(), tmp_path / "serve.log") as url,
-    ):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command: list[str | Path] = [installed / "wipsvc", "serve", "--port", str(port)]
+    with SampleShop() as shop, serving(command, cwd=elsewhere, env=env, url=url, log=tmp_path / "serve.log"):
         working = [page for page in DEMO_PAGES if page.markup != "none"][:2]
         products = elsewhere / "products.csv"
         products.write_text("sku,url\n" + "".join(f"{p.sku},{shop.url_for(p)}\n" for p in working))

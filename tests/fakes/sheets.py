@@ -76,6 +76,7 @@ class RecordedRequest:
     spreadsheet_id: str
     status: int
     at: float
+    subject: str = ""  # the user (service account) the request was made as
 
 
 @dataclass(slots=True)
@@ -109,6 +110,8 @@ class FakeSheets(ServedFake):
         self._lock = threading.Lock()
         self._books: dict[str, Book] = {}
         self._quota = _Quota({"read": read_quota, "write": write_quota}, quota_window)
+        # Google counts the per-user quota per user: every subject gets a window of its own.
+        self._user_quotas: dict[str, _Quota] = {}
         self._injected: deque[_Injected] = deque()
         self._requests: list[RecordedRequest] = []
         self.latency = latency  # seconds added to every request…
@@ -186,6 +189,7 @@ class FakeSheets(ServedFake):
         with self._lock:
             self._quota.started = time.monotonic()
             self._quota.used = {"read": 0, "write": 0}
+            self._user_quotas.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -217,17 +221,18 @@ class FakeSheets(ServedFake):
             delay = self.latency_by_method.get(method, self.latency)
             if delay > 0:
                 await asyncio.sleep(delay)
-            status, body = await self._answer(request, method, kind, spreadsheet_id, range_name)
+            status, body, subject = await self._answer(request, method, kind, spreadsheet_id, range_name)
         finally:
             with self._lock:
                 self.in_flight -= 1
         with self._lock:
-            self._requests.append(RecordedRequest(method, kind, spreadsheet_id, status, time.time()))
+            self._requests.append(RecordedRequest(method, kind, spreadsheet_id, status, time.time(), subject))
         return JSONResponse(body, status_code=status)
 
     async def _answer(
         self, request: Request, method: str, kind: Kind, spreadsheet_id: str, range_name: str
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, dict[str, Any], str]:
+        subject = ""
         try:
             subject = self._authenticate(request)
             try:
@@ -235,7 +240,7 @@ class FakeSheets(ServedFake):
             except ValueError as exc:
                 raise _ApiError(400, "Invalid JSON payload received.") from exc
             with self._lock:
-                deferred = self._admit(method, kind)
+                deferred = self._admit(method, kind, subject)
                 book = self._books.get(spreadsheet_id)
                 if book is None:
                     raise _ApiError(404)
@@ -244,11 +249,11 @@ class FakeSheets(ServedFake):
                 answer = self._handle(book, method, request, range_name, payload)
                 if deferred is not None:
                     raise deferred
-                return 200, answer
+                return 200, answer, subject
         except _ApiError as exc:
-            return exc.status, error_body(exc.status, exc.message)
+            return exc.status, error_body(exc.status, exc.message), subject
         except RangeError as exc:
-            return 400, error_body(400, str(exc))
+            return 400, error_body(400, str(exc)), subject
 
     def _authenticate(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
@@ -271,7 +276,7 @@ class FakeSheets(ServedFake):
             raise _ApiError(403, "Request had insufficient authentication scopes.")
         return token.subject
 
-    def _admit(self, method: str, kind: Kind) -> _ApiError | None:
+    def _admit(self, method: str, kind: Kind, subject: str = "anonymous") -> _ApiError | None:
         """Injected faults first, then the per-minute quota (caller holds the lock).
 
         Returns the error to answer after carrying out the request, if one was injected so.
@@ -283,7 +288,10 @@ class FakeSheets(ServedFake):
                 if not injected.after_apply:
                     raise error
                 return error
-        quota = self._quota
+        quota = self._user_quotas.get(subject)
+        if quota is None:
+            quota = self._user_quotas[subject] = _Quota(dict(self._quota.limits), self._quota.window)
+        quota.limits = self._quota.limits  # set_quota applies to every user
         if time.monotonic() - quota.started >= quota.window:
             quota.started, quota.used = time.monotonic(), {"read": 0, "write": 0}
         if quota.used[kind] >= quota.limits[kind]:

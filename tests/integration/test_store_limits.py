@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection
 from wipsvc.jobs.models import JobStatus, WipStatus
 from wipsvc.store import Store
 from wipsvc.store.engine import _alembic_config, create_engine
-from wipsvc.store.tables import collections, job_items, wip_jobs
+from wipsvc.store.tables import collections, job_items, utcnow, wip_jobs
 
 
 @pytest.fixture
@@ -73,6 +74,24 @@ async def test_progress_and_graceful_releases_do_not_count_towards_the_limit(sto
             assert await store.jobs.end_abandoned(max_claims=2) == []
     job = await store.jobs.get(job_id)
     assert job is not None and job.status is JobStatus.RUNNING
+
+
+@pytest.mark.postgres
+async def test_a_held_lease_is_judged_by_the_database_clock_that_set_it(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = await Store.open(postgres_url)
+    try:
+        job_id, _ = await _job(store)
+        assert await _claim(store, "alive") == [job_id]  # a 30 s lease, by PostgreSQL's clock
+        # This instance's wall clock runs an hour ahead: the lease is still held.
+        skewed = utcnow() + timedelta(hours=1)
+        monkeypatch.setattr("wipsvc.store.jobs_repo.utcnow", lambda: skewed)
+        assert await store.jobs.end_abandoned(max_claims=1) == []  # claimed once, but held
+        job, event = await store.jobs.request_cancel(job_id)
+        assert job.status is JobStatus.RUNNING and event is None  # its live owner stops it
+    finally:
+        await store.close()
 
 
 async def test_cancel_ends_a_running_job_that_nobody_holds(store: Store) -> None:

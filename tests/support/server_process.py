@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -53,6 +53,42 @@ def server_env(**settings: object) -> dict[str, str]:
     for name, value in settings.items():
         env[f"WIPSVC_{name.upper()}"] = str(value)
     return env
+
+
+@contextlib.contextmanager
+def serving(
+    command: Sequence[str | Path], *, cwd: Path, env: Mapping[str, str], url: str, log: Path
+) -> Iterator[None]:
+    """A serving command (`wipsvc serve`, `serve-demo`, an installed copy's) as a child process,
+    from the moment ``url``/healthz answers 200 until it is stopped with SIGTERM on leaving."""
+    name = f"{Path(command[0]).name} {command[1]}"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [str(part) for part in command],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        with httpx.Client(timeout=2, trust_env=False) as client:
+            while True:
+                assert server.poll() is None, f"{name} exited:\n{log.read_text()}"
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get(f"{url}/healthz").status_code == 200:
+                        break
+                assert time.monotonic() < deadline, f"{name} not ready:\n{log.read_text()}"
+                time.sleep(0.1)
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
 
 
 class ServerProcess:

@@ -138,3 +138,28 @@ def test_a_resumed_product_needs_only_its_remaining_steps() -> None:
     # "resumed" started its clean step 17.8 s ago; the average clean + complete is 3.8 s: it is
     # late, so a tenth of its current step is taken to be left, plus its last step.
     assert eta.estimate() == pytest.approx(0.33 + 0.5)
+
+
+def test_a_step_served_a_few_at_a_time_is_modelled_as_a_queue() -> None:
+    """Eight products reach a step that serves 2 at a time (Apps Script's cap, scaled down),
+    taking 3 s each unqueued: the last ones are 4 rounds away, not one step's average."""
+
+    def run(queues: dict[str, int] | None) -> float:
+        clock = Clock()
+        eta = EtaEstimator(9, clock, workers=9, queues=queues)
+        for key in range(9):
+            eta.product_started(key, ["prepare", "clean"])
+        clock.now = 1.0
+        for key in range(9):
+            eta.step_finished(key, "prepare")  # all nine wait for the step at once
+        clock.now = 4.0
+        eta.step_finished(0, "clean")  # the first went straight through: 3 s
+        eta.product_finished(0)
+        estimate = eta.estimate()
+        assert estimate is not None
+        return estimate
+
+    # Without the queue: every product in the step "about done" by the one sample.
+    assert run(None) <= 3.0
+    # With it: 8 left, 2 at a time, 3 s each: 4 rounds; the first round has been served 3 s already.
+    assert run({"clean": 2}) == pytest.approx(9.3, abs=0.5)

@@ -11,7 +11,9 @@ jobs instead of sleeping here. Errors surface from gspread-asyncio instead of be
 forever under its lock; this module retries 429/5xx/network errors with Google's truncated
 exponential backoff, a bounded number of times, and turns every failure into a one-line
 :class:`StepError`. The API plumbing it uses (credentials, client manager, base-URL adapter,
-error classification) lives in :mod:`wipsvc.adapters.google_api`.
+error classification) lives in :mod:`wipsvc.adapters.google_api`, the fencing of writes and
+the clean-up of doubled rows in :mod:`wipsvc.adapters.sheets_fence`; what stays here is long
+because a session's reads, appends and writes share its SKU cache and its retrying call.
 """
 
 from __future__ import annotations
@@ -103,16 +105,19 @@ class GoogleSheetsBackend:
     def writes(self) -> QuotaBucket | None:
         return self.limits.sheets_write if self.limits else None
 
-    async def open(self, config: CollectionConfig) -> GoogleSheetsSession:
+    async def open(self, config: CollectionConfig, limits: Limits | None = None) -> GoogleSheetsSession:
+        """A job's session; ``limits`` are the buckets of the job's account (default: the backend's)."""
         target = SheetsTarget(config, self.credentials_file, self.api_url)
+        reads = limits.sheets_read if limits is not None else self.reads
+        writes = limits.sheets_write if limits is not None else self.writes
         manager = self._managers.get(target.credentials_file)
         if manager is None:
             manager = self._managers[target.credentials_file] = self._new_manager(target.credentials_file)
         client = await self._authorize(manager, target)
         # One request each, so each takes its own read token.
-        spreadsheet = await self.call(lambda: client.open_by_key(target.spreadsheet_id), target, self.reads)
-        await self.call(lambda: spreadsheet.worksheet(target.worksheet), target, self.reads)  # or not found
-        session = GoogleSheetsSession(self, spreadsheet, config, target)
+        spreadsheet = await self.call(lambda: client.open_by_key(target.spreadsheet_id), target, reads)
+        await self.call(lambda: spreadsheet.worksheet(target.worksheet), target, reads)  # or not found
+        session = GoogleSheetsSession(self, spreadsheet, config, target, reads=reads, writes=writes)
         await session.load_rows()
         return session
 
@@ -223,8 +228,17 @@ class GoogleSheetsSession:
     """
 
     def __init__(
-        self, backend: GoogleSheetsBackend, spreadsheet: Any, config: CollectionConfig, target: SheetsTarget
+        self,
+        backend: GoogleSheetsBackend,
+        spreadsheet: Any,
+        config: CollectionConfig,
+        target: SheetsTarget,
+        *,
+        reads: QuotaBucket | None = None,
+        writes: QuotaBucket | None = None,
     ):
+        self._reads = reads  # the buckets of the account this session acts as
+        self._write_bucket = writes
         self._backend = backend
         self._spreadsheet = spreadsheet  # gspread_asyncio.AsyncioGspreadSpreadsheet
         self._target = target
@@ -251,7 +265,7 @@ class GoogleSheetsSession:
         self._guard = guard
 
     async def load_rows(self) -> None:
-        await self._backend.call(self._read_skus, self._target, self._backend.reads)
+        await self._backend.call(self._read_skus, self._target, self._reads)
 
     async def refresh(self) -> None:
         """Read the SKU column again (one read serves every caller waiting meanwhile) and clear
@@ -259,7 +273,7 @@ class GoogleSheetsSession:
         asked = self._reloads
         async with self._refresh_lock:
             if self._reloads == asked:
-                await self._backend.call(self._read_skus, self._target, self._backend.reads)
+                await self._backend.call(self._read_skus, self._target, self._reads)
             if self._doubled:
                 await self._clear_doubled()
 
@@ -290,14 +304,14 @@ class GoogleSheetsSession:
         groups = [[self._rows[sku], *later] for sku, later in doubled.items()]
         ranges = [span.a1(row) for group in groups for row in group]
         answer = await self._backend.call(
-            lambda: self._spreadsheet.values_batch_get(ranges), self._target, self._backend.reads
+            lambda: self._spreadsheet.values_batch_get(ranges), self._target, self._reads
         )
         data, moved = span.merge_plan(groups, answer.get("valueRanges") or [])
         body = {"valueInputOption": "RAW", "data": data}
         await self._backend.call(
             lambda: send_fenced(self._guard, lambda: self._spreadsheet.values_batch_update(body)),
             self._target,
-            self._backend.writes,
+            self._write_bucket,
         )
         self._moved.update(moved)
         logger.warning(
@@ -344,7 +358,7 @@ class GoogleSheetsSession:
                 items = await take()
             if maybe_written:
                 # The last try may have landed: look before appending duplicates.
-                await self._backend.call(self._read_skus, self._target, self._backend.reads)
+                await self._backend.call(self._read_skus, self._target, self._reads)
             urls: dict[str, str] = {}
             for sku, url in items:
                 urls.setdefault(sku, url)  # the first URL given for a SKU wins
@@ -370,7 +384,7 @@ class GoogleSheetsSession:
                 self._rows[sku] = bottom - len(missing) + 1 + offset
             self._has_header = True
 
-        await self._backend.call(attempt, self._target, self._backend.writes)
+        await self._backend.call(attempt, self._target, self._write_bucket)
         assert items is not None
         return [self._rows[sku] for sku, _ in items]
 
@@ -437,7 +451,7 @@ class GoogleSheetsSession:
             body = {"valueInputOption": "RAW", "data": [data for item in items for data in item]}
             await send_fenced(self._guard, lambda: self._spreadsheet.values_batch_update(body))
 
-        await self._backend.call(attempt, self._target, self._backend.writes)
+        await self._backend.call(attempt, self._target, self._write_bucket)
         return len(items or ())
 
     async def close(self) -> None:

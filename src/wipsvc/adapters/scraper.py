@@ -3,6 +3,10 @@
 Every hop of a fetch is vetted: the host is resolved once, every address it resolves to
 must be public (or explicitly allowed), and the connection goes to the vetted address so
 that a second DNS answer cannot swap in a private one (DNS rebinding).
+
+One module although it is long: the redirect loop, the vetted connection, the cookies a shop
+sets between redirects and the page's decoding are one fetch; the address policy itself is in
+:mod:`wipsvc.adapters.addresses`.
 """
 
 from __future__ import annotations

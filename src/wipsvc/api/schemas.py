@@ -1,4 +1,8 @@
-"""Request and response models of the REST API (the seed's shapes, plus additive fields)."""
+"""Request and response models of the REST API (the seed's shapes, plus additive fields).
+
+Kept in one module although it is long: together they are the OpenAPI document's schemas, one
+per model, and reading them side by side is how their shapes and descriptions stay consistent.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """Client commands of the `wipsvc` CLI: they talk only to a running server's REST and Socket.IO.
 
 Exit codes and the `--json` shape are the same for every command (see `wipsvc.client.output`).
+The commands that change what the server holds are in :mod:`wipsvc.client.manage`; this module's
+length is one short function per command, each with the options typer reads from its signature.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from wipsvc.client.output import (
     emit_json,
     follow,
     run_command,
+    start_and_follow,
     usage_error,
 )
 from wipsvc.client.watch import job_exit_code, outcome_line, results_table
@@ -222,17 +225,16 @@ def jobs_retry(
     poll_interval: PollOption = 5.0,
 ) -> None:
     """Re-run the failed products of a finished job as a new job."""
-
-    async def action(api: ApiClient, console: Console) -> int:
-        started = await api.retry_job(collection, job_id)
-        console.print(f"Retrying {started.total_products} failed products of {job_id}; new job:")
-        if not as_json:
-            console.print(started.job_id, markup=False)
-        return await after_start(
-            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval
-        )
-
-    run_command(url, action, as_json=as_json)
+    start_and_follow(
+        url,
+        collection,
+        lambda api: api.retry_job(collection, job_id),
+        lambda started: f"Retrying {started.total_products} failed products of {job_id}; new job:",
+        watch=watch,
+        as_json=as_json,
+        reconnect=reconnect_timeout,
+        poll=poll_interval,
+    )
 
 
 @products_app.command("list")

@@ -19,9 +19,9 @@ from wipsvc.client.output import (
     ReconnectOption,
     UrlOption,
     WatchFlag,
-    after_start,
     emit_json,
     run_command,
+    start_and_follow,
     usage_error,
 )
 
@@ -39,17 +39,16 @@ def jobs_start(
     poll_interval: PollOption = 5.0,
 ) -> None:
     """Start a job for products of COLLECTION already created, by id."""
-
-    async def action(api: ApiClient, console: Console) -> int:
-        started = await api.start_job(collection, wip_ids)
-        console.print(f"Started a job of {started.total_products} products in {collection!r}:")
-        if not as_json:
-            console.print(started.job_id, markup=False)
-        return await after_start(
-            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval
-        )
-
-    run_command(url, action, as_json=as_json)
+    start_and_follow(
+        url,
+        collection,
+        lambda api: api.start_job(collection, wip_ids),
+        lambda started: f"Started a job of {started.total_products} products in {collection!r}:",
+        watch=watch,
+        as_json=as_json,
+        reconnect=reconnect_timeout,
+        poll=poll_interval,
+    )
 
 
 def jobs_resume(
@@ -62,17 +61,16 @@ def jobs_resume(
     poll_interval: PollOption = 5.0,
 ) -> None:
     """Run the products a cancelled job skipped (never started) as a new job."""
-
-    async def action(api: ApiClient, console: Console) -> int:
-        started = await api.retry_job(collection, job_id, products="skipped")
-        console.print(f"Running the {started.total_products} skipped products of {job_id}; new job:")
-        if not as_json:
-            console.print(started.job_id, markup=False)
-        return await after_start(
-            api, console, collection, started, watch, as_json, reconnect_timeout, poll_interval
-        )
-
-    run_command(url, action, as_json=as_json)
+    start_and_follow(
+        url,
+        collection,
+        lambda api: api.retry_job(collection, job_id, products="skipped"),
+        lambda started: f"Running the {started.total_products} skipped products of {job_id}; new job:",
+        watch=watch,
+        as_json=as_json,
+        reconnect=reconnect_timeout,
+        poll=poll_interval,
+    )
 
 
 def jobs_delete(collection: str, job_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:

@@ -140,3 +140,27 @@ async def after_start(
     if as_json:
         emit_json(answer | {"job": job.model_dump(mode="json")})
     return job_exit_code(job)
+
+
+def start_and_follow(
+    url: str | None,
+    collection: str,
+    start: Callable[[ApiClient], Awaitable[ProcessResponse]],
+    heading: Callable[[ProcessResponse], str],
+    *,
+    watch: bool,
+    as_json: bool,
+    reconnect: float,
+    poll: float,
+) -> None:
+    """A command that starts a job: say what started (the job id alone on its line), then
+    follow it or say how to (see :func:`after_start`)."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        started = await start(api)
+        console.print(heading(started), markup=False)
+        if not as_json:
+            console.print(started.job_id, markup=False)
+        return await after_start(api, console, collection, started, watch, as_json, reconnect, poll)
+
+    run_command(url, action, as_json=as_json)

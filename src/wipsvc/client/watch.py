@@ -7,6 +7,9 @@ server goes away (a restart mid-job), it keeps reconnecting until ``reconnect_ti
 has passed without any contact. REST is polled whenever no event arrives for
 ``poll_interval``, so a silent socket can stall the display but never the outcome, and the
 final job (with its per-product results) always comes from REST.
+
+One module although it is long: the socket loop, the REST polls and the progress display share
+the watcher's state (last gapless seq, counts, contact lost or not).
 """
 
 from __future__ import annotations

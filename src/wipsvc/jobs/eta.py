@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ class EtaEstimator:
     ``workers``, each needing a whole product's time (plus ``gap``, the configured pause between
     products). A bucket pausing after a 429 (``paused_for``) holds every product in flight at least
     that long. Waiting for quota tokens is part of each step's measured time, so a quota that binds
-    shows in the averages. Modelling the workers rather than the completion rate matters when
+    shows in the averages. A step served a fixed number of products at once (``queues``: Apps
+    Script's concurrent executions) is modelled as its queue: the products still needing it pass
+    through in arrival order, which the averages of the first, unqueued products do not show. Modelling the
+    workers rather than the completion rate matters when
     products finish in waves: the last wave still takes a whole product's time.
 
     Without step timings it falls back to the completion rate over a sliding window (measured from
@@ -38,6 +42,7 @@ class EtaEstimator:
         workers: int = 1,
         gap: float = 0.0,
         paused_for: Callable[[], float] | None = None,
+        queues: dict[str, int] | None = None,
     ) -> None:
         self._remaining = remaining
         self._clock = clock
@@ -48,6 +53,8 @@ class EtaEstimator:
         self._workers = max(1, workers)
         self._gap = gap
         self._paused_for = paused_for
+        # step -> how many products it serves at once (Apps Script: 30 executions per user).
+        self._queues = dict(queues or {})
         self._durations: dict[str, deque[float]] = {}
         self._all_steps: list[str] = []  # a whole product's steps, in order
         self._running: dict[Hashable, _Running] = {}
@@ -95,13 +102,16 @@ class EtaEstimator:
         now = self._clock()
         pause = self._paused_for() if self._paused_for is not None else 0.0
         busy: list[float] = []
-        for running in self._running.values():
+        queued = self._through_queues(mean, now) if self._queues else {}
+        for key, running in self._running.items():
+            if key in queued:
+                busy.append(max(queued[key], pause))
+                continue
             left = sum(mean.get(step, 0.0) for step in running.steps)
             if running.steps:
                 # Time already spent in the current step counts, but a slow step is not over yet.
-                spent = now - running.mark
-                current = mean.get(running.steps[0], 0.0)
-                left -= min(spent, current * 0.9)
+                step = running.steps[0]
+                left += self._rest_of(step, now - running.mark, mean.get(step, 0.0)) - mean.get(step, 0.0)
             busy.append(max(left, pause))
         pending = max(0, self._remaining - len(busy))
         free_at = sorted(busy + [0.0] * max(0, self._workers - len(busy)))[: max(self._workers, 1)]
@@ -111,6 +121,59 @@ class EtaEstimator:
             for index, start in enumerate(free_at)
         ]
         return max([*finish, *busy])
+
+    def _rest_of(self, step: str, spent: float, mean: float) -> float:
+        """Expected time left in ``step`` after ``spent`` seconds in it: the recent samples that
+        lasted longer, less ``spent`` (a product already slower than the mean is likely among
+        the slow ones, not about to finish); a tenth of the mean when none lasted that long."""
+        longer = [sample for sample in self._durations.get(step, ()) if sample > spent]
+        if not longer:
+            return mean * 0.1
+        return sum(longer) / len(longer) - spent
+
+    def _through_queues(self, mean: dict[str, float], now: float) -> dict[Hashable, float]:
+        """Seconds until done for the running products that still need a step served a fixed
+        number at a time. Of those in the step, the ``capacity`` that began it first are being
+        served: each needs what the step's recent samples longer than its time so far suggest.
+        The others, and the products still on their way to the step, queue behind them in
+        order, each taking the step's unqueued time (the shortest it took recently)."""
+        ends: dict[Hashable, float] = {}
+        for step, capacity in self._queues.items():
+            samples = self._durations.get(step)
+            if not samples or step not in self._all_steps:
+                continue
+            service, step_mean = min(samples), mean.get(step, 0.0)
+            after = sum(mean.get(name, 0.0) for name in self._all_steps[self._all_steps.index(step) + 1 :])
+            inside: list[tuple[float, Hashable]] = []
+            coming: list[tuple[float, Hashable]] = []
+            for key, running in self._running.items():
+                if step not in running.steps:
+                    continue
+                index = running.steps.index(step)
+                spent = now - running.mark
+                if index == 0:
+                    inside.append((spent, key))
+                    continue
+                current = running.steps[0]
+                before = sum(mean.get(name, 0.0) for name in running.steps[:index])
+                rest = self._rest_of(current, spent, mean.get(current, 0.0))
+                coming.append((max(0.0, before - mean.get(current, 0.0) + rest), key))
+            inside.sort(key=lambda pair: -pair[0])  # the longest in the step first
+            servers: list[float] = []
+            for spent, key in inside[: max(1, capacity)]:
+                end = self._rest_of(step, spent, step_mean)
+                servers.append(end)
+                ends[key] = end + after
+            servers += [0.0] * max(0, capacity - len(servers))
+            heapq.heapify(servers)
+            waiting = [(0.0, key) for _, key in inside[max(1, capacity) :]] + sorted(
+                coming, key=lambda pair: pair[0]
+            )
+            for arrival, key in waiting:
+                start = max(arrival, heapq.heappop(servers))
+                heapq.heappush(servers, start + service)
+                ends[key] = start + service + after
+        return ends
 
     def _from_rate(self) -> float | None:
         if len(self._finished) == self._count:

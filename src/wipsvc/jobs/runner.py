@@ -1,4 +1,5 @@
-"""Runs one job: its products through the pipeline, `workers_per_job` at a time.
+"""Runs one job: its products through the pipeline, as many at once as the quotas admit
+(`workers_per_job` is a ceiling, the batch size by default).
 
 A runner can also be paused (the instance is shutting down): it starts no new product, lets
 each product in flight finish its current step and checkpoint it, and returns leaving the
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from wipsvc import logs
 from wipsvc.config import Settings
@@ -19,8 +21,10 @@ from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.models import STEP_ORDER, ItemStatus, JobStatus, Step
 from wipsvc.jobs.observer import RunnerObserver
+from wipsvc.limits import Limits
 from wipsvc.pipeline.backends import LimitedBackends
 from wipsvc.pipeline.fence import fenced_backends
+from wipsvc.pipeline.prefetch import PageFetcher, PrefetchingFetcher
 from wipsvc.pipeline.steps import (
     Backends,
     ProductState,
@@ -42,6 +46,12 @@ class _Paused(Exception):
     """A product stopped between two steps because its runner is pausing."""
 
 
+def _queues(limits: Limits | None) -> dict[str, int]:
+    """Steps whose external service runs a fixed number of calls at once, for the ETA."""
+    capacity = limits.apps_script.max_concurrent if limits is not None else None
+    return {Step.CLEAN.value: capacity} if capacity is not None else {}
+
+
 class JobRunner:
     def __init__(
         self,
@@ -54,8 +64,12 @@ class JobRunner:
         open_backends: OpenBackends,
         retry: RetryPolicy,
         observer: RunnerObserver | None = None,
+        fetcher: PageFetcher | None = None,
     ) -> None:
         self.job = job
+        # The backends' page fetcher: the first pages are read while the backends open.
+        self._prefetcher = PrefetchingFetcher(fetcher) if fetcher is not None else None
+        self._fetcher = fetcher
         self._store = store
         self._bus = bus
         self._settings = settings
@@ -112,6 +126,8 @@ class JobRunner:
                 finally:
                     self._stop_lease.set()
                     self._guard.renewal_wanted.set()  # wakes the lease keeper to stop
+                    if self._prefetcher is not None:
+                        await self._prefetcher.cancel()
         except* LeaseLost as lost:
             raise lost.exceptions[0] from None
 
@@ -125,6 +141,10 @@ class JobRunner:
             return JobStatus.CANCELLED, None
         if self._pausing.is_set():
             return None
+        ceiling = self._settings.workers_per_job or self._settings.max_batch
+        if self._prefetcher is not None:
+            unread = [i for i in todo if i.step in (None, Step.SHEET_ROW.value) and i.wip_id in products]
+            self._prefetcher.prefetch(products[item.wip_id].url for item in unread[:ceiling])
         try:
             backends = await retry_transient(
                 lambda: self._open_backends(self.job),
@@ -145,7 +165,9 @@ class JobRunner:
             for item in todo:
                 queue.put_nowait(item)
             urls = {wip_id: product.url for wip_id, product in products.items()}
-            workers = min(self._settings.workers_per_job, len(todo)) or 1
+            if self._prefetcher is not None and backends.fetcher is self._fetcher:
+                backends = replace(backends, fetcher=self._prefetcher)
+            workers = min(ceiling, len(todo)) or 1
             limits = backends.limits if isinstance(backends, LimitedBackends) else None
             backends = fenced_backends(backends, self._guard)
             eta = EtaEstimator(
@@ -154,6 +176,7 @@ class JobRunner:
                 workers=workers,
                 gap=self._settings.product_delay_seconds,
                 paused_for=limits.paused_for if limits is not None else None,
+                queues=_queues(limits),
             )
             worker_tasks += [
                 group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)

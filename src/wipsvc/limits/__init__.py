@@ -1,6 +1,8 @@
-"""The process's quota buckets, one per external resource, shared by every job.
+"""Quota buckets, one per external resource of an account, shared by every job that calls it.
 
-See :mod:`wipsvc.limits.bucket` for how a bucket admits calls and reacts to 429s.
+See :mod:`wipsvc.limits.bucket` for how a bucket admits calls and reacts to 429s,
+:mod:`wipsvc.limits.accounts` for the buckets per account, and :mod:`wipsvc.limits.shared` for
+the buckets kept in Redis for several instances.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 from wipsvc.config import Settings
 from wipsvc.limits.bucket import Anchor, Permit, QuotaBucket
 
-__all__ = ["Limits", "Permit", "QuotaBucket"]
+__all__ = ["Limits", "Permit", "QuotaBucket", "sheets_burst"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +51,11 @@ class Limits:
 
         return cls(
             # Sheets calls take well under a second: anchoring at their end costs little and
-            # keeps us inside Google's window wherever it counts them. Paced with a small burst, so
-            # that waiting writes coalesce instead of a minute's quota going in the first seconds.
-            sheets_write=bucket("sheets_write", writes, anchor="finish", burst=_small_burst(writes)),
-            sheets_read=bucket("sheets_read", reads, anchor="finish", burst=_small_burst(reads)),
+            # keeps us inside Google's window wherever it counts them. Paced after a burst of half
+            # the minute's quota, so that a short job is not held back while a long one's waiting
+            # writes coalesce instead of the whole minute's quota going in the first seconds.
+            sheets_write=bucket("sheets_write", writes, anchor="finish", burst=sheets_burst(writes)),
+            sheets_read=bucket("sheets_read", reads, anchor="finish", burst=sheets_burst(reads)),
             apps_script=bucket(
                 "apps_script",
                 settings.apps_script_per_minute,
@@ -86,7 +89,8 @@ class Limits:
 _NAMES = ("sheets_write", "sheets_read", "apps_script", "llm_requests", "llm_tokens")
 
 
-def _small_burst(limit: int | None) -> int | None:
-    # A tenth of a minute's quota at once absorbs batches that happen to be ready together; the
-    # window guard still holds the minute to `limit` if the demand stays above it.
-    return None if limit is None else max(1, limit // 10)
+def sheets_burst(limit: int | None) -> int | None:
+    # Half a minute's quota at once: a short job's writes go without waiting (a 100-product job
+    # sends about 25 requests), a longer job's are then paced one every period/limit, gathering
+    # into coalesced requests. The window guard still holds any minute to `limit`.
+    return None if limit is None else max(1, limit // 2)

@@ -51,14 +51,16 @@ def _now() -> float:
 class Permit:
     """One admitted call. ``async with bucket.permit() as permit:`` releases it when the call ends."""
 
-    __slots__ = ("_bucket", "_released", "admitted_at", "amount", "throttled_once")
+    __slots__ = ("_bucket", "_released", "admitted_at", "amount", "outer", "throttled_once", "token")
 
-    def __init__(self, bucket: QuotaBucket, amount: int, admitted_at: float) -> None:
+    def __init__(self, bucket: QuotaBucket, amount: int, admitted_at: float, token: str = "") -> None:
         self._bucket = bucket
         self.amount = amount
         self.admitted_at = admitted_at
         self.throttled_once = False
         self._released = False
+        self.token = token  # names the call in a shared (Redis) bucket
+        self.outer: Permit | None = None  # the same call's permit of an enclosing (per-project) bucket
 
     def throttled(self, retry_after: float | None = None) -> float:
         """Report a 429 for this call: pauses the whole resource; returns the pause in seconds."""
@@ -69,6 +71,8 @@ class Permit:
         if not self._released:
             self._released = True
             self._bucket._release(self)
+            if self.outer is not None:
+                self.outer.release()
 
     async def __aenter__(self) -> Self:
         return self
@@ -99,6 +103,7 @@ class QuotaBucket:
         backoff: float = 1.0,
         max_backoff: float = 32.0,
         jitter: Callable[[], float] = random.random,
+        enclosing: QuotaBucket | None = None,
     ) -> None:
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1 (or None for no limit)")
@@ -106,6 +111,7 @@ class QuotaBucket:
             raise ValueError("period must be positive")
         self.name = name
         self.period = period
+        self.enclosing = enclosing
         self.anchor: Anchor = anchor
         # As configured: the quota of the whole account. `share` may give this process a part.
         self._quota, self._quota_concurrent, self._quota_burst = limit, max_concurrent, burst
@@ -156,7 +162,19 @@ class QuotaBucket:
 
     # -- taking tokens ----------------------------------------------------------------------------
     async def acquire(self, amount: int = 1) -> Permit:
-        """Wait (FIFO) until ``amount`` tokens are free and the resource is not paused."""
+        """Wait (FIFO) until ``amount`` tokens are free and the resource is not paused; then, with an
+        enclosing bucket (Google's per-project quota above a user's), for its tokens too."""
+        permit = await self._acquire_own(amount)
+        if self.enclosing is None:
+            return permit
+        try:
+            permit.outer = await self.enclosing.acquire(amount)
+        except BaseException:
+            permit.release()
+            raise
+        return permit
+
+    async def _acquire_own(self, amount: int) -> Permit:
         requested = max(0, amount)
         amount = min(requested, self.limit) if self.limit is not None else requested
         loop = asyncio.get_running_loop()

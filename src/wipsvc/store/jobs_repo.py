@@ -159,7 +159,7 @@ class JobsRepository:
                 raise NotFound(f"job {job_id} not found")
             if job.status is JobStatus.QUEUED:
                 event = await _finish(conn, job_id, JobStatus.CANCELLED, None, eta=None)
-            elif job.status is JobStatus.RUNNING and _unheld(job):
+            elif job.status is JobStatus.RUNNING and not await _held(conn, job_id):
                 # Its run stopped (and nobody resumed it yet): nothing would see the flag.
                 event = await _finish(conn, job_id, JobStatus.CANCELLED, None, eta=0.0)
             elif job.status is JobStatus.RUNNING:
@@ -292,18 +292,17 @@ class JobsRepository:
         """End the running jobs nobody holds (no owner, or an expired lease) that may not run
         again: cancelled ones, and those claimed ``max_claims`` times with no product finished
         in between, which fail with their last error. Returns the events to publish."""
-        now = utcnow()
-        query = sa.select(wip_jobs.c.job_id, wip_jobs.c.cancel_requested, wip_jobs.c.claims).where(
-            wip_jobs.c.status == JobStatus.RUNNING.value,
-            sa.or_(wip_jobs.c.cancel_requested, wip_jobs.c.claims >= max_claims),
-            sa.or_(
-                wip_jobs.c.owner.is_(None),
-                wip_jobs.c.lease_expires_at.is_(None),
-                wip_jobs.c.lease_expires_at < now,
-            ),
-        )
         events: list[ProgressEvent] = []
         async with self.db.write() as conn:
+            query = sa.select(wip_jobs.c.job_id, wip_jobs.c.cancel_requested, wip_jobs.c.claims).where(
+                wip_jobs.c.status == JobStatus.RUNNING.value,
+                sa.or_(wip_jobs.c.cancel_requested, wip_jobs.c.claims >= max_claims),
+                sa.or_(
+                    wip_jobs.c.owner.is_(None),
+                    wip_jobs.c.lease_expires_at.is_(None),
+                    wip_jobs.c.lease_expires_at < _db_now(conn),  # leases are set by that clock
+                ),
+            )
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             for job_id, cancelled, claims in (await conn.execute(query)).all():
@@ -487,9 +486,17 @@ async def _add_token_usage(conn: AsyncConnection, job_id: str, usage: dict[str, 
     await conn.execute(wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(token_usage=total))
 
 
-def _unheld(job: JobRecord) -> bool:
-    """Whether no live run holds the job: no owner, or a lease that ran out."""
-    return job.owner is None or job.lease_expires_at is None or job.lease_expires_at < utcnow()
+async def _held(conn: AsyncConnection, job_id: str) -> bool:
+    """Whether a live run holds the job: an owner whose lease has not run out by the database's
+    clock, the one leases are set by (see `_db_now`)."""
+    held = await conn.execute(
+        sa.select(wip_jobs.c.job_id).where(
+            wip_jobs.c.job_id == job_id,
+            wip_jobs.c.owner.is_not(None),
+            wip_jobs.c.lease_expires_at >= _db_now(conn),
+        )
+    )
+    return held.first() is not None
 
 
 def _item(job_id: str, wip_id: int) -> sa.Update:

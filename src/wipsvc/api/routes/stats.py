@@ -33,7 +33,7 @@ _EXAMPLE: dict[str, Any] = {
             "shared_by": 1,
             "period_seconds": 60.0,
             "max_concurrent": 6,
-            "burst": 6,
+            "burst": 30,
             "available": 42,
             "in_flight": 1,
             "waiting": 0,
@@ -71,6 +71,14 @@ class StatsResponse(BaseModel):
         "with `shared_by` instances in all. Keys and shape are open; clients should render what "
         "they find.",
     )
+    accounts: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Quota usage per account (a Google service account or OAuth user, an LLM key at "
+        "its endpoint): `service`, `alias`, the `collections` that used it, and `buckets` (each "
+        "shaped as in `quotas`; with Redis `shared_by` is `redis` and usage counts every instance). "
+        "An admin key also sees `account` and `project`; a collection key sees only the accounts "
+        "its collections used, by alias.",
+    )
 
 
 @router.get(
@@ -81,7 +89,8 @@ class StatsResponse(BaseModel):
 )
 async def get_stats(services: ServicesDep, access: Access) -> StatsResponse:
     """Throughput over the last 15 minutes, running and queued jobs, and quota usage. Products
-    and jobs are those of the collections the API key may use; quotas are the instance's."""
+    and jobs are those of the collections the API key may use; quotas are the instance's, and
+    per account those of the accounts the key's collections use."""
     repo = StatsRepository(services.store.db)
     now = utcnow()
     throughput = await repo.throughput(WINDOW_MINUTES, now=now, collections=access.collections)
@@ -93,5 +102,6 @@ async def get_stats(services: ServicesDep, access: Access) -> StatsResponse:
         products_failed_last_15m=throughput.failed,
         running_jobs=jobs[JobStatus.RUNNING],
         queued_jobs=jobs[JobStatus.QUEUED],
-        quotas=services.backends.limits.snapshot(),
+        quotas=services.backends.quota_totals(),
+        accounts=services.backends.quota_usage(access.collections, reveal=access.is_admin),
     )
