@@ -45,10 +45,10 @@ class RerunScheduler:
         self._poll = min(5.0, max(0.1, delay_seconds / 2))
         self._task: asyncio.Task[None] | None = None
 
-    async def run_due(self) -> list[str]:
-        """Create the re-runs that are due now; returns the new jobs' ids."""
+    async def run_due(self, now: datetime | None = None) -> list[str]:
+        """Create the re-runs due at ``now`` (default: the clock's now); returns the new jobs' ids."""
         created: list[str] = []
-        for job_id, collection_name in await self._store.reruns.due(self._clock() - self._delay):
+        for job_id, collection_name in await self._store.reruns.due((now or self._clock()) - self._delay):
             collection = await self._store.collections.get(collection_name)
             wip_ids = await self._store.reruns.transient_failures(job_id)
             if collection is not None and collection.config.auto_rerun and wip_ids:
