@@ -20,7 +20,7 @@ from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.hosts import guard_hosts
 from wipsvc.api.limits import HeadSizeLimit, install_limits
 from wipsvc.api.request_log import RequestLog
-from wipsvc.api.routes import all_jobs, collections, health, jobs, metrics, stats, wip
+from wipsvc.api.routes import all_jobs, collections, deliveries, health, jobs, metrics, stats, wip
 from wipsvc.auth import check_bind
 from wipsvc.config import Settings
 from wipsvc.pipeline.retry import RetryPolicy
@@ -108,6 +108,7 @@ def create_api(
             {"name": "jobs", "description": "Start, follow, cancel, retry and delete background jobs."},
             {"name": "wip products", "description": "The products waiting to be processed."},
             {"name": "collections", "description": "Per-collection sheet, columns and backends."},
+            {"name": "notifications", "description": "Word when a job ends: targets and delivery log."},
             {"name": "health", "description": "Probes and service statistics."},
         ],
     )
@@ -120,7 +121,8 @@ def create_api(
     api.add_middleware(RequestLog)  # added last, so outermost: every answer has its request id
     api.include_router(health.router)
     # Every /api route needs an API key (when keys exist); set here so no route can forget it.
-    for router in (stats.router, all_jobs.router, collections.router, jobs.router, wip.router):
+    routers = (stats.router, all_jobs.router, collections.router, deliveries.router, jobs.router, wip.router)
+    for router in routers:
         api.include_router(router, dependencies=[Depends(get_access)])
     api.include_router(metrics.router)
     include_dashboard(api)

@@ -152,6 +152,11 @@ class CollectionConfig(_Model):
         default_factory=CleaningConfig, description="How a finished row is cleaned."
     )
     llm: LLMConfig = Field(default_factory=LLMConfig, description="Whether and how the LLM is used.")
+    auto_rerun: bool = Field(
+        True,
+        description="Re-run once, after WIPSVC_AUTO_RERUN_DELAY_SECONDS, the products of a job that "
+        "failed on a transient cause (an outage); never those that failed for good (404, refused).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -191,6 +191,37 @@ class Settings(BaseSettings):
     )
     scrape_user_agent: str = Field("wipsvc/0.1 (+catalogue importer)", description="User-Agent header.")
 
+    # Automatic re-runs and notifications when a job ends
+    auto_rerun_delay_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Delay after a job ends before its products that failed on a transient cause (an "
+        "outage longer than the retries) are re-run once as a new job (collections may turn it off).",
+    )
+    public_url: str | None = Field(
+        None, description="The service's address as users reach it, for links to job pages in notifications."
+    )
+    notify_max_attempts: int = Field(6, ge=1, description="Attempts at delivering one notification.")
+    notify_retry_base_seconds: float = Field(
+        5.0, gt=0, description="First wait after a failed delivery; doubles per attempt."
+    )
+    notify_retry_max_seconds: float = Field(600.0, gt=0, description="Longest wait between deliveries.")
+    notify_poll_seconds: float = Field(
+        2.0, gt=0, description="How often an instance looks for notifications due (sooner when a job ends)."
+    )
+    notify_timeout_seconds: float = Field(10.0, gt=0, description="Time limit of one delivery attempt.")
+    smtp_host: str | None = Field(None, description="SMTP server for email notifications (none: no email).")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_tls: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="`starttls`, `tls` (implicit, port 465) or `none` (loopback test servers)."
+    )
+    smtp_credentials: str | None = Field(
+        None,
+        description="Name of a file in WIPSVC_CREDENTIALS_DIR holding the SMTP login as JSON "
+        '`{"username": …, "password": …}` (none: no login).',
+    )
+    smtp_from: str = Field("wipsvc@localhost", description="Sender address of notification emails.")
+
     # External services (base URLs are settings so that proxies, emulators and tests can redirect them)
     sheets_api_url: str = Field("https://sheets.googleapis.com", description="Google Sheets API base URL.")
     apps_script_api_url: str = Field("https://script.googleapis.com", description="Apps Script API base URL.")

@@ -12,10 +12,12 @@ from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry, default_owner
+from wipsvc.jobs.reruns import RerunScheduler
 from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.jobs.runner import JobRunner
 from wipsvc.jobs.service import JobService
 from wipsvc.metrics import ServiceMetrics
+from wipsvc.notify.sender import NotificationSender
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.store import JobRecord, Store
 
@@ -32,6 +34,8 @@ class Services:
     started_at: float
     metrics: ServiceMetrics
     pruner: HistoryPruner | None = None
+    reruns: RerunScheduler | None = None
+    notifications: NotificationSender | None = None
 
     @property
     def job_service(self) -> JobService:
@@ -110,8 +114,24 @@ class Services:
         if settings.job_history_retention_days > 0:
             pruner = HistoryPruner(store, settings.job_history_retention_days)
             pruner.start()
+        reruns = RerunScheduler(store, settings.auto_rerun_delay_seconds)
+        reruns.start()
+        notifications = NotificationSender(store, settings, backends.guard)
+        bus.subscribe(notifications.on_event)
+        notifications.start()
         return cls(
-            settings, store, bus, registry, backends, fetcher, owns_fetcher, time.time(), metrics, pruner
+            settings,
+            store,
+            bus,
+            registry,
+            backends,
+            fetcher,
+            owns_fetcher,
+            time.time(),
+            metrics,
+            pruner,
+            reruns,
+            notifications,
         )
 
     async def drain(self) -> None:
@@ -121,6 +141,9 @@ class Services:
     async def stop(self) -> None:
         if self.pruner is not None:
             await self.pruner.stop()
+        for background in (self.reruns, self.notifications):
+            if background is not None:
+                await background.stop()
         await self.registry.stop()
         await self.backends.aclose()
         if self.owns_fetcher:  # an injected fetcher belongs to whoever made it

@@ -88,6 +88,9 @@ async def _exercise(recorder: Recorder, server: LiveServer, shop: SampleShop, ga
     await call("get_collection", "GET", "/api/collections/nope", 404)
     config = collection["collection"]["config"]
     await call("put_collection", "PUT", "/api/collections/sinks", 200, json=config)
+    hook = {"targets": [{"kind": "webhook", "url": "http://127.0.0.1:9/hooks"}]}
+    await call("set_notification_targets", "PUT", "/api/collections/sinks/notifications", 200, json=hook)
+    await call("get_notification_targets", "GET", "/api/collections/sinks/notifications", 200)
     await call("list_products", "GET", "/api/sinks/wip", 200)
     await call("get_product", "GET", f"/api/sinks/wip/{ids[0]}", 200)
 
@@ -109,6 +112,9 @@ async def _exercise(recorder: Recorder, server: LiveServer, shop: SampleShop, ga
     job = await wait_for_job(recorder.client, "sinks", again["job_id"])
     assert job["failed_products"] > 0  # the sample shop's broken page
     await call("get_job", "GET", f"/api/sinks/wip/jobs/{job['job_id']}", 200)
+    log = await call("list_deliveries", "GET", "/api/collections/sinks/deliveries", 200)
+    delivery = log["deliveries"][0]["id"]
+    await call("send_delivery_again", "POST", f"/api/collections/sinks/deliveries/{delivery}/send-again", 202)
     await call("list_jobs", "GET", "/api/sinks/wip/jobs", 200)
     await call("list_all_jobs", "GET", "/api/jobs", 200, params={"limit": 1})
     await call("list_all_jobs", "GET", "/api/jobs", 422, params={"limit": 0})

@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # Real clients and built-in defaults, behind the contracts of adapters/base.py.
     ("adapters",),
     ("pipeline",),
-    ("jobs",),
+    ("jobs", "notify"),
     # The edges: what people and other programs talk to.
     (
         "api",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -77,13 +78,18 @@ async def request_once(
     json_body: object = None,
     time_limit: float,
     max_bytes: int = 1_000_000,
+    raw_json: bytes | None = None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> GuardedAnswer:
-    """One request, no redirect followed; StepError if the address is refused or the call fails."""
+    """One request, no redirect followed; StepError if the address is refused or the call fails.
+    ``raw_json`` sends JSON already encoded (when the exact bytes are signed)."""
     target = parse_url(url)
     shown = redact_url(url)
-    headers = {"Accept": "application/json, text/plain;q=0.5, */*;q=0.1"}
-    content = None
-    if json_body is not None:
+    headers = {"Accept": "application/json, text/plain;q=0.5, */*;q=0.1", **(extra_headers or {})}
+    content = raw_json
+    if raw_json is not None:
+        headers["Content-Type"] = "application/json"
+    elif json_body is not None:
         content = json.dumps(json_body).encode()
         headers["Content-Type"] = "application/json"
     try:

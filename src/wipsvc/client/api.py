@@ -251,6 +251,16 @@ class ApiClient:
         response = await self._request("DELETE", f"/api/collections/{_segment(name)}")
         return DeleteResponse.model_validate(response.json())
 
+    async def deliveries(self, collection: str, **filters: Any) -> list[dict[str, Any]]:
+        path = f"/api/collections/{_segment(collection)}/deliveries"
+        found: list[dict[str, Any]] = (await self._request("GET", path, params=filters)).json()["deliveries"]
+        return found
+
+    async def send_again(self, collection: str, delivery_id: int) -> dict[str, Any]:
+        path = f"/api/collections/{_segment(collection)}/deliveries/{delivery_id}/send-again"
+        delivery: dict[str, Any] = (await self._request("POST", path)).json()["delivery"]
+        return delivery
+
     async def sheet_csv(self, collection: str) -> str:
         response = await self._request("GET", f"/api/collections/{_segment(collection)}/sheet.csv")
         return response.text

@@ -24,6 +24,7 @@ from rich.text import Text
 
 from wipsvc.client import manage
 from wipsvc.client.api import ApiClient
+from wipsvc.client.deliveries import deliveries_app
 from wipsvc.client.output import (
     JsonOption,
     PollOption,
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(products_app, name="products")
     app.add_typer(collections_app, name="collections")
     manage.register(jobs_app, products_app, collections_app)
+    app.add_typer(deliveries_app, name="deliveries")
 
 
 def read_products_csv(path: Path) -> list[tuple[str, str]]:

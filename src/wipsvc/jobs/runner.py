@@ -285,6 +285,7 @@ class JobRunner:
                 raise _Paused
 
         error = error_step = None
+        transient = False
         try:
             await run_product(state, backends, save, self._retry, on_step=self._step_finished)
         except _Paused:
@@ -293,7 +294,7 @@ class JobRunner:
             log.info("job %s product %s paused after %s", job_id, item.sku, state.step_done)
             return
         except StepFailure as failure:
-            error, error_step = failure.message, failure.step.value
+            error, error_step, transient = failure.message, failure.step.value, failure.transient
             log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
             try:
                 await record(state)  # keep what the failed step spent (tokens, attempts)
@@ -319,6 +320,7 @@ class JobRunner:
             duration=time.monotonic() - started,
             eta=eta.estimate(),
             token_usage=state.token_usage,
+            transient=transient,
         )
         await self._bus.publish([event])
 

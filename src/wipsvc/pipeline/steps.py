@@ -124,10 +124,11 @@ class ProductState:
 
 
 class StepFailure(Exception):
-    def __init__(self, step: Step, message: str) -> None:
+    def __init__(self, step: Step, message: str, *, transient: bool = False) -> None:
         super().__init__(f"{step.value}: {message}")
         self.step = step
         self.message = message
+        self.transient = transient  # the cause may pass: worth a later re-run
 
 
 Save = Callable[[ProductState], Awaitable[None]]
@@ -182,7 +183,7 @@ async def _run_step(step: Step, state: ProductState, backends: Backends, retry: 
         await with_retries(attempt, retry, f"{step} of {state.sku}", attempts=attempts)
     except StepError as error:
         suffix = f" (after {attempts.used} attempts)" if attempts.used > 1 else ""
-        raise StepFailure(step, error.message + suffix) from error
+        raise StepFailure(step, error.message + suffix, transient=error.transient) from error
     except LeaseLost:
         raise  # another instance owns the job now: stop without writing or failing the product
     except Exception as error:  # a bug or an adapter's surprise fails one product, not the job

@@ -32,7 +32,9 @@ from wipsvc.store import event_log, fencing, ledger
 from wipsvc.store.database import Database
 from wipsvc.store.lease import Clock, Lease, LeaseState
 from wipsvc.store.ledger import JobLedger
+from wipsvc.store.outbox_repo import enqueue_job_end
 from wipsvc.store.records import Conflict, JobRecord, LeaseLost, NotFound, ProgressEvent
+from wipsvc.store.rerun_repo import mark_for_rerun
 from wipsvc.store.tables import job_items, utcnow, wip_jobs, wip_products
 from wipsvc.text import clean_text
 
@@ -409,4 +411,6 @@ async def _finish(
             results=json.dumps(await ledger.results_of(conn, job_id)),  # written once, here
         )
     )
+    await mark_for_rerun(conn, job_id)
+    await enqueue_job_end(conn, job_id)
     return await event_log.append_event(conn, job_id, EVENT_STATUS_FOR_TERMINAL[status], None, eta=eta)

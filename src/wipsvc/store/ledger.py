@@ -19,6 +19,7 @@ from wipsvc.domain.statuses import (
 from wipsvc.store import event_log, fencing
 from wipsvc.store.database import Database
 from wipsvc.store.lease import Lease
+from wipsvc.store.outbox_repo import enqueue_product_failure
 from wipsvc.store.records import ItemRecord, JobRecord, ProgressEvent
 from wipsvc.store.tables import job_items, utcnow, wip_jobs, wip_products
 from wipsvc.text import clean_json, clean_text
@@ -103,6 +104,7 @@ class JobLedger:
         duration: float,
         eta: float | None,
         token_usage: dict[str, int] | None = None,
+        transient: bool = False,
     ) -> ProgressEvent | None:
         """Close one product: ledger, WIP status, job counters and results, one event.
         Idempotent: a product already closed is counted once."""
@@ -118,6 +120,7 @@ class JobLedger:
                     status=(ItemStatus.SUCCEEDED if success else ItemStatus.FAILED).value,
                     error=error,
                     error_step=error_step,
+                    error_transient=None if success else transient,
                     finished_at=utcnow(),
                     duration=duration,
                 )
@@ -158,6 +161,7 @@ class JobLedger:
             if error is not None:
                 current["error"] = error
                 current["error_step"] = error_step  # the step it failed at, as in the job's results
+                await enqueue_product_failure(conn, job_id, current)
             return await event_log.append_event(conn, job_id, EventStatus.PROCESSING, current, eta=eta)
 
 

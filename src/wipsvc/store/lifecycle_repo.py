@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wipsvc.domain.statuses import ACTIVE_JOB_STATUSES, TERMINAL_JOB_STATUSES
 from wipsvc.store.database import Database
 from wipsvc.store.records import Conflict, NotFound
-from wipsvc.store.tables import collections, job_events, job_items, sheet_rows, wip_jobs, wip_products
+from wipsvc.store.tables import (
+    collections,
+    job_events,
+    job_items,
+    notification_outbox,
+    notification_targets,
+    sheet_rows,
+    wip_jobs,
+    wip_products,
+)
 
 _ACTIVE = [status.value for status in ACTIVE_JOB_STATUSES]
 _TERMINAL = [status.value for status in TERMINAL_JOB_STATUSES]
@@ -135,6 +144,8 @@ class LifecycleRepository:
             )
             await _delete_jobs(conn, job_ids)
             rows = await conn.execute(sheet_rows.delete().where(sheet_rows.c.collection_name == name))
+            for table in (notification_outbox, notification_targets):
+                await conn.execute(table.delete().where(table.c.collection_name == name))
             await conn.execute(collections.delete().where(collections.c.name == name))
         return Deleted(products=products.rowcount, jobs=len(job_ids), sheet_rows=rows.rowcount)
 
@@ -167,5 +178,6 @@ async def _delete_jobs(conn: AsyncConnection, job_ids: list[str]) -> None:
     for start in range(0, len(job_ids), 500):
         chunk = job_ids[start : start + 500]
         await conn.execute(job_events.delete().where(job_events.c.job_id.in_(chunk)))
+        await conn.execute(notification_outbox.delete().where(notification_outbox.c.job_id.in_(chunk)))
         await conn.execute(job_items.delete().where(job_items.c.job_id.in_(chunk)))
         await conn.execute(wip_jobs.delete().where(wip_jobs.c.job_id.in_(chunk)))

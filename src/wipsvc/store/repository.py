@@ -12,6 +12,8 @@ from wipsvc.store.job_listing_repo import JobListingRepository
 from wipsvc.store.jobs_repo import JobsRepository
 from wipsvc.store.keys_repo import KeysRepository
 from wipsvc.store.lifecycle_repo import LifecycleRepository
+from wipsvc.store.outbox_repo import OutboxRepository
+from wipsvc.store.rerun_repo import RerunRepository
 
 
 class Store:
@@ -23,6 +25,8 @@ class Store:
         self.keys = KeysRepository(self.db)
         self.job_listing = JobListingRepository(self.db)
         self.lifecycle = LifecycleRepository(self.db)
+        self.outbox = OutboxRepository(self.db)
+        self.reruns = RerunRepository(self.db)
 
     @classmethod
     async def open(

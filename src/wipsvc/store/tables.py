@@ -102,6 +102,9 @@ wip_jobs = sa.Table(
     # keeps dying before it gets anywhere ends `failed` instead of being claimed forever.
     sa.Column("claims", sa.Integer, server_default="0", nullable=False),
     sa.Column("last_error", sa.Text),
+    # Set when the job ends with products failed on a transient cause: they are re-run as a new
+    # job a delay after this (cleared once done).
+    sa.Column("rerun_pending_since", UTCDateTime),
     sa.Index("ix_wip_jobs_collection_created", "collection_name", "created_at"),
     sa.Index("ix_wip_jobs_status", "status"),
 )
@@ -120,6 +123,7 @@ job_items = sa.Table(
     sa.Column("attempts", sa.Integer, server_default="0", nullable=False),
     sa.Column("error", sa.Text),
     sa.Column("error_step", sa.String(16)),
+    sa.Column("error_transient", sa.Boolean),  # the failure may pass when tried again later
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("duration", sa.Float),
@@ -159,4 +163,38 @@ api_keys = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("last_used_at", UTCDateTime),
     sa.Column("revoked_at", UTCDateTime),
+)
+
+# Where a collection's job endings are announced: an email address list or a webhook URL.
+notification_targets = sa.Table(
+    "notification_targets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collection_name", sa.String(64), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # email | webhook
+    sa.Column("address", sa.Text, nullable=False),  # the webhook URL, or comma-separated recipients
+    sa.Column("secret", sa.Text),  # webhooks: the Standard Webhooks signing secret (whsec_…)
+    sa.Column("events", sa.JSON, nullable=False),  # names of the events sent to this target
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# The outbox: one row per (event, target), written in the transaction that ends the job, so
+# that a crash between the job's end and the send loses nothing. `attempts` is the log.
+notification_outbox = sa.Table(
+    "notification_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(80), nullable=False, unique=True),  # stable across attempts
+    sa.Column("collection_name", sa.String(64), nullable=False, index=True),
+    sa.Column("target_id", sa.Integer, nullable=False),
+    sa.Column("job_id", sa.Text, nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempt_count", sa.Integer, server_default="0", nullable=False),
+    sa.Column("attempts", sa.JSON, nullable=False),  # [{at, ok, detail}]
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_notification_outbox_due", "status", "next_attempt_at"),
 )

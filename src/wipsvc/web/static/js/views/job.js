@@ -7,6 +7,7 @@ import {
 import { live } from "../live.js";
 import { applyEvent, jobHref, jobStatusBadge, timing } from "./jobs.js";
 import { resultRow } from "./results.js";
+import { deliveriesCard } from "./deliveries.js";
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const LOG_LIMIT = 200;
@@ -39,6 +40,8 @@ export function jobPage(main, { name, id }) {
         h("div", { class: "card-head" }, h("h2", { id: "log-title" }, "Activity")), catchUp, logList)),
     h("section", { class: "card", "aria-labelledby": "results-title" },
       h("div", { class: "card-head" }, h("h2", { id: "results-title" }, "Products")), results));
+  const notifications = deliveriesCard(name, id);
+  main.append(notifications.element);
 
   async function load() {
     try {
@@ -49,6 +52,7 @@ export function jobPage(main, { name, id }) {
       state.job = { ...job, etaAt: Date.now() };
       for (const r of job.results) state.skus.set(r.wip_id, r.sku);
       render();
+      if (TERMINAL.has(job.status)) notifications.refresh();
       if (wasActive && TERMINAL.has(job.status)) announce(`Job ${job.status}: ${job.successful_products} succeeded, ${job.failed_products} failed.`);
     } catch (error) {
       if (destroyed) return;

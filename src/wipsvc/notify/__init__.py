@@ -1,0 +1,1 @@
+"""Word when a job ends: email and webhook notifications, delivered from the outbox."""
