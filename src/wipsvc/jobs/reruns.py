@@ -11,12 +11,12 @@ between creating the re-run and settling the first job, never create it twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from wipsvc.jobs.background import BackgroundLoop
 from wipsvc.store import Conflict, Store
 from wipsvc.store.tables import utcnow
 
@@ -29,7 +29,9 @@ def rerun_job_id(job_id: str) -> str:
     return str(uuid.uuid5(_RERUN_NAMESPACE, job_id))
 
 
-class RerunScheduler:
+class RerunScheduler(BackgroundLoop):
+    task_name = "wipsvc-reruns"
+
     def __init__(
         self,
         store: Store,
@@ -43,7 +45,6 @@ class RerunScheduler:
         self._clock = clock
         self._on_created = on_created
         self._poll = min(5.0, max(0.1, delay_seconds / 2))
-        self._task: asyncio.Task[None] | None = None
 
     async def run_due(self, now: datetime | None = None) -> list[str]:
         """Create the re-runs due at ``now`` (default: the clock's now); returns the new jobs' ids."""
@@ -64,17 +65,6 @@ class RerunScheduler:
         if created:
             self._on_created()
         return created
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="wipsvc-reruns")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -8,10 +8,10 @@ bounded batch at a time so that no transaction holds the database for long.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime, timedelta
 
+from wipsvc.jobs.background import BackgroundLoop
 from wipsvc.store import Store
 from wipsvc.store.lifecycle_repo import Pruned
 from wipsvc.store.tables import utcnow
@@ -23,11 +23,12 @@ BATCH_JOBS = 200
 MAX_BATCHES_PER_ROUND = 50  # bounded work per round; what is left waits for the next one
 
 
-class HistoryPruner:
+class HistoryPruner(BackgroundLoop):
+    task_name = "wipsvc-history-pruner"
+
     def __init__(self, store: Store, retention_days: float) -> None:
         self._store = store
         self._retention = timedelta(days=retention_days)
-        self._task: asyncio.Task[None] | None = None
 
     async def prune_once(self, now: datetime) -> Pruned:
         """One round: prune jobs that ended more than the retention period before `now`."""
@@ -44,17 +45,6 @@ class HistoryPruner:
                 "pruned the history of %d finished jobs (%d events, %d ledger rows)", jobs, events, items
             )
         return Pruned(jobs, events, items)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="wipsvc-history-pruner")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
 
     async def _loop(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
+from wipsvc.jobs.background import BackgroundLoop
 from wipsvc.notify.delivery import DeliveryFailed, deliver
 from wipsvc.store import Store
 from wipsvc.store.outbox_repo import Delivery, Target
@@ -24,7 +25,9 @@ BATCH = 20
 _ENDING_STATUSES = {"completed", "failed", "cancelled"}
 
 
-class NotificationSender:
+class NotificationSender(BackgroundLoop):
+    task_name = "wipsvc-notifications"
+
     def __init__(
         self, store: Store, settings: Settings, guard: SafeFetcher, *, clock: Callable[[], datetime] = utcnow
     ) -> None:
@@ -33,7 +36,6 @@ class NotificationSender:
         self._guard = guard
         self._clock = clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def retry_at(self, attempts_made: int) -> datetime | None:
         """When to try again after ``attempts_made`` failed attempts; None once they are used up."""
@@ -80,17 +82,6 @@ class NotificationSender:
                 retry_at = self.retry_at(delivery.attempt_count + 1)
         log.info("delivery %s to target %s: %s", delivery.message_id, delivery.target_id, detail)
         await self._store.outbox.record_attempt(delivery.id, ok=ok, detail=detail, retry_at=retry_at)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="wipsvc-notifications")
-
-    async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
 
     async def _loop(self) -> None:
         while True:
