@@ -47,6 +47,7 @@ class Limits:
                 burst=burst,
                 backoff=settings.rate_limit_backoff_seconds,
                 max_backoff=settings.rate_limit_max_backoff_seconds,
+                ageing=settings.priority_ageing_seconds,
             )
 
         return cls(

@@ -107,6 +107,7 @@ class QuotaAccounts:
             "burst": burst,
             "backoff": s.rate_limit_backoff_seconds,
             "max_backoff": s.rate_limit_max_backoff_seconds,
+            "ageing": s.priority_ageing_seconds,
         }
         if self._redis is not None:
             assert enclosing is None or isinstance(enclosing, SharedQuotaBucket)
