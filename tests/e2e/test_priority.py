@@ -5,6 +5,7 @@ job does not starve under a stream of urgent ones (shortened ageing)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.test_cli import job_id_in, wipsvc
 from tests.e2e.test_real_backends import COLLECTION, FakeCloud, configure
 from tests.support.live import LiveServer, make_settings, until, until_processed, wait_for_job
 from tests.support.slow import GatedFetcher, SlowFetcher
@@ -192,3 +194,33 @@ async def test_a_low_job_does_not_starve_under_a_stream_of_urgent_jobs(
     overtaken = [j for j in urgent_jobs if at(j["created_at"]) < low_started < at(j["started_at"])]
     assert overtaken, "the low job only ran once the urgent stream had ended"
     assert len(urgent) < 40  # it started while the stream was still going
+
+
+async def test_the_cli_starts_a_job_with_a_priority_and_changes_it(
+    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher
+) -> None:
+    gated = GatedFetcher(fetcher)
+    settings = make_settings(sqlite_url, jobs_per_collection=1)
+    async with LiveServer(settings, fetcher=gated) as server, server.client() as client:
+        first_ids = await create(client, "taps", ["TAP-1"], pages(shop))
+        second_ids = await create(client, "taps", ["TAP-2"], pages(shop))
+        first = await start(client, "taps", first_ids)
+        await until(lambda: gated.waiting >= 1)
+
+        run = await wipsvc("jobs", "start", "taps", str(second_ids[0]), "--priority", "low", url=server.url)
+        assert run.code == 0, run.err
+        second = job_id_in(run.out)
+        assert (await job(client, "taps", second))["priority"] == "low"
+        run = await wipsvc("jobs", "start", "taps", str(second_ids[0]), "--priority", "soon", url=server.url)
+        assert run.code == 2 and "soon" in run.err
+
+        run = await wipsvc("jobs", "priority", "taps", second, "urgent", url=server.url)
+        assert run.code == 0 and f"Job {second} is queued, priority urgent." in run.out, run.out + run.err
+        await until(lambda: gated.waiting >= 2)  # urgent: it runs beside the normal job
+        run = await wipsvc("jobs", "show", "taps", second, url=server.url)
+        assert run.code == 0 and "priority urgent" in run.out
+        run = await wipsvc("jobs", "priority", "taps", first, "urgent", "--json", url=server.url)
+        assert run.code == 3 and json.loads(run.out)["error"]["code"] == "conflict"
+        gated.gate.set()
+        for job_id in (first, second):
+            assert (await wait_for_job(client, "taps", job_id))["status"] == "completed"
