@@ -276,7 +276,10 @@ class Settings(BaseSettings):
         30, ge=1, description="Apps Script executions at once (Google's limit: 30 per user)."
     )
     llm_requests_per_minute: int | None = Field(
-        500, ge=1, description="LLM requests per minute (OpenAI's tier-1 limit; set your account's)."
+        500,
+        ge=1,
+        description="LLM requests per minute (OpenAI's tier-1 limit; set your account's): half of them at "
+        "once, then paced evenly.",
     )
     llm_tokens_per_minute: int | None = Field(
         None, ge=1, description="LLM tokens per minute, prompt estimate + max completion (None = unlimited)."
