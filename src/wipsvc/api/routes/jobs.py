@@ -123,7 +123,7 @@ async def get_job(job_id: JobId, collection: AllowedCollectionName, services: Se
         examples={409: ("conflict", "job ce672290-… is running: its priority can change only while queued")},
     ),
 )
-async def change_job(
+async def change_job_priority(
     job_id: JobId, body: PriorityChange, collection: ExistingCollection, services: ServicesDep
 ) -> JobResponse:
     """Raise (or lower) the priority of a job that is still queued: `{"priority": "urgent"}`. A job
