@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -170,7 +170,12 @@ def page_app(scale: float) -> Starlette:
     return Starlette(routes=[Route("/products/{n}", product)])
 
 
-async def run_design(design: Design, products: int, workdir: Path) -> None:
+Runner = Callable[[Design, httpx.AsyncClient, str, str, str, str, int], Awaitable[None]]
+
+
+async def run_design(design: Design, products: int, workdir: Path, runner: Runner | None = None) -> None:
+    """Start the fakes and the service for ``design``, then ``runner`` (by default one job of
+    ``products`` products, see ``run_job``) against them; records the fakes' counts."""
     scale = design.scale
     with (
         FakeGoogleOAuth() as oauth,
@@ -217,7 +222,9 @@ async def run_design(design: Design, products: int, workdir: Path) -> None:
         url = (await process.stdout.readline()).decode().strip()
         try:
             async with httpx.AsyncClient(base_url=url, timeout=30, trust_env=False) as client:
-                await run_job(design, client, sid, user.name, script.script_id, shop.url, products)
+                await (runner or run_job)(
+                    design, client, sid, user.name, script.script_id, shop.url, products
+                )
         finally:
             process.stdin.close()
             await process.wait()
@@ -249,15 +256,8 @@ def _for(sku: str, schema: str | None) -> Callable[[RecordedRequest], bool]:
 async def run_job(
     design: Design, client: httpx.AsyncClient, sid: str, user: str, script_id: str, shop: str, products: int
 ) -> None:
-    config = {
-        "sheet": {"backend": "google", "spreadsheet_id": sid},
-        "cleaning": {"backend": "apps_script_api", "script_id": script_id, "oauth_credentials_file": user},
-    }
-    (await client.put("/api/collections/bench", json=config)).raise_for_status()
-    items = [{"sku": f"BENCH-{n:04}", "url": f"{shop}/products/{n}"} for n in range(products)]
-    response = await client.post("/api/bench/wip", json={"products": items})
-    response.raise_for_status()
-    ids = response.json()["wip_ids"]
+    await configure(client, sid, user, script_id)
+    ids = await create_products(client, shop, range(products))
     started = time.monotonic()
     response = await client.post("/api/bench/wip/process", json={"wip_ids": ids})
     response.raise_for_status()
@@ -272,6 +272,24 @@ async def run_job(
         await asyncio.sleep(0.02)
     design.elapsed = job_seconds(job) or now
     design.job = job
+
+
+async def configure(client: httpx.AsyncClient, sid: str, user: str, script_id: str) -> None:
+    """The collection `bench`: the fake Google sheet and Apps Script, the fake LLM by default."""
+    config = {
+        "sheet": {"backend": "google", "spreadsheet_id": sid},
+        "cleaning": {"backend": "apps_script_api", "script_id": script_id, "oauth_credentials_file": user},
+    }
+    (await client.put("/api/collections/bench", json=config)).raise_for_status()
+
+
+async def create_products(client: httpx.AsyncClient, shop: str, numbers: range) -> list[int]:
+    """Products BENCH-nnnn of `bench`, one per shop page (the fakes' latencies are per SKU)."""
+    items = [{"sku": f"BENCH-{n:04}", "url": f"{shop}/products/{n}"} for n in numbers]
+    response = await client.post("/api/bench/wip", json={"products": items})
+    response.raise_for_status()
+    ids: list[int] = response.json()["wip_ids"]
+    return ids
 
 
 def job_seconds(job: dict[str, Any]) -> float | None:

@@ -92,7 +92,19 @@ class Settings(BaseSettings):
     product_delay_seconds: float = Field(
         0.0, ge=0, description="Pause each worker takes between products (the original design used 20)."
     )
-    jobs_per_collection: int = Field(1, ge=1, description="Jobs of one collection running at once.")
+    jobs_per_collection: int = Field(
+        1,
+        ge=1,
+        description="Jobs of one collection running at once. An `urgent` job may run as one more while "
+        "a job of lower priority of its collection runs.",
+    )
+    priority_ageing_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Waiting raises priority one class per this many seconds, for queued jobs and for "
+        "calls waiting for a quota token: a `low` one ranks as `urgent` after twice this, so no wait "
+        "is unbounded.",
+    )
     max_running_jobs: int = Field(8, ge=1, description="Jobs this instance runs at once.")
     lease_seconds: float = Field(15.0, gt=0, description="How long a job's lease lasts unless renewed.")
     claim_interval_seconds: float = Field(
@@ -264,7 +276,10 @@ class Settings(BaseSettings):
         30, ge=1, description="Apps Script executions at once (Google's limit: 30 per user)."
     )
     llm_requests_per_minute: int | None = Field(
-        500, ge=1, description="LLM requests per minute (OpenAI's tier-1 limit; set your account's)."
+        500,
+        ge=1,
+        description="LLM requests per minute (OpenAI's tier-1 limit; set your account's): half of them at "
+        "once, then paced evenly.",
     )
     llm_tokens_per_minute: int | None = Field(
         None, ge=1, description="LLM tokens per minute, prompt estimate + max completion (None = unlimited)."

@@ -146,6 +146,7 @@ async def test_a_key_reaches_only_its_collections(
             await client.get(f"/api/taps/wip/jobs/{taps_job}", headers=sinks),
             await client.post(f"/api/taps/wip/jobs/{taps_job}/cancel", headers=sinks),
             await client.post(f"/api/taps/wip/jobs/{taps_job}/retry", headers=sinks),
+            await client.patch(f"/api/taps/wip/jobs/{taps_job}", json={"priority": "urgent"}, headers=sinks),
             await client.get(f"/api/taps/wip/{taps_ids[0]}", headers=sinks),
             await client.get("/api/taps/wip", headers=sinks),
             await client.post("/api/taps/wip/process", json={"wip_ids": taps_ids}, headers=sinks),
@@ -156,6 +157,8 @@ async def test_a_key_reaches_only_its_collections(
             assert _error(response, 404, "not_found") == missing | {"message": "collection 'taps' not found"}
         # Through its own collection's path, the other job is unknown too.
         _error(await client.get(f"/api/sinks/wip/jobs/{taps_job}", headers=sinks), 404, "not_found")
+        moved = await client.patch(f"/api/sinks/wip/jobs/{taps_job}", json={"priority": "low"}, headers=sinks)
+        _error(moved, 404, "not_found")
         listed = (await client.get("/api/collections", headers=sinks)).json()["collections"]
         assert [c["name"] for c in listed] == ["sinks"]
         assert (await client.get(f"/api/sinks/wip/jobs/{sinks_job}", headers=sinks)).status_code == 200

@@ -103,6 +103,8 @@ async def _exercise(recorder: Recorder, server: LiveServer, shop: SampleShop, ga
     await call("delete_product", "DELETE", f"/api/sinks/wip/{ids[0]}", 409)
     await call("delete_job", "DELETE", f"/api/sinks/wip/jobs/{started['job_id']}", 409)
     await call("delete_collection", "DELETE", "/api/collections/sinks", 409)
+    running = f"/api/sinks/wip/jobs/{started['job_id']}"
+    await call("change_job_priority", "PATCH", running, 409, json={"priority": "urgent"})
     await call("cancel_job", "POST", f"/api/sinks/wip/jobs/{started['job_id']}/cancel", 200)
     gated.gate.set()
     await wait_for_job(recorder.client, "sinks", started["job_id"])

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from wipsvc.collection import CollectionConfig
+from wipsvc.domain.priority import Priority
 from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 from wipsvc.text import check_text
 
@@ -86,6 +87,17 @@ class ProcessRequest(_Strict):
             raise ValueError(f"wip_ids must be at most {MAX_WIP_ID}")
         return ids
 
+    priority: Priority = Field(
+        Priority.NORMAL,
+        description="Optional. `urgent` jobs are claimed first and their calls get quota tokens first "
+        "(then `normal`, then `low`); waiting raises a job's priority over time.",
+        examples=["urgent"],
+    )
+
+
+class PriorityChange(_Strict):
+    priority: Priority = Field(description="The job's new priority.", examples=["urgent"])
+
 
 class ProcessResponse(BaseModel):
     success: Success = True
@@ -150,6 +162,9 @@ class Job(BaseModel):
         False, description="Cancellation was asked for; a running job ends after the products in flight."
     )
     retry_of: str | None = Field(None, description="The job whose failed products this job re-runs.")
+    priority: Priority = Field(
+        Priority.NORMAL, description="urgent, normal or low: the order of claims and of quota tokens."
+    )
     token_usage: dict[str, int] | None = Field(None, description="LLM tokens used by the job.")
 
 

@@ -180,11 +180,22 @@ class ApiClient:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    async def start_job(self, collection: str, wip_ids: Sequence[int]) -> ProcessResponse:
-        response = await self._request(
-            "POST", f"/api/{_segment(collection)}/wip/process", json={"wip_ids": list(wip_ids)}
-        )
+    async def start_job(
+        self, collection: str, wip_ids: Sequence[int], *, priority: str | None = None
+    ) -> ProcessResponse:
+        body: dict[str, Any] = {"wip_ids": list(wip_ids)}
+        if priority is not None:  # without it, the seed's request as it was
+            body["priority"] = priority
+        response = await self._request("POST", f"/api/{_segment(collection)}/wip/process", json=body)
         return ProcessResponse.model_validate(response.json())
+
+    async def change_priority(self, collection: str, job_id: str, priority: str) -> Job:
+        response = await self._request(
+            "PATCH",
+            f"/api/{_segment(collection)}/wip/jobs/{_segment(job_id)}",
+            json={"priority": priority},
+        )
+        return JobResponse.model_validate(response.json()).job
 
     async def get_job(self, collection: str, job_id: str) -> Job:
         response = await self._request("GET", f"/api/{_segment(collection)}/wip/jobs/{_segment(job_id)}")

@@ -28,6 +28,7 @@ from wipsvc.client.deliveries import deliveries_app
 from wipsvc.client.output import (
     JsonOption,
     PollOption,
+    PriorityOption,
     ReconnectOption,
     UrlOption,
     WatchFlag,
@@ -85,6 +86,7 @@ def submit(
     products_csv: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="CSV of sku,url (header optional).")
     ],
+    priority: PriorityOption = None,
     watch: WatchFlag = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
@@ -99,7 +101,7 @@ def submit(
 
     async def action(api: ApiClient, console: Console) -> int:
         wip_ids = await api.create_products(collection, products)
-        started = await api.start_job(collection, wip_ids)
+        started = await api.start_job(collection, wip_ids, priority=priority.value if priority else None)
         console.print(f"Created {len(wip_ids)} products in {collection!r}; started job:")
         if not as_json:
             console.print(started.job_id, markup=False)
@@ -187,7 +189,8 @@ def jobs_show(collection: str, job_id: str, as_json: JsonOption = False, url: Ur
         console.print(f"job {job.job_id}: {job.status.value}", markup=False)
         console.print(
             f"{job.processed_products}/{job.total_products} processed, {job.successful_products} succeeded, "
-            f"{job.failed_products} failed" + (f"; retry of {job.retry_of}" if job.retry_of else ""),
+            f"{job.failed_products} failed; priority {job.priority.value}"
+            + (f"; retry of {job.retry_of}" if job.retry_of else ""),
             markup=False,
         )
         if job.results:

@@ -16,6 +16,7 @@ from wipsvc.client.api import ApiClient
 from wipsvc.client.output import (
     JsonOption,
     PollOption,
+    PriorityOption,
     ReconnectOption,
     UrlOption,
     WatchFlag,
@@ -24,6 +25,7 @@ from wipsvc.client.output import (
     start_and_follow,
     usage_error,
 )
+from wipsvc.domain.priority import Priority
 
 WipIds = Annotated[list[int], typer.Argument(help="WIP product ids.", min=1, max=2**31 - 1)]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
@@ -32,6 +34,7 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 def jobs_start(
     collection: str,
     wip_ids: WipIds,
+    priority: PriorityOption = None,
     watch: WatchFlag = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
@@ -42,7 +45,7 @@ def jobs_start(
     start_and_follow(
         url,
         collection,
-        lambda api: api.start_job(collection, wip_ids),
+        lambda api: api.start_job(collection, wip_ids, priority=priority.value if priority else None),
         lambda started: f"Started a job of {started.total_products} products in {collection!r}:",
         watch=watch,
         as_json=as_json,
@@ -71,6 +74,26 @@ def jobs_resume(
         reconnect=reconnect_timeout,
         poll=poll_interval,
     )
+
+
+def jobs_priority(
+    collection: str,
+    job_id: str,
+    priority: Annotated[Priority, typer.Argument(help="urgent, normal or low.")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+) -> None:
+    """Change the priority of a job that is still queued."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        job = await api.change_priority(collection, job_id, priority.value)
+        if as_json:
+            emit_json({"success": True, "job": job.model_dump(mode="json")})
+        else:
+            console.print(f"Job {job_id} is {job.status.value}, priority {job.priority.value}.", markup=False)
+        return 0
+
+    run_command(url, action, as_json=as_json)
 
 
 def jobs_delete(collection: str, job_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
@@ -180,6 +203,7 @@ def _report(console: Console, answer: DeleteResponse, as_json: bool) -> None:
 def register(jobs_app: typer.Typer, products_app: typer.Typer, collections_app: typer.Typer) -> None:
     jobs_app.command("start")(jobs_start)
     jobs_app.command("resume")(jobs_resume)
+    jobs_app.command("priority")(jobs_priority)
     jobs_app.command("delete")(jobs_delete)
     products_app.command("reset")(products_reset)
     products_app.command("delete")(products_delete)

@@ -35,6 +35,7 @@ from wipsvc.client.api import (
     ServiceUnreachable,
 )
 from wipsvc.client.watch import WatchOptions, job_exit_code, watch_job
+from wipsvc.domain.priority import Priority
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -52,6 +53,10 @@ JsonOption = Annotated[
     typer.Option("--json", help="Print one JSON object on stdout, in the API's shape (messages: stderr)."),
 ]
 WatchFlag = Annotated[bool, typer.Option("--watch", "-w", help="Follow the job until it ends.")]
+PriorityOption = Annotated[
+    Priority | None,
+    typer.Option(help="The job's priority: urgent jobs are claimed and served first (default: normal)."),
+]
 ReconnectOption = Annotated[
     float,
     typer.Option(help="Seconds to keep reconnecting while the server is unreachable.", min=0),

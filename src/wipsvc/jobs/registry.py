@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from wipsvc.config import Settings
+from wipsvc.domain.priority import Priority
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.runner import JobRunner
 from wipsvc.store import JobRecord, LeaseLost, Store, describe_error
@@ -118,10 +119,22 @@ class JobRegistry:
         self._runners.clear()
 
     async def submit(
-        self, collection: str, wip_ids: Sequence[int], *, retry_of: str | None = None
+        self,
+        collection: str,
+        wip_ids: Sequence[int],
+        *,
+        retry_of: str | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> JobRecord:
-        job = await self._store.jobs.create(str(uuid.uuid4()), collection, wip_ids, retry_of=retry_of)
+        job = await self._store.jobs.create(
+            str(uuid.uuid4()), collection, wip_ids, retry_of=retry_of, priority=priority
+        )
         self._wake.set()
+        return job
+
+    async def change_priority(self, job_id: str, priority: Priority) -> JobRecord:
+        job = await self._store.priority.change(job_id, priority)
+        self._wake.set()  # an urgent job may now run beyond its collection's cap
         return job
 
     async def cancel(self, job_id: str) -> JobRecord:
@@ -161,6 +174,7 @@ class JobRegistry:
             per_collection=self._settings.jobs_per_collection,
             limit=capacity,
             take_running=self._take_orphans_now,
+            ageing_seconds=self._settings.priority_ageing_seconds,
         )
         # Only at start-up: later, a second process sharing the file by mistake must not
         # take jobs from a live owner; their leases expire if it dies.

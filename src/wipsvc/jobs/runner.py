@@ -23,6 +23,7 @@ from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.observer import RunnerObserver
 from wipsvc.limits import Limits
+from wipsvc.limits.waiting import call_priority
 from wipsvc.pipeline.fence import fenced_backends
 from wipsvc.pipeline.prefetch import PageFetcher, PrefetchingFetcher
 from wipsvc.pipeline.retry import RetryPolicy, with_retries
@@ -102,6 +103,10 @@ class JobRunner:
     async def run(self) -> None:
         job_id = self.job.job_id
         logs.bind_job(job_id, self.job.collection_name)
+        # Every quota bucket this job's calls wait at serves them by the job's priority: set once
+        # here, in the job's own task, and inherited by the worker tasks it creates, so that the
+        # adapters in between need no priority parameter (see `limits/waiting.py`).
+        call_priority.set(self.job.priority)
         try:
             await self._renew()
             await self._bus.publish([await self._store.jobs.mark_started(self._guard.lease)])

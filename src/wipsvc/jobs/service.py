@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wipsvc.config import Settings
+from wipsvc.domain.priority import Priority
 from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
 from wipsvc.jobs.registry import JobRegistry
 from wipsvc.store import Conflict, JobRecord, NotFound, Store
@@ -33,7 +34,12 @@ class JobService:
         self._store, self._registry, self._settings = store, registry, settings
 
     async def start(
-        self, collection: str, wip_ids: Sequence[int], *, admit: Admission = contextlib.nullcontext
+        self,
+        collection: str,
+        wip_ids: Sequence[int],
+        *,
+        admit: Admission = contextlib.nullcontext,
+        priority: Priority = Priority.NORMAL,
     ) -> JobRecord:
         """Queue a job for ``wip_ids`` of ``collection``; ``admit`` is entered around the submit
         (the API's cap on active jobs), after the request has been checked."""
@@ -51,7 +57,7 @@ class JobService:
                 {"unknown_wip_ids": unknown},
             )
         async with admit():
-            return await self._registry.submit(collection, wip_ids)
+            return await self._registry.submit(collection, wip_ids, priority=priority)
 
     async def get(self, collection: str, job_id: str) -> JobRecord:
         job = await self._store.jobs.get(job_id)
@@ -59,6 +65,11 @@ class JobService:
         if job is None or job.collection_name != collection:
             raise NotFound(f"job {job_id} not found in collection '{collection}'")
         return job
+
+    async def change_priority(self, collection: str, job_id: str, priority: Priority) -> JobRecord:
+        """A queued job's new priority; Conflict once it runs or has ended."""
+        await self.get(collection, job_id)
+        return await self._registry.change_priority(job_id, priority)
 
     async def cancel(self, collection: str, job_id: str) -> JobRecord:
         """A queued job ends at once; a running one starts no new product."""
@@ -85,7 +96,7 @@ class JobService:
         if not chosen:
             raise Conflict(f"job {job_id} has no {label} products")
         async with admit():
-            return await self._registry.submit(collection, chosen, retry_of=job_id)
+            return await self._registry.submit(collection, chosen, retry_of=job_id, priority=job.priority)
 
     async def results(self, job: JobRecord) -> list[dict[str, Any]]:
         return await self._store.jobs.results(job)

@@ -13,7 +13,7 @@ from typing import Any
 from wipsvc.config import Settings
 from wipsvc.limits.bucket import Anchor, Permit, QuotaBucket
 
-__all__ = ["Limits", "Permit", "QuotaBucket", "sheets_burst"]
+__all__ = ["Limits", "Permit", "QuotaBucket", "llm_burst", "sheets_burst"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class Limits:
                 burst=burst,
                 backoff=settings.rate_limit_backoff_seconds,
                 max_backoff=settings.rate_limit_max_backoff_seconds,
+                ageing=settings.priority_ageing_seconds,
             )
 
         return cls(
@@ -61,7 +62,11 @@ class Limits:
                 settings.apps_script_per_minute,
                 max_concurrent=settings.apps_script_max_concurrent,
             ),
-            llm_requests=bucket("llm_requests", settings.llm_requests_per_minute),
+            llm_requests=bucket(
+                "llm_requests",
+                settings.llm_requests_per_minute,
+                burst=llm_burst(settings.llm_requests_per_minute),
+            ),
             llm_tokens=bucket("llm_tokens", settings.llm_tokens_per_minute),
         )
 
@@ -94,3 +99,11 @@ def sheets_burst(limit: int | None) -> int | None:
     # sends about 25 requests), a longer job's are then paced one every period/limit, gathering
     # into coalesced requests. The window guard still holds any minute to `limit`.
     return None if limit is None else max(1, limit // 2)
+
+
+def llm_burst(limit: int | None) -> int | None:
+    # Half a minute's requests at once, then paced. Providers count a per-minute limit over shorter
+    # spans too (OpenAI: 60 a minute may be enforced as one a second); and a paced bucket hands out
+    # tokens as they come, so that an urgent job's later calls (descriptions after extraction) take
+    # the next ones instead of waiting for the next minute behind calls that were there first.
+    return sheets_burst(limit)

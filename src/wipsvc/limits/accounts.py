@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wipsvc.config import Settings
-from wipsvc.limits import Limits, QuotaBucket, sheets_burst
+from wipsvc.limits import Limits, QuotaBucket, llm_burst, sheets_burst
 from wipsvc.limits.bucket import Anchor
 from wipsvc.limits.shared import SharedQuotaBucket
 
@@ -107,6 +107,7 @@ class QuotaAccounts:
             "burst": burst,
             "backoff": s.rate_limit_backoff_seconds,
             "max_backoff": s.rate_limit_max_backoff_seconds,
+            "ageing": s.priority_ageing_seconds,
         }
         if self._redis is not None:
             assert enclosing is None or isinstance(enclosing, SharedQuotaBucket)
@@ -174,7 +175,12 @@ class QuotaAccounts:
                 )
             }
         return {
-            "llm_requests": self._bucket(f"{key}:llm_requests", "llm_requests", s.llm_requests_per_minute),
+            "llm_requests": self._bucket(
+                f"{key}:llm_requests",
+                "llm_requests",
+                s.llm_requests_per_minute,
+                burst=llm_burst(s.llm_requests_per_minute),
+            ),
             "llm_tokens": self._bucket(f"{key}:llm_tokens", "llm_tokens", s.llm_tokens_per_minute),
         }
 

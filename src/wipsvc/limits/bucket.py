@@ -19,10 +19,13 @@ one minute can see up to twice the quota (60 at once, then 59 more as it drains)
 it paces evenly but a call whose request arrives late still lands 61 in one of Google's windows. It
 also wakes the smallest request first (a large token request can starve), and knows nothing of 429s.
 This class keeps its shape: the loop's clock, waiters as futures woken by ``loop.call_at`` timers,
-no polling. It adds FIFO order (fairness between jobs), completion-anchored tokens, an optional
+no polling. It adds priority order, FIFO within a priority (fairness between jobs; see
+``limits/waiting.py``), completion-anchored tokens, an optional
 concurrency cap (Apps Script runs at most 30 executions per user), and back-pressure: a 429 pauses
 the whole resource, for ``Retry-After`` or Google's truncated exponential backoff, then the bucket
 goes on at its configured rate.
+
+(Over 300 lines: admission, waking and back-pressure share the bucket's state and timer.)
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ import asyncio
 import heapq
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
 from types import TracebackType
 from typing import Any, Literal, Self
+
+from wipsvc.limits.waiting import WaitQueue
 
 Anchor = Literal["start", "finish"]
 
@@ -104,6 +108,7 @@ class QuotaBucket:
         max_backoff: float = 32.0,
         jitter: Callable[[], float] = random.random,
         enclosing: QuotaBucket | None = None,
+        ageing: float | None = None,
     ) -> None:
         if limit is not None and limit < 1:
             raise ValueError("limit must be at least 1 (or None for no limit)")
@@ -130,7 +135,8 @@ class QuotaBucket:
         self._held = 0  # tokens of finish-anchored calls still running
         self._in_flight = 0
         self._seq = count()
-        self._waiters: deque[_Waiter] = deque()
+        # Served by the priority of the calling job (urgent first), raised by `ageing` seconds waited.
+        self._waiters: WaitQueue[_Waiter] = WaitQueue(ageing)
         self._timer: asyncio.TimerHandle | None = None
         self._paused_until = float("-inf")
         self._pause_started = float("-inf")
@@ -162,8 +168,9 @@ class QuotaBucket:
 
     # -- taking tokens ----------------------------------------------------------------------------
     async def acquire(self, amount: int = 1) -> Permit:
-        """Wait (FIFO) until ``amount`` tokens are free and the resource is not paused; then, with an
-        enclosing bucket (Google's per-project quota above a user's), for its tokens too."""
+        """Wait (by priority, then FIFO) until ``amount`` tokens are free and the resource is not
+        paused; then, with an enclosing bucket (Google's per-project quota above a user's), for its
+        tokens too."""
         permit = await self._acquire_own(amount)
         if self.enclosing is None:
             return permit
@@ -182,7 +189,7 @@ class QuotaBucket:
         if not self._has_waiters() and self._can_admit(amount, now):
             return self._admit(amount, now)
         future: asyncio.Future[Permit] = loop.create_future()
-        self._waiters.append(_Waiter(amount, future, requested))
+        self._waiters.push(_Waiter(amount, future, requested), now)
         self._wake()
         try:
             return await future
@@ -197,8 +204,7 @@ class QuotaBucket:
         return _PermitContext(self, amount)
 
     def _has_waiters(self) -> bool:
-        while self._waiters and self._waiters[0].future.done():
-            self._waiters.popleft()
+        self._waiters.discard(lambda waiter: waiter.future.done())
         return bool(self._waiters)
 
     def _can_admit(self, amount: int, now: float) -> bool:
@@ -250,14 +256,13 @@ class QuotaBucket:
             self._timer.cancel()
             self._timer = None
         now = _now()
-        while self._has_waiters():
-            head = self._waiters[0]
-            if not self._can_admit(head.amount, now):
-                break
-            self._waiters.popleft()
+        head = self._waiters.first(now) if self._has_waiters() else None
+        while head is not None and self._can_admit(head.amount, now):
+            self._waiters.pop(now)
             head.future.set_result(self._admit(head.amount, now))
-        if self._waiters:
-            when = self._next_chance(self._waiters[0].amount, now)
+            head = self._waiters.first(now)
+        if head is not None:
+            when = self._next_chance(head.amount, now)
             if when is not None:
                 self._timer = asyncio.get_running_loop().call_at(when, self._wake)
 

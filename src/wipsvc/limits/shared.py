@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wipsvc.limits.bucket import Anchor, Permit, QuotaBucket
+from wipsvc.limits.waiting import PriorityGate
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
@@ -156,6 +157,7 @@ class SharedQuotaBucket(QuotaBucket):
         poll: float = 0.05,
         clock: Clock | None = None,
         sleep: Sleep = asyncio.sleep,
+        ageing: float | None = None,
     ) -> None:
         super().__init__(
             name,
@@ -167,6 +169,7 @@ class SharedQuotaBucket(QuotaBucket):
             backoff=backoff,
             max_backoff=max_backoff,
             jitter=jitter,
+            ageing=ageing,
         )
         self.key = key
         self.shared_enclosing = enclosing
@@ -178,7 +181,8 @@ class SharedQuotaBucket(QuotaBucket):
         self._poll = poll  # how often to ask again while only a running call's end can free room
         self._clock = clock
         self._sleep = sleep
-        self._fifo = asyncio.Lock()  # asyncio's locks wake waiters in arrival order
+        # This instance's callers take turns at Redis by priority, then in arrival order.
+        self._turns = PriorityGate(ageing)
         self._released = asyncio.Event()
         self._pending: set[asyncio.Task[Any]] = set()
         self._prefix = f"{os.getpid()}.{random.getrandbits(48):012x}"
@@ -215,7 +219,7 @@ class SharedQuotaBucket(QuotaBucket):
             ]
         token = f"{self._prefix}.{next(_instance_tokens)}"
         args[2] = token
-        async with self._fifo:
+        async with self._turns:
             while True:
                 args[0] = self._now_arg()
                 taking = asyncio.ensure_future(self._take(keys=keys, args=args))

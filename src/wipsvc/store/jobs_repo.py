@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wipsvc.domain.priority import Priority
 from wipsvc.domain.statuses import (
     EVENT_STATUS_FOR_TERMINAL,
     EventPhase,
@@ -33,6 +34,7 @@ from wipsvc.store.database import Database
 from wipsvc.store.lease import Clock, Lease, LeaseState
 from wipsvc.store.ledger import JobLedger
 from wipsvc.store.outbox_repo import enqueue_job_end
+from wipsvc.store.priority_repo import claim_order
 from wipsvc.store.records import Conflict, JobRecord, LeaseLost, NotFound, ProgressEvent
 from wipsvc.store.rerun_repo import mark_for_rerun
 from wipsvc.store.tables import job_items, utcnow, wip_jobs, wip_products
@@ -69,7 +71,13 @@ class JobsRepository(JobLedger):
     # -- creating and cancelling -----------------------------------------------------------
 
     async def create(
-        self, job_id: str, collection: str, wip_ids: Sequence[int], *, retry_of: str | None = None
+        self,
+        job_id: str,
+        collection: str,
+        wip_ids: Sequence[int],
+        *,
+        retry_of: str | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> JobRecord:
         """Queue a job, reserving its products; none may be unknown or in another active job."""
         now = utcnow()
@@ -110,6 +118,7 @@ class JobsRepository(JobLedger):
                     results="[]",
                     created_at=now,
                     retry_of=retry_of,
+                    priority=priority.value,
                 )
             )
             await conn.execute(
@@ -167,11 +176,20 @@ class JobsRepository(JobLedger):
     # -- ownership -------------------------------------------------------------------------
 
     async def claim(
-        self, owner: str, *, lease_seconds: float, per_collection: int, limit: int, take_running: bool
+        self,
+        owner: str,
+        *,
+        lease_seconds: float,
+        per_collection: int,
+        limit: int,
+        take_running: bool,
+        ageing_seconds: float | None = None,
     ) -> list[JobRecord]:
         """Take jobs to run: orphaned running jobs first (their lease expired, or any running
-        job when `take_running`, i.e. on SQLite where this is the only instance), then the
-        oldest queued jobs of collections below their running-job cap.
+        job when `take_running`, i.e. on SQLite where this is the only instance), then queued
+        jobs of collections below their running-job cap, by priority (raised by ageing, see
+        `priority_repo.claim_order`), then oldest first. An urgent job may run as one beyond
+        the cap while a job of lower priority of its collection runs.
 
         On PostgreSQL the cap holds across instances claiming at the same moment: the claim
         takes a per-collection advisory lock before counting, held until it commits, so a
@@ -190,8 +208,9 @@ class JobsRepository(JobLedger):
                 )
             queued = sa.select(wip_jobs).where(wip_jobs.c.status == JobStatus.QUEUED.value)
             candidates = []
-            for query in (running, queued):
-                query = query.order_by(wip_jobs.c.created_at, wip_jobs.c.job_id).limit(limit * 4)
+            oldest_first = [wip_jobs.c.created_at, wip_jobs.c.job_id]
+            for query, order in ((running, oldest_first), (queued, claim_order(utcnow(), ageing_seconds))):
+                query = query.order_by(*order).limit(limit * 4)
                 if postgres:
                     query = query.with_for_update(skip_locked=True)
                 candidates += [JobRecord.from_row(r) for r in (await conn.execute(query)).mappings()]
@@ -199,11 +218,13 @@ class JobsRepository(JobLedger):
                 await _lock_collections(
                     conn, {c.collection_name for c in candidates if c.status is JobStatus.QUEUED}
                 )
-            live = await self._live_running_counts(conn, exclude=[c.job_id for c in candidates])
+            excluded = [c.job_id for c in candidates]
+            live = await self._live_running_counts(conn, exclude=excluded)
+            urgent = await self._live_running_counts(conn, exclude=excluded, priority=Priority.URGENT)
             for job in candidates:
                 if len(claimed) >= limit:
                     break
-                if job.status is JobStatus.QUEUED and live.get(job.collection_name, 0) >= per_collection:
+                if job.status is JobStatus.QUEUED and not _fits_cap(job, live, urgent, per_collection):
                     continue
                 await conn.execute(
                     wip_jobs.update()
@@ -216,15 +237,21 @@ class JobsRepository(JobLedger):
                     )
                 )
                 live[job.collection_name] = live.get(job.collection_name, 0) + 1
+                if job.priority is Priority.URGENT:
+                    urgent[job.collection_name] = urgent.get(job.collection_name, 0) + 1
                 claimed.append(job)
         return claimed
 
-    async def _live_running_counts(self, conn: AsyncConnection, exclude: Sequence[str]) -> dict[str, int]:
+    async def _live_running_counts(
+        self, conn: AsyncConnection, exclude: Sequence[str], priority: Priority | None = None
+    ) -> dict[str, int]:
         query = (
             sa.select(wip_jobs.c.collection_name, sa.func.count())
             .where(wip_jobs.c.status == JobStatus.RUNNING.value, wip_jobs.c.job_id.not_in(list(exclude)))
             .group_by(wip_jobs.c.collection_name)
         )
+        if priority is not None:
+            query = query.where(wip_jobs.c.priority == priority.value)
         counts: dict[str, int] = {}
         for name, count in await conn.execute(query):
             counts[name] = count
@@ -345,6 +372,19 @@ class JobsRepository(JobLedger):
 
 
 # -- shared pieces of the transactions above ------------------------------------------------
+
+
+def _fits_cap(job: JobRecord, live: dict[str, int], urgent: dict[str, int], per_collection: int) -> bool:
+    """Below its collection's running-job cap; or urgent, exactly at the cap, with a job of
+    lower priority among those running (so at most one beyond it, and only to overtake)."""
+    running = live.get(job.collection_name, 0)
+    if running < per_collection:
+        return True
+    return (
+        job.priority is Priority.URGENT
+        and running == per_collection
+        and urgent.get(job.collection_name, 0) < running
+    )
 
 
 async def _held(conn: AsyncConnection, job_id: str) -> bool:

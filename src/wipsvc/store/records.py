@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from wipsvc.collection import CollectionConfig
+from wipsvc.domain.priority import Priority
 from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 
 
@@ -106,6 +107,7 @@ class JobRecord:
     token_usage: dict[str, int] | None
     eta_seconds: float | None = None  # as of `eta_at`, the time of the job's latest event
     eta_at: datetime | None = None
+    priority: Priority = Priority.NORMAL
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
@@ -131,6 +133,7 @@ class JobRecord:
             token_usage=row["token_usage"],
             eta_seconds=row.get("eta_seconds"),
             eta_at=row.get("eta_at"),
+            priority=Priority(row.get("priority") or Priority.NORMAL),
         )
 
 

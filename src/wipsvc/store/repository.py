@@ -13,6 +13,7 @@ from wipsvc.store.jobs_repo import JobsRepository
 from wipsvc.store.keys_repo import KeysRepository
 from wipsvc.store.lifecycle_repo import LifecycleRepository
 from wipsvc.store.outbox_repo import OutboxRepository
+from wipsvc.store.priority_repo import PriorityRepository
 from wipsvc.store.rerun_repo import RerunRepository
 
 
@@ -27,6 +28,7 @@ class Store:
         self.lifecycle = LifecycleRepository(self.db)
         self.outbox = OutboxRepository(self.db)
         self.reruns = RerunRepository(self.db)
+        self.priority = PriorityRepository(self.db)
 
     @classmethod
     async def open(

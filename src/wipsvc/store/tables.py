@@ -105,6 +105,8 @@ wip_jobs = sa.Table(
     # Set when the job ends with products failed on a transient cause: they are re-run as a new
     # job a delay after this (cleared once done).
     sa.Column("rerun_pending_since", UTCDateTime),
+    # urgent | normal | low: queued jobs are claimed in this order (with ageing), then oldest first.
+    sa.Column("priority", sa.Text, server_default="normal", nullable=False),
     sa.Index("ix_wip_jobs_collection_created", "collection_name", "created_at"),
     sa.Index("ix_wip_jobs_status", "status"),
 )

@@ -16,6 +16,7 @@ from wipsvc.api.schemas import (
     Job,
     JobListResponse,
     JobResponse,
+    PriorityChange,
     ProcessRequest,
     ProcessResponse,
     ProductResult,
@@ -74,7 +75,10 @@ async def start_job(
 ) -> ProcessResponse:
     """Start processing WIP products in the background; answers at once with a `job_id`."""
     job = await services.job_service.start(
-        collection.name, body.wip_ids, admit=lambda: cap.slot(services, collection.name)
+        collection.name,
+        body.wip_ids,
+        admit=lambda: cap.slot(services, collection.name),
+        priority=body.priority,
     )
     return _accepted(job)
 
@@ -107,6 +111,25 @@ async def get_job(job_id: JobId, collection: AllowedCollectionName, services: Se
     """A job's status, counters and per-product results."""
     # No lookup of the collection: its job proves it exists (this is the route clients poll).
     return JobResponse(job=await job_view(services, await services.job_service.get(collection, job_id)))
+
+
+@router.patch(
+    "/jobs/{job_id}",
+    response_model=JobResponse,
+    summary="Change a queued job's priority",
+    response_description="The job with its new priority.",
+    responses=error_responses(
+        409,
+        examples={409: ("conflict", "job ce672290-… is running: its priority can change only while queued")},
+    ),
+)
+async def change_job_priority(
+    job_id: JobId, body: PriorityChange, collection: ExistingCollection, services: ServicesDep
+) -> JobResponse:
+    """Raise (or lower) the priority of a job that is still queued: `{"priority": "urgent"}`. A job
+    that runs or has ended answers 409."""
+    job = await services.job_service.change_priority(collection.name, job_id, body.priority)
+    return JobResponse(job=await job_view(services, job))
 
 
 @router.post(
@@ -210,5 +233,6 @@ async def job_view(services: Services, job: JobRecord) -> Job:
         eta_seconds=await services.job_service.eta_seconds(job),
         cancel_requested=job.cancel_requested,
         retry_of=job.retry_of,
+        priority=job.priority,
         token_usage=job.token_usage,
     )

@@ -163,6 +163,8 @@ export const endpoints = {
   allJobs: (query) => api("jobs", { query }),
   deleteJob: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}`, { method: "DELETE" }),
   job: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}`),
+  changePriority: (name, id, priority) =>
+    api(`${enc(name)}/wip/jobs/${enc(id)}`, { method: "PATCH", body: { priority } }),
   cancelJob: (name, id) => api(`${enc(name)}/wip/jobs/${enc(id)}/cancel`, { method: "POST" }),
   retryJob: (name, id, products = "failed") =>
     api(`${enc(name)}/wip/jobs/${enc(id)}/retry`, { method: "POST", query: { products } }),

@@ -1,4 +1,4 @@
-// A job: live progress, per-product results, activity log, Cancel and Retry failed.
+// A job: live progress, per-product results, activity log, Make urgent, Cancel and Retry failed.
 
 import { endpoints, enc } from "../api.js";
 import {
@@ -88,6 +88,11 @@ export function jobPage(main, { name, id }) {
   function renderActions() {
     const job = state.job;
     clear(headActions);
+    if (job.status === "queued" && job.priority !== "urgent") {
+      // Only a queued job's priority can change: once it runs it keeps its own.
+      headActions.append(h("button", { class: "btn", type: "button", id: "make-urgent", onclick: () => prioritise("urgent") },
+        "Make urgent"));
+    }
     if (!TERMINAL.has(job.status)) {
       headActions.append(h("button", {
         class: "btn btn-danger", type: "button", id: "cancel-job", disabled: job.cancel_requested, onclick: cancel,
@@ -123,6 +128,7 @@ export function jobPage(main, { name, id }) {
       h("dl", { class: "kv" },
         h("dt", {}, "Collection"), h("dd", {}, h("a", { href: `#/c/${enc(job.collection_name)}` }, job.collection_name)),
         h("dt", {}, "Job id"), h("dd", { class: "mono" }, job.job_id),
+        h("dt", {}, "Priority"), h("dd", { id: "job-priority", dataset: { priority: job.priority } }, job.priority),
         h("dt", {}, "Time"), h("dd", { id: "job-timing" }, timing(job)),
         h("dt", {}, "Created"), h("dd", {}, timeEl(job.created_at)),
         h("dt", {}, "Started"), h("dd", {}, timeEl(job.started_at)),
@@ -170,6 +176,20 @@ export function jobPage(main, { name, id }) {
       state.job = { ...body.job, etaAt: Date.now() };
       feedback.append(notice("info", body.message));
       announce(body.message);
+      render();
+    } catch (error) {
+      feedback.append(notice("bad", error.friendly || error.message));
+    }
+  }
+
+  async function prioritise(priority) {
+    clear(feedback);
+    try {
+      const body = await endpoints.changePriority(name, id, priority);
+      state.job = { ...state.job, ...body.job };
+      const message = `Priority set to ${body.job.priority}.`;
+      feedback.append(notice("info", message));
+      announce(message);
       render();
     } catch (error) {
       feedback.append(notice("bad", error.friendly || error.message));

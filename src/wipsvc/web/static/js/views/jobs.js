@@ -159,7 +159,8 @@ function renderRow(job, showCollection) {
   const done = job.processed_products;
   return h("tr", { dataset: { jobId: job.job_id, status: job.status } },
     td("Job", {}, h("a", { href: jobHref(job), class: "mono", title: job.job_id }, shortId(job.job_id)),
-      job.retry_of ? h("span", { class: "muted hint" }, " retry") : null),
+      job.retry_of ? h("span", { class: "muted hint" }, " retry") : null,
+      job.priority && job.priority !== "normal" ? h("span", { class: `priority priority-${job.priority}` }, ` ${job.priority}`) : null),
     showCollection ? td("Collection", {}, h("a", { href: `#/c/${enc(job.collection_name)}` }, job.collection_name)) : null,
     td("Status", {}, jobStatusBadge(job)),
     td("Progress", {}, h("div", { class: "progress-line" },
