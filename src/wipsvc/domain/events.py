@@ -70,3 +70,23 @@ _ORDER = [*JobProgress.model_fields]
 
 def _in_contract_order(data: dict[str, Any]) -> dict[str, Any]:
     return {name: data[name] for name in _ORDER if name in data}
+
+
+SCHEDULED_EVENT_NAME = "wip_job_scheduled"
+
+
+class JobScheduled(BaseModel):
+    """One `wip_job_scheduled` event: a job was given a `run_at` and waits, `scheduled`, until
+    then (its `wip_job_progress` events start once it is queued). Sent live, not stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    collection_name: str
+    total: int = Field(description="Products in the job.")
+    run_at: str = Field(description="When the job is queued (ISO 8601, UTC, `Z`).")
+    job_status: JobStatus = Field(description="Always `scheduled` when sent.")
+    timestamp: str = Field(description="When the job was scheduled (ISO 8601, UTC, `Z`).")
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

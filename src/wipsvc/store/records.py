@@ -106,6 +106,8 @@ class JobRecord:
     token_usage: dict[str, int] | None
     eta_seconds: float | None = None  # as of `eta_at`, the time of the job's latest event
     eta_at: datetime | None = None
+    run_at: datetime | None = None  # when a `scheduled` job is queued
+    schedule_id: int | None = None  # the recurring schedule that made the job
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
@@ -131,6 +133,8 @@ class JobRecord:
             token_usage=row["token_usage"],
             eta_seconds=row.get("eta_seconds"),
             eta_at=row.get("eta_at"),
+            run_at=row.get("run_at"),
+            schedule_id=row.get("schedule_id"),
         )
 
 

@@ -14,6 +14,7 @@ from wipsvc.store.keys_repo import KeysRepository
 from wipsvc.store.lifecycle_repo import LifecycleRepository
 from wipsvc.store.outbox_repo import OutboxRepository
 from wipsvc.store.rerun_repo import RerunRepository
+from wipsvc.store.schedules_repo import SchedulesRepository
 
 
 class Store:
@@ -27,6 +28,7 @@ class Store:
         self.lifecycle = LifecycleRepository(self.db)
         self.outbox = OutboxRepository(self.db)
         self.reruns = RerunRepository(self.db)
+        self.schedules = SchedulesRepository(self.db)
 
     @classmethod
     async def open(
