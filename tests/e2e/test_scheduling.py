@@ -4,6 +4,7 @@ recurring schedules firing on a shortened cron by a clock the test moves."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import socketio
 
+from tests.e2e.test_cli import wipsvc
 from tests.support.live import LiveServer, ManualClock, make_settings, until, wait_for_job
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.auth import create_key
@@ -283,3 +285,54 @@ async def test_schedules_are_validated_and_kept_to_their_collection(
 async def _within(awaitable: Any, timeout: float = 20) -> Any:
     async with asyncio.timeout(timeout):
         return await awaitable
+
+
+async def test_the_cli_schedules_a_job_and_manages_schedules(sqlite_url: str, shop: SampleShop) -> None:
+    async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
+        (wip_id,) = await _products(client, "sinks", shop.products()[:1])
+        at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
+        run = await wipsvc(
+            "jobs", "start", "sinks", str(wip_id), "--at", at.isoformat(), "--json", url=server.url
+        )
+        assert run.code == 0, run.err
+        job = await _job(client, "sinks", json.loads(run.out)["job_id"])
+        assert job["status"] == "scheduled" and datetime.fromisoformat(job["run_at"]) == at
+        naive = await wipsvc(
+            "jobs", "start", "sinks", str(wip_id), "--at", "2026-12-01T06:00:00", url=server.url
+        )
+        assert naive.code == 2 and "offset" in naive.err
+
+        run = await wipsvc(
+            "schedules",
+            "create",
+            "sinks",
+            "0 6 * * 1-5",
+            "--tz",
+            "Europe/Paris",
+            "--status",
+            "pending",
+            "--status",
+            "error",
+            "--json",
+            url=server.url,
+        )
+        assert run.code == 0, run.err
+        created = json.loads(run.out)["schedule"]
+        assert created["selector"] == {"statuses": ["pending", "error"]}
+        schedule_id = str(created["id"])
+        bad = await wipsvc("schedules", "create", "sinks", "0 6 * *", url=server.url)
+        assert bad.code == 3 and "invalid_cron" in bad.err
+
+        listed = await wipsvc("schedules", "list", "sinks", url=server.url)
+        assert listed.code == 0 and "0 6 * * 1-5" in listed.out and "Europe/Paris" in listed.out, listed.out
+        paused = await wipsvc("schedules", "pause", "sinks", schedule_id, url=server.url)
+        assert paused.code == 0 and f"schedule {schedule_id} paused" in paused.out
+        assert "paused" in (await wipsvc("schedules", "list", "sinks", url=server.url)).out
+        resumed = await wipsvc("schedules", "resume", "sinks", schedule_id, "--json", url=server.url)
+        assert resumed.code == 0 and json.loads(resumed.out)["schedule"]["paused"] is False
+        deleted = await wipsvc("schedules", "delete", "sinks", schedule_id, url=server.url)
+        assert deleted.code == 0 and f"Schedule {schedule_id} deleted." in deleted.out
+        assert (
+            json.loads((await wipsvc("schedules", "list", "sinks", "--json", url=server.url)).out)["count"]
+            == 0
+        )
