@@ -281,6 +281,12 @@ async def test_schedules_are_validated_and_kept_to_their_collection(
         assert (await client.get("/api/sinks/schedules", headers=sinks)).json()["count"] == 1
         assert (await client.post("/api/sinks/schedules", headers={})).status_code == 401
 
+        # Deleting the collection deletes its schedules: none keeps firing for it.
+        gone = await client.delete("/api/collections/sinks", headers=both)
+        assert gone.status_code == 200, gone.text
+        assert await server.services.store.schedules.of_collection("sinks") == []
+        assert await server.services.store.schedules.fires(schedule_id, limit=10) == []
+
 
 async def _within(awaitable: Any, timeout: float = 20) -> Any:
     async with asyncio.timeout(timeout):

@@ -65,7 +65,7 @@ def test_seconds_as_a_sixth_field() -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["", "* * * *", "61 * * * *", "* * * * * * *", "not a cron", "@sometimes"]
+    "expression", ["", "* * * *", "61 * * * *", "* * * * * * *", "not a cron", "@sometimes", "0 0 31 2 *"]
 )
 def test_bad_cron_expressions_are_refused(expression: str) -> None:
     with pytest.raises(ValueError, match="cron expression"):
@@ -79,7 +79,9 @@ def test_a_cron_more_frequent_than_the_minimum_is_refused() -> None:
     check_cron("@hourly", UTC_ZONE, min_interval=120)
 
 
-@pytest.mark.parametrize("name", ["Mars/Olympus", "", "../etc/passwd", "/etc/localtime", "Europe/"])
+@pytest.mark.parametrize(
+    "name", ["Mars/Olympus", "", "../etc/passwd", "/etc/localtime", "Europe/", "Europe", "UTC\x00"]
+)
 def test_unknown_time_zones_are_refused(name: str) -> None:
     with pytest.raises(ValueError, match="unknown time zone"):
         parse_zone(name)

@@ -35,7 +35,7 @@ def parse_zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone '{name}'")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of zones, e.g. "Europe"
         raise ValueError(f"unknown time zone '{name}': use an IANA name such as 'Europe/Paris'") from None
 
 
@@ -51,6 +51,15 @@ def check_cron(expression: str, zone: ZoneInfo, *, min_interval: float) -> None:
         )
     if not croniter.is_valid(expression):
         raise ValueError(f"cron expression '{expression}' is not valid")
+    try:
+        _check_interval(expression, zone, min_interval)
+    except ValueError as error:
+        if str(error).startswith("cron expression"):
+            raise
+        raise ValueError(f"cron expression '{expression}' has no due time: {error}") from None
+
+
+def _check_interval(expression: str, zone: ZoneInfo, min_interval: float) -> None:
     due = next_due(expression, zone, datetime.now(UTC))
     for _ in range(_INTERVALS_CHECKED):
         following = next_due(expression, zone, due)

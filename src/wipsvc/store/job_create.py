@@ -98,9 +98,16 @@ async def _busy(conn: AsyncConnection, wip_ids: Sequence[int], job_id: str) -> d
 
 
 async def queue_due_scheduled(conn: AsyncConnection) -> None:
-    """Scheduled jobs whose `run_at` the database's clock has passed become `queued`."""
+    """Scheduled jobs whose `run_at` the database's clock has passed become `queued`. On
+    PostgreSQL rows another claim is moving are skipped, not waited for: two claims moving the
+    same jobs in different orders would otherwise deadlock."""
+    due = sa.select(wip_jobs.c.job_id).where(
+        wip_jobs.c.status == JobStatus.SCHEDULED.value, wip_jobs.c.run_at <= fencing.db_now(conn)
+    )
+    if conn.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
     await conn.execute(
         wip_jobs.update()
-        .where(wip_jobs.c.status == JobStatus.SCHEDULED.value, wip_jobs.c.run_at <= fencing.db_now(conn))
+        .where(wip_jobs.c.job_id.in_(due), wip_jobs.c.status == JobStatus.SCHEDULED.value)
         .values(status=JobStatus.QUEUED.value)
     )
