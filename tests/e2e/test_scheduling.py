@@ -342,3 +342,39 @@ async def test_the_cli_schedules_a_job_and_manages_schedules(sqlite_url: str, sh
             json.loads((await wipsvc("schedules", "list", "sinks", "--json", url=server.url)).out)["count"]
             == 0
         )
+
+
+async def test_schedules_survive_a_restart_and_fires_missed_meanwhile_follow_the_policy(
+    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher
+) -> None:
+    clock = ManualClock(datetime(2026, 6, 1, 8, 0, 0, tzinfo=UTC))
+    settings = make_settings(sqlite_url, schedule_poll_seconds=0.05, schedule_missed_fire_grace_seconds=600)
+    async with LiveServer(settings, fetcher=fetcher, clock=clock) as server, server.client() as client:
+        (wip_id,) = await _products(client, "sinks", shop.products()[:1])
+        hourly = (await client.post("/api/sinks/schedules", json={"cron": "0 * * * *"})).json()["schedule"]
+        daily = (await client.post("/api/sinks/schedules", json={"cron": "30 8 * * *"})).json()["schedule"]
+
+    # Down from 08:00 to 09:05: hourly's 09:00 is 5 min late (within the 10 min grace), daily's 08:30
+    # is 35 min late (beyond it).
+    clock.advance(minutes=65)
+    async with LiveServer(settings, fetcher=fetcher, clock=clock) as server, server.client() as client:
+
+        async def fires_of(schedule_id: int) -> list[dict[str, Any]]:
+            while True:
+                found: list[dict[str, Any]] = (
+                    await client.get(f"/api/sinks/schedules/{schedule_id}/fires")
+                ).json()["fires"]
+                if found:
+                    return found
+                await asyncio.sleep(0.05)
+
+        ran, missed = await _within(asyncio.gather(fires_of(hourly["id"]), fires_of(daily["id"])))
+        assert [(f["outcome"], f["due_at"]) for f in ran] == [("fired", "2026-06-01T09:00:00Z")]
+        assert [(f["outcome"], f["due_at"], f["job_ids"]) for f in missed] == [
+            ("missed", "2026-06-01T08:30:00Z", [])
+        ]
+        (job_id,) = ran[0]["job_ids"]
+        assert (await wait_for_job(client, "sinks", job_id))["wip_ids"] == [wip_id]
+        listed = {s["id"]: s for s in (await client.get("/api/sinks/schedules")).json()["schedules"]}
+        assert listed[hourly["id"]]["next_fire_at"] == "2026-06-01T10:00:00Z"
+        assert listed[daily["id"]]["next_fire_at"] == "2026-06-02T08:30:00Z"
