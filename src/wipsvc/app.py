@@ -20,12 +20,14 @@ from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.hosts import guard_hosts
 from wipsvc.api.limits import HeadSizeLimit, install_limits
 from wipsvc.api.request_log import RequestLog
-from wipsvc.api.routes import all_jobs, collections, deliveries, health, jobs, metrics, stats, wip
+from wipsvc.api.routes import all_jobs, collections, deliveries, health, jobs, metrics, schedules, stats, wip
 from wipsvc.auth import check_bind
 from wipsvc.config import Settings
+from wipsvc.jobs.scheduler import Clock
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.realtime.server import Realtime
 from wipsvc.services import Services
+from wipsvc.store.tables import utcnow
 from wipsvc.web import include_dashboard
 from wipsvc.web.docs import include_docs
 
@@ -60,22 +62,26 @@ def create_api(
     fetcher: PageFetcher | None = None,
     retry: RetryPolicy | None = None,
     google_sheets: GoogleSheetsBackend | None = None,
+    clock: Clock = utcnow,
 ) -> tuple[FastAPI, Realtime | None]:
     """The FastAPI app and, if enabled, the Socket.IO server bound to the same services.
 
     ``fetcher``, ``retry`` and ``google_sheets`` replace the defaults built from ``settings``
-    (tests inject fakes or fast backoff through them)."""
+    (tests inject fakes or fast backoff through them); ``clock`` is the recurring schedules' time."""
     realtime: Realtime | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Before anything starts (and before the server binds): never serve open to a network.
         await check_bind(settings)
-        services = await Services.start(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
+        services = await Services.start(
+            settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets, clock=clock
+        )
         app.state.services = services
         if realtime:
             services.metrics.count_socket_clients(realtime.client_count)
         unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
+        unsubscribe_notices = services.bus.subscribe_notices(realtime.relay_notice) if realtime else None
         watcher = (
             asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
             if realtime
@@ -90,6 +96,8 @@ def create_api(
                     await watcher
             if unsubscribe:
                 unsubscribe()
+            if unsubscribe_notices:
+                unsubscribe_notices()
             if realtime:
                 await realtime.close()
             await services.stop()
@@ -108,6 +116,7 @@ def create_api(
             {"name": "jobs", "description": "Start, follow, cancel, retry and delete background jobs."},
             {"name": "wip products", "description": "The products waiting to be processed."},
             {"name": "collections", "description": "Per-collection sheet, columns and backends."},
+            {"name": "schedules", "description": "Recurring schedules: jobs made at the times a cron gives."},
             {"name": "notifications", "description": "Word when a job ends: targets and delivery log."},
             {"name": "health", "description": "Probes and service statistics."},
         ],
@@ -121,7 +130,15 @@ def create_api(
     api.add_middleware(RequestLog)  # added last, so outermost: every answer has its request id
     api.include_router(health.router)
     # Every /api route needs an API key (when keys exist); set here so no route can forget it.
-    routers = (stats.router, all_jobs.router, collections.router, deliveries.router, jobs.router, wip.router)
+    routers = (
+        stats.router,
+        all_jobs.router,
+        collections.router,
+        deliveries.router,
+        jobs.router,
+        wip.router,
+        schedules.router,
+    )
     for router in routers:
         api.include_router(router, dependencies=[Depends(get_access)])
     api.include_router(metrics.router)

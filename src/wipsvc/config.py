@@ -203,6 +203,28 @@ class Settings(BaseSettings):
     )
     scrape_user_agent: str = Field("wipsvc/0.1 (+catalogue importer)", description="User-Agent header.")
 
+    # Jobs at set times: one-off (`run_at`) and recurring schedules
+    schedule_max_ahead_days: float = Field(
+        90.0,
+        gt=0,
+        le=3650,
+        description="How far ahead a job's `run_at` may be (a later one answers 422).",
+    )
+    schedule_min_interval_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="Shortest interval allowed between two due times of a recurring schedule's cron.",
+    )
+    schedule_missed_fire_grace_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="A schedule whose due time passed while the service was down fires once when it "
+        "comes back if that due time is at most this old; an older one is recorded `missed`, no job.",
+    )
+    schedule_poll_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often each instance looks for schedules due to fire."
+    )
+
     # Automatic re-runs and notifications when a job ends
     auto_rerun_delay_seconds: float = Field(
         300.0,

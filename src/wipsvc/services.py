@@ -15,11 +15,14 @@ from wipsvc.jobs.registry import JobRegistry, default_owner
 from wipsvc.jobs.reruns import RerunScheduler
 from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.jobs.runner import JobRunner
+from wipsvc.jobs.scheduler import Clock, Scheduler
+from wipsvc.jobs.schedules import ScheduleService
 from wipsvc.jobs.service import JobService
 from wipsvc.metrics import ServiceMetrics
 from wipsvc.notify.sender import NotificationSender
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.store import JobRecord, Store
+from wipsvc.store.tables import utcnow
 
 
 @dataclass
@@ -36,11 +39,18 @@ class Services:
     pruner: HistoryPruner | None = None
     reruns: RerunScheduler | None = None
     notifications: NotificationSender | None = None
+    scheduler: Scheduler | None = None
 
     @property
     def job_service(self) -> JobService:
         """Start, retry, cancel and view jobs: what the routes and the dashboard call."""
         return JobService(self.store, self.registry, self.settings)
+
+    @property
+    def schedule_service(self) -> ScheduleService:
+        """Recurring schedules: what the routes call."""
+        assert self.scheduler is not None
+        return ScheduleService(self.store, self.settings, self.scheduler)
 
     @classmethod
     async def start(
@@ -50,7 +60,9 @@ class Services:
         fetcher: PageFetcher | None = None,
         retry: RetryPolicy | None = None,
         google_sheets: GoogleSheetsBackend | None = None,
+        clock: Clock = utcnow,
     ) -> Services:
+        """``clock`` is what the recurring schedules go by (tests move it instead of waiting)."""
         store = await Store.open(
             settings.database_url,
             statement_timeout=settings.db_statement_timeout_seconds,
@@ -119,6 +131,8 @@ class Services:
         notifications = NotificationSender(store, settings, backends.guard)
         bus.subscribe(notifications.on_event)
         notifications.start()
+        scheduler = Scheduler(store, settings, clock=clock, on_created=registry.wake)
+        scheduler.start()
         return cls(
             settings,
             store,
@@ -132,6 +146,7 @@ class Services:
             pruner,
             reruns,
             notifications,
+            scheduler,
         )
 
     async def drain(self) -> None:
@@ -141,7 +156,7 @@ class Services:
     async def stop(self) -> None:
         if self.pruner is not None:
             await self.pruner.stop()
-        for background in (self.reruns, self.notifications):
+        for background in (self.scheduler, self.reruns, self.notifications):
             if background is not None:
                 await background.stop()
         await self.registry.stop()

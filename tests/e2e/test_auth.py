@@ -477,7 +477,9 @@ async def test_active_jobs_per_collection_are_capped(
         assert first.status_code == second.status_code == 202
         refused = await client.post("/api/sinks/wip/process", json={"wip_ids": [sinks[2]]})
         error = _error(refused, 409, "too_many_active_jobs")
-        assert "collection 'sinks' already has 2 active (queued or running) jobs" in error["message"]
+        assert (
+            "collection 'sinks' already has 2 active (scheduled, queued or running) jobs" in error["message"]
+        )
         assert error["details"] == {"active_jobs": 2, "limit": 2}
         assert (await client.get(f"/api/sinks/wip/{sinks[2]}")).json()["product"]["active_job_id"] is None
         # Other collections are unaffected.

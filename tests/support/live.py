@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,9 +14,11 @@ from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.app import create_api, outermost_app
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
+from wipsvc.jobs.scheduler import Clock
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.server_options import uvicorn_options
 from wipsvc.services import Services
+from wipsvc.store.tables import utcnow
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -43,6 +46,7 @@ class LiveServer:
         fetcher: PageFetcher | None = None,
         retry: RetryPolicy | None = None,
         google_sheets: GoogleSheetsBackend | None = None,
+        clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
         self.api, realtime = create_api(
@@ -55,6 +59,7 @@ class LiveServer:
                 sleep=no_sleep,
             ),
             google_sheets=google_sheets,
+            clock=clock,
         )
         self._server = EmbeddedServer(
             outermost_app(settings, self.api, realtime), options=uvicorn_options(settings)
@@ -121,3 +126,17 @@ def _no_sleep_policy(settings: Settings) -> RetryPolicy:
     return RetryPolicy(
         max_attempts=settings.step_max_attempts, quota_wait=settings.quota_wait_seconds, sleep=no_sleep
     )
+
+
+class ManualClock:
+    """A clock that stands still until the test moves it (recurring schedules go by it)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now

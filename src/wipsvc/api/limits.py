@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from wipsvc.api.deps import Access, HeaderedApiError
 from wipsvc.api.errors import ApiError, error_response
 from wipsvc.config import Settings
-from wipsvc.domain.statuses import JobStatus
 from wipsvc.services import Services
 
 # Beyond this many callers tracked, buckets that have refilled completely are forgotten.
@@ -148,7 +147,7 @@ class RateLimiter:
 
 
 class ActiveJobCap:
-    """At most `limit` queued or running jobs per collection."""
+    """At most `limit` scheduled, queued or running jobs per collection."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -160,15 +159,13 @@ class ActiveJobCap:
     async def slot(self, services: Services, collection: str) -> AsyncIterator[None]:
         """Hold while submitting a job; raises 409 when the collection is at its limit."""
         async with self._locks.setdefault(collection, asyncio.Lock()):
-            active = 0
-            for status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                active += len(await services.store.jobs.recent(collection, limit=self.limit, status=status))
+            active = await services.job_service.active_jobs(collection)
             if active >= self.limit:
                 raise ApiError(
                     409,
                     "too_many_active_jobs",
-                    f"collection '{collection}' already has {active} active (queued or running) jobs, "
-                    f"the most allowed; wait for one to finish or cancel one",
+                    f"collection '{collection}' already has {active} active (scheduled, queued or running) "
+                    f"jobs, the most allowed; wait for one to finish or cancel one",
                     {"active_jobs": active, "limit": self.limit},
                 )
             yield

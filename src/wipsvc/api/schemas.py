@@ -10,7 +10,7 @@ from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from wipsvc.collection import CollectionConfig
 from wipsvc.domain.priority import Priority
@@ -94,6 +94,14 @@ class ProcessRequest(_Strict):
         examples=["urgent"],
     )
 
+    run_at: AwareDatetime | None = Field(
+        None,
+        description="Run the job at this time instead of now (ISO 8601 with a UTC offset): it is "
+        "`scheduled` until then, holding its products, and queued once that time has come. At most "
+        "60 s in the past and `WIPSVC_SCHEDULE_MAX_AHEAD_DAYS` ahead.",
+        examples=["2026-12-01T09:00:00+01:00"],
+    )
+
 
 class PriorityChange(_Strict):
     priority: Priority = Field(description="The job's new priority.", examples=["urgent"])
@@ -141,7 +149,8 @@ class Job(BaseModel):
     job_id: str = Field(description="The job's id.", examples=[JOB_ID_EXAMPLE])
     collection_name: str = Field(description="The collection the job belongs to.", examples=["sinks"])
     status: JobStatus = Field(
-        description="queued, running, completed, failed (a fatal job-level error) or cancelled."
+        description="scheduled (given a `run_at`, not yet due), queued, running, completed, failed (a "
+        "fatal job-level error) or cancelled."
     )
     total_products: int = Field(description="Products in the job.", examples=[5])
     processed_products: int = Field(
@@ -166,6 +175,8 @@ class Job(BaseModel):
         Priority.NORMAL, description="urgent, normal or low: the order of claims and of quota tokens."
     )
     token_usage: dict[str, int] | None = Field(None, description="LLM tokens used by the job.")
+    run_at: datetime | None = Field(None, description="When a scheduled job is (or was) queued (UTC).")
+    schedule_id: int | None = Field(None, description="The recurring schedule that made the job.")
 
 
 class JobResponse(BaseModel):

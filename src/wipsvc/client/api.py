@@ -181,11 +181,18 @@ class ApiClient:
     # -- jobs ------------------------------------------------------------------------------
 
     async def start_job(
-        self, collection: str, wip_ids: Sequence[int], *, priority: str | None = None
+        self,
+        collection: str,
+        wip_ids: Sequence[int],
+        *,
+        priority: str | None = None,
+        run_at: str | None = None,
     ) -> ProcessResponse:
         body: dict[str, Any] = {"wip_ids": list(wip_ids)}
         if priority is not None:  # without it, the seed's request as it was
             body["priority"] = priority
+        if run_at is not None:
+            body["run_at"] = run_at
         response = await self._request("POST", f"/api/{_segment(collection)}/wip/process", json=body)
         return ProcessResponse.model_validate(response.json())
 
@@ -271,6 +278,37 @@ class ApiClient:
         path = f"/api/collections/{_segment(collection)}/deliveries/{delivery_id}/send-again"
         delivery: dict[str, Any] = (await self._request("POST", path)).json()["delivery"]
         return delivery
+
+    # -- schedules -------------------------------------------------------------------------
+
+    async def schedules(self, collection: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = (
+            await self._request("GET", f"/api/{_segment(collection)}/schedules")
+        ).json()["schedules"]
+        return found
+
+    async def create_schedule(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._request("POST", f"/api/{_segment(collection)}/schedules", json=body)
+        schedule: dict[str, Any] = response.json()["schedule"]
+        return schedule
+
+    async def schedule_action(self, collection: str, schedule_id: int, action: str) -> dict[str, Any]:
+        """``pause`` or ``resume`` a schedule; returns it as it is now."""
+        path = f"/api/{_segment(collection)}/schedules/{schedule_id}/{_segment(action)}"
+        schedule: dict[str, Any] = (await self._request("POST", path)).json()["schedule"]
+        return schedule
+
+    async def delete_schedule(self, collection: str, schedule_id: int) -> dict[str, Any]:
+        path = f"/api/{_segment(collection)}/schedules/{schedule_id}"
+        answer: dict[str, Any] = (await self._request("DELETE", path)).json()
+        return answer
+
+    async def schedule_fires(self, collection: str, schedule_id: int, *, limit: int) -> list[dict[str, Any]]:
+        path = f"/api/{_segment(collection)}/schedules/{schedule_id}/fires"
+        fires: list[dict[str, Any]] = (await self._request("GET", path, params={"limit": limit})).json()[
+            "fires"
+        ]
+        return fires
 
     async def sheet_csv(self, collection: str) -> str:
         response = await self._request("GET", f"/api/collections/{_segment(collection)}/sheet.csv")

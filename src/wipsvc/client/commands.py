@@ -39,6 +39,7 @@ from wipsvc.client.output import (
     start_and_follow,
     usage_error,
 )
+from wipsvc.client.schedules import schedules_app
 from wipsvc.client.watch import job_exit_code, outcome_line, results_table
 from wipsvc.domain.statuses import JobStatus, WipStatus
 
@@ -57,6 +58,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(collections_app, name="collections")
     manage.register(jobs_app, products_app, collections_app)
     app.add_typer(deliveries_app, name="deliveries")
+    app.add_typer(schedules_app, name="schedules")
 
 
 def read_products_csv(path: Path) -> list[tuple[str, str]]:

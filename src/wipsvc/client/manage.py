@@ -4,6 +4,7 @@ cancelled job's skipped products again, reset and delete products, delete jobs a
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -35,23 +36,50 @@ def jobs_start(
     collection: str,
     wip_ids: WipIds,
     priority: PriorityOption = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Run the job at this time (ISO 8601 with a UTC offset, e.g. 2026-12-01T06:00:00+01:00): "
+            "it is `scheduled` until then.",
+        ),
+    ] = None,
     watch: WatchFlag = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
     reconnect_timeout: ReconnectOption = 300.0,
     poll_interval: PollOption = 5.0,
 ) -> None:
-    """Start a job for products of COLLECTION already created, by id."""
+    """Start a job for products of COLLECTION already created, by id (with --at, at that time)."""
+    if at is not None:
+        at = _run_at(at, as_json)
     start_and_follow(
         url,
         collection,
-        lambda api: api.start_job(collection, wip_ids, priority=priority.value if priority else None),
-        lambda started: f"Started a job of {started.total_products} products in {collection!r}:",
+        lambda api: api.start_job(
+            collection, wip_ids, priority=priority.value if priority else None, run_at=at
+        ),
+        lambda started: (
+            f"Scheduled a job of {started.total_products} products in {collection!r} for {at}:"
+            if at is not None
+            else f"Started a job of {started.total_products} products in {collection!r}:"
+        ),
         watch=watch,
         as_json=as_json,
         reconnect=reconnect_timeout,
         poll=poll_interval,
     )
+
+
+def _run_at(text: str, as_json: bool) -> str:
+    """The --at time, checked here so that a time without an offset is a usage error (exit 2)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise usage_error(f"--at {text!r} is not an ISO 8601 time", as_json=as_json) from None
+    if moment.tzinfo is None:
+        raise usage_error(f"--at {text!r} needs a UTC offset, e.g. {text}+00:00", as_json=as_json)
+    return moment.isoformat()
 
 
 def jobs_resume(

@@ -6,13 +6,20 @@ and ``phase`` only on an event that says the job changed hands."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from wipsvc.domain.statuses import EventPhase, EventStatus, JobStatus
 
 EVENT_NAME = "wip_job_progress"
+
+# A job's status as progress events carry it: the seed's values. A `scheduled` job sends no
+# progress event (it has `wip_job_scheduled`), so the schema does not list that status.
+ProgressJobStatus = Annotated[
+    JobStatus,
+    WithJsonSchema({"type": "string", "enum": [s.value for s in JobStatus if s is not JobStatus.SCHEDULED]}),
+]
 
 
 class CurrentProduct(BaseModel):
@@ -43,7 +50,7 @@ class JobProgress(BaseModel):
     collection_name: str
     seq: int = Field(description="Gapless per job, from 1: ask for what you missed with `subscribe`.")
     eta_seconds: float | None = Field(description="Seconds left, estimated; 0 at the end, null if unknown.")
-    job_status: JobStatus
+    job_status: ProgressJobStatus
     timestamp: str = Field(description="When the event was stored (ISO 8601, UTC, `Z`).")
     phase: EventPhase | None = Field(
         default=None, description="On a `processing` event naming no product: the job was paused or resumed."
@@ -70,3 +77,23 @@ _ORDER = [*JobProgress.model_fields]
 
 def _in_contract_order(data: dict[str, Any]) -> dict[str, Any]:
     return {name: data[name] for name in _ORDER if name in data}
+
+
+SCHEDULED_EVENT_NAME = "wip_job_scheduled"
+
+
+class JobScheduled(BaseModel):
+    """One `wip_job_scheduled` event: a job was given a `run_at` and waits, `scheduled`, until
+    then (its `wip_job_progress` events start once it is queued). Sent live, not stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    collection_name: str
+    total: int = Field(description="Products in the job.")
+    run_at: str = Field(description="When the job is queued (ISO 8601, UTC, `Z`).")
+    job_status: JobStatus = Field(description="Always `scheduled` when sent.")
+    timestamp: str = Field(description="When the job was scheduled (ISO 8601, UTC, `Z`).")
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")

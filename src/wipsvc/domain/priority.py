@@ -29,7 +29,7 @@ _RANKS = {Priority.URGENT: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 LOWEST_RANK = max(_RANKS.values())
 
 # A job's priority may change while it waits to be claimed; a running job keeps its own.
-PRIORITY_CHANGEABLE_STATUSES = frozenset({JobStatus.QUEUED})
+PRIORITY_CHANGEABLE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED})
 
 
 def effective_rank(rank: int, waited: float, ageing: float | None) -> int:

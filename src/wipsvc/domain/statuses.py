@@ -6,6 +6,7 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    SCHEDULED = "scheduled"  # given a `run_at`: queued at that time (only such jobs take it)
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -14,7 +15,9 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE_JOB_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
+ACTIVE_JOB_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RUNNING})
+# Not started yet: cancelling one ends it at once.
+WAITING_JOB_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.QUEUED})
 
 
 class ItemStatus(StrEnum):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 from wipsvc.store import ProgressEvent
 
@@ -16,9 +18,23 @@ log = logging.getLogger(__name__)
 Handler = Callable[[ProgressEvent], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A live announcement other than progress (e.g. `wip_job_scheduled`): not stored, not
+    replayed; a client that missed it finds the same in the REST listings."""
+
+    name: str
+    collection_name: str
+    payload: dict[str, Any] = field(hash=False)
+
+
+NoticeHandler = Callable[[Notice], Awaitable[None]]
+
+
 class EventBus:
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
+        self._notice_handlers: list[NoticeHandler] = []
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         self._handlers.append(handler)
@@ -34,3 +50,14 @@ class EventBus:
                 except Exception:
                     # A subscriber's failure must not fail the job; clients re-sync by `seq`.
                     log.exception("event handler failed for job %s seq %s", event.job_id, event.seq)
+
+    def subscribe_notices(self, handler: NoticeHandler) -> Callable[[], None]:
+        self._notice_handlers.append(handler)
+        return lambda: self._notice_handlers.remove(handler)
+
+    async def announce(self, notice: Notice) -> None:
+        for handler in list(self._notice_handlers):
+            try:
+                await handler(notice)
+            except Exception:
+                log.exception("notice handler failed for %s", notice.name)

@@ -19,10 +19,12 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from wipsvc.config import Settings
+from wipsvc.domain.events import SCHEDULED_EVENT_NAME, JobScheduled
 from wipsvc.domain.priority import Priority
-from wipsvc.jobs.events import EventBus
+from wipsvc.jobs.events import EventBus, Notice
 from wipsvc.jobs.runner import JobRunner
 from wipsvc.store import JobRecord, LeaseLost, Store, describe_error
 from wipsvc.store.lease import Lease
@@ -125,10 +127,14 @@ class JobRegistry:
         *,
         retry_of: str | None = None,
         priority: Priority = Priority.NORMAL,
+        run_at: datetime | None = None,
     ) -> JobRecord:
+        """Queue a job, or with ``run_at`` schedule it (announced by `wip_job_scheduled`)."""
         job = await self._store.jobs.create(
-            str(uuid.uuid4()), collection, wip_ids, retry_of=retry_of, priority=priority
+            str(uuid.uuid4()), collection, wip_ids, retry_of=retry_of, priority=priority, run_at=run_at
         )
+        if job.run_at is not None:
+            await self._bus.announce(scheduled_notice(job))
         self._wake.set()
         return job
 
@@ -136,6 +142,10 @@ class JobRegistry:
         job = await self._store.priority.change(job_id, priority)
         self._wake.set()  # an urgent job may now run beyond its collection's cap
         return job
+
+    def wake(self) -> None:
+        """Claim now (jobs were queued by another part of this instance)."""
+        self._wake.set()
 
     async def cancel(self, job_id: str) -> JobRecord:
         job, event = await self._store.jobs.request_cancel(job_id)
@@ -228,3 +238,20 @@ class JobRegistry:
         with contextlib.suppress(Exception):
             await self._store.jobs.release(job_id, self.owner, error=error)
         self._wake.set()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def scheduled_notice(job: JobRecord) -> Notice:
+    assert job.run_at is not None
+    event = JobScheduled(
+        job_id=job.job_id,
+        collection_name=job.collection_name,
+        total=job.total_products,
+        run_at=_iso(job.run_at),
+        job_status=job.status,
+        timestamp=_iso(datetime.now(UTC)),
+    )
+    return Notice(SCHEDULED_EVENT_NAME, job.collection_name, event.payload())

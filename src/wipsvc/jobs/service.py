@@ -11,16 +11,19 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wipsvc.config import Settings
 from wipsvc.domain.priority import Priority
-from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
+from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES, WAITING_JOB_STATUSES, ItemStatus
 from wipsvc.jobs.registry import JobRegistry
 from wipsvc.store import Conflict, JobRecord, NotFound, Store
 
 Admission = Callable[[], AbstractAsyncContextManager[None]]
+
+# A `run_at` this far in the past is taken as "now" (clocks and requests take time); older: 422.
+RUN_AT_PAST_TOLERANCE = timedelta(seconds=60)
 
 
 class InvalidJobRequest(Exception):
@@ -38,11 +41,15 @@ class JobService:
         collection: str,
         wip_ids: Sequence[int],
         *,
+        run_at: datetime | None = None,
         admit: Admission = contextlib.nullcontext,
         priority: Priority = Priority.NORMAL,
     ) -> JobRecord:
-        """Queue a job for ``wip_ids`` of ``collection``; ``admit`` is entered around the submit
-        (the API's cap on active jobs), after the request has been checked."""
+        """Queue a job for ``wip_ids`` of ``collection`` (with ``run_at``: schedule it, to be
+        queued then); ``admit`` is entered around the submit (the API's cap on active jobs),
+        after the request has been checked."""
+        if run_at is not None:
+            self._check_run_at(run_at)
         max_batch = self._settings.max_batch
         if len(wip_ids) > max_batch:
             raise InvalidJobRequest(
@@ -57,7 +64,30 @@ class JobService:
                 {"unknown_wip_ids": unknown},
             )
         async with admit():
-            return await self._registry.submit(collection, wip_ids, priority=priority)
+            return await self._registry.submit(collection, wip_ids, priority=priority, run_at=run_at)
+
+    def _check_run_at(self, run_at: datetime) -> None:
+        if run_at.tzinfo is None or run_at.utcoffset() is None:
+            raise InvalidJobRequest(
+                "invalid_run_at", "run_at needs a UTC offset, e.g. 2026-12-01T09:00:00+01:00"
+            )
+        now = datetime.now(UTC)
+        if run_at < now - RUN_AT_PAST_TOLERANCE:
+            raise InvalidJobRequest(
+                "invalid_run_at",
+                f"run_at {run_at.isoformat()} has passed (now is {now.isoformat(timespec='seconds')})",
+            )
+        ahead = timedelta(days=self._settings.schedule_max_ahead_days)
+        if run_at > now + ahead:
+            raise InvalidJobRequest(
+                "invalid_run_at",
+                f"run_at is more than {self._settings.schedule_max_ahead_days:g} days ahead "
+                "(WIPSVC_SCHEDULE_MAX_AHEAD_DAYS)",
+            )
+
+    async def active_jobs(self, collection: str) -> int:
+        """The collection's scheduled, queued and running jobs: what the active-job cap counts."""
+        return await self._store.jobs.count_active(collection)
 
     async def get(self, collection: str, job_id: str) -> JobRecord:
         job = await self._store.jobs.get(job_id)
@@ -72,7 +102,7 @@ class JobService:
         return await self._registry.change_priority(job_id, priority)
 
     async def cancel(self, collection: str, job_id: str) -> JobRecord:
-        """A queued job ends at once; a running one starts no new product."""
+        """A scheduled or queued job ends at once; a running one starts no new product."""
         await self.get(collection, job_id)
         return await self._registry.cancel(job_id)
 
@@ -106,7 +136,7 @@ class JobService:
         while queued or before its first estimate."""
         if job.status in TERMINAL_JOB_STATUSES:
             return 0.0
-        if job.status is JobStatus.QUEUED or job.event_seq == 0:
+        if job.status in WAITING_JOB_STATUSES or job.event_seq == 0:
             return None
         estimate, made_at = job.eta_seconds, job.eta_at
         if made_at is None:  # a job running since before migration 0003: its last event says

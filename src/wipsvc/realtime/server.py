@@ -32,6 +32,7 @@ from socketio.exceptions import ConnectionRefusedError as SocketRefused
 from wipsvc.api.limits import RateLimiter
 from wipsvc.auth import Unauthorized, arrived_via_loopback, authenticate
 from wipsvc.config import Settings
+from wipsvc.jobs.events import Notice
 from wipsvc.realtime.bounded import BoundedAsyncServer
 from wipsvc.services import Services
 from wipsvc.store import ProgressEvent
@@ -126,6 +127,12 @@ class Realtime:
         """Bus handler: send one stored event to every client allowed to see it."""
         await self.server.emit(
             EVENT, event.payload, to=[collection_room(event.collection_name), ALL_COLLECTIONS_ROOM]
+        )
+
+    async def relay_notice(self, notice: Notice) -> None:
+        """Bus handler for live announcements (`wip_job_scheduled`): to the same rooms."""
+        await self.server.emit(
+            notice.name, notice.payload, to=[collection_room(notice.collection_name), ALL_COLLECTIONS_ROOM]
         )
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:

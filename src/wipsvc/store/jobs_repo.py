@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wipsvc.domain.priority import Priority
 from wipsvc.domain.statuses import (
+    ACTIVE_JOB_STATUSES,
     EVENT_STATUS_FOR_TERMINAL,
+    WAITING_JOB_STATUSES,
     EventPhase,
     EventStatus,
     ItemStatus,
@@ -31,6 +34,7 @@ from wipsvc.domain.statuses import (
 )
 from wipsvc.store import event_log, fencing, ledger
 from wipsvc.store.database import Database
+from wipsvc.store.job_create import insert_job, queue_due_scheduled
 from wipsvc.store.lease import Clock, Lease, LeaseState
 from wipsvc.store.ledger import JobLedger
 from wipsvc.store.outbox_repo import enqueue_job_end
@@ -78,76 +82,23 @@ class JobsRepository(JobLedger):
         *,
         retry_of: str | None = None,
         priority: Priority = Priority.NORMAL,
+        run_at: datetime | None = None,
     ) -> JobRecord:
-        """Queue a job, reserving its products; none may be unknown or in another active job."""
-        now = utcnow()
+        """Queue a job (or schedule it for ``run_at``), reserving its products; none may be
+        unknown or in another active job."""
         async with self.db.write() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(wip_products.c.id, wip_products.c.sku, wip_products.c.active_job_id).where(
-                        wip_products.c.collection_name == collection, wip_products.c.id.in_(list(wip_ids))
-                    )
-                )
-            ).all()
-            by_id = {row.id: row for row in rows}
-            unknown = [wip_id for wip_id in wip_ids if wip_id not in by_id]
-            if unknown:
-                raise NotFound(
-                    f"unknown wip_ids in collection '{collection}': {', '.join(map(str, unknown))}"
-                )
-            # Reserving in one conditional UPDATE makes two concurrent submits of the same
-            # product impossible on both databases: the second matches fewer rows.
-            reserved = await conn.execute(
-                wip_products.update()
-                .where(wip_products.c.id.in_(list(wip_ids)), wip_products.c.active_job_id.is_(None))
-                .values(active_job_id=job_id)
+            return await insert_job(
+                conn, job_id, collection, wip_ids, retry_of=retry_of, run_at=run_at, priority=priority
             )
-            if reserved.rowcount != len(wip_ids):
-                busy = await self._busy(conn, wip_ids, job_id)
-                raise Conflict(  # the transaction rolls back, releasing what was reserved
-                    f"products already in an active job: {', '.join(map(str, sorted(busy)))}",
-                    busy=busy,
-                )
-            await conn.execute(
-                wip_jobs.insert().values(
-                    job_id=job_id,
-                    collection_name=collection,
-                    wip_ids=json.dumps(list(wip_ids)),
-                    status=JobStatus.QUEUED.value,
-                    total_products=len(wip_ids),
-                    results="[]",
-                    created_at=now,
-                    retry_of=retry_of,
-                    priority=priority.value,
-                )
-            )
-            await conn.execute(
-                job_items.insert(),
-                [
-                    {
-                        "job_id": job_id,
-                        "wip_id": wip_id,
-                        "position": position,
-                        "sku": by_id[wip_id].sku,
-                        "status": ItemStatus.PENDING.value,
-                        "checkpoint": {},
-                    }
-                    for position, wip_id in enumerate(wip_ids)
-                ],
-            )
-            job = await _get_job(conn, job_id)
-        assert job is not None
-        return job
 
-    async def _busy(self, conn: AsyncConnection, wip_ids: Sequence[int], job_id: str) -> dict[int, str]:
-        rows = await conn.execute(
-            sa.select(wip_products.c.id, wip_products.c.active_job_id).where(
-                wip_products.c.id.in_(list(wip_ids)),
-                wip_products.c.active_job_id.is_not(None),
-                wip_products.c.active_job_id != job_id,
-            )
+    async def count_active(self, collection: str) -> int:
+        """The collection's scheduled, queued and running jobs, counted by the database."""
+        query = sa.select(sa.func.count()).where(
+            wip_jobs.c.collection_name == collection,
+            wip_jobs.c.status.in_([status.value for status in ACTIVE_JOB_STATUSES]),
         )
-        return dict(rows.all())
+        async with self.db.read() as conn:
+            return int((await conn.execute(query)).scalar_one())
 
     async def request_cancel(self, job_id: str) -> tuple[JobRecord, ProgressEvent | None]:
         """Cancel a queued job at once; flag a running one for its owner to stop."""
@@ -155,7 +106,7 @@ class JobsRepository(JobLedger):
             job = await _get_job(conn, job_id, lock=True)
             if job is None:
                 raise NotFound(f"job {job_id} not found")
-            if job.status is JobStatus.QUEUED:
+            if job.status in WAITING_JOB_STATUSES:
                 event = await _finish(conn, job_id, JobStatus.CANCELLED, None, eta=None)
             elif job.status is JobStatus.RUNNING and not await _held(conn, job_id):
                 # Its run stopped (and nobody resumed it yet): nothing would see the flag.
@@ -197,6 +148,7 @@ class JobsRepository(JobLedger):
         claimed: list[JobRecord] = []
         async with self.db.write() as conn:
             postgres = conn.dialect.name == "postgresql"
+            await queue_due_scheduled(conn)
             now = fencing.db_now(conn)
             running = sa.select(wip_jobs).where(
                 wip_jobs.c.status == JobStatus.RUNNING.value,

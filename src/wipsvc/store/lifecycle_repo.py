@@ -23,6 +23,8 @@ from wipsvc.store.tables import (
     job_items,
     notification_outbox,
     notification_targets,
+    schedule_fires,
+    schedules,
     sheet_rows,
     wip_jobs,
     wip_products,
@@ -98,8 +100,8 @@ class LifecycleRepository:
         return Deleted(jobs=1)
 
     async def delete_collection(self, name: str) -> Deleted:
-        """Delete a collection with its products, jobs and embedded worksheet rows; refused
-        while one of its jobs is queued or running."""
+        """Delete a collection with its products, jobs, schedules and embedded worksheet rows;
+        refused while one of its jobs is scheduled, queued or running."""
         async with self.db.write() as conn:
             exists = (
                 await conn.execute(sa.select(collections.c.name).where(collections.c.name == name))
@@ -146,6 +148,10 @@ class LifecycleRepository:
             rows = await conn.execute(sheet_rows.delete().where(sheet_rows.c.collection_name == name))
             for table in (notification_outbox, notification_targets):
                 await conn.execute(table.delete().where(table.c.collection_name == name))
+            # Its recurring schedules go with it (and their fires log).
+            schedule_ids = sa.select(schedules.c.id).where(schedules.c.collection_name == name)
+            await conn.execute(schedule_fires.delete().where(schedule_fires.c.schedule_id.in_(schedule_ids)))
+            await conn.execute(schedules.delete().where(schedules.c.collection_name == name))
             await conn.execute(collections.delete().where(collections.c.name == name))
         return Deleted(products=products.rowcount, jobs=len(job_ids), sheet_rows=rows.rowcount)
 

@@ -108,6 +108,8 @@ class JobRecord:
     eta_seconds: float | None = None  # as of `eta_at`, the time of the job's latest event
     eta_at: datetime | None = None
     priority: Priority = Priority.NORMAL
+    run_at: datetime | None = None  # when a `scheduled` job is queued
+    schedule_id: int | None = None  # the recurring schedule that made the job
 
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
@@ -134,6 +136,8 @@ class JobRecord:
             eta_seconds=row.get("eta_seconds"),
             eta_at=row.get("eta_at"),
             priority=Priority(row.get("priority") or Priority.NORMAL),
+            run_at=row.get("run_at"),
+            schedule_id=row.get("schedule_id"),
         )
 
 

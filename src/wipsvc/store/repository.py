@@ -15,6 +15,7 @@ from wipsvc.store.lifecycle_repo import LifecycleRepository
 from wipsvc.store.outbox_repo import OutboxRepository
 from wipsvc.store.priority_repo import PriorityRepository
 from wipsvc.store.rerun_repo import RerunRepository
+from wipsvc.store.schedules_repo import SchedulesRepository
 
 
 class Store:
@@ -29,6 +30,7 @@ class Store:
         self.outbox = OutboxRepository(self.db)
         self.reruns = RerunRepository(self.db)
         self.priority = PriorityRepository(self.db)
+        self.schedules = SchedulesRepository(self.db)
 
     @classmethod
     async def open(

@@ -107,6 +107,10 @@ wip_jobs = sa.Table(
     sa.Column("rerun_pending_since", UTCDateTime),
     # urgent | normal | low: queued jobs are claimed in this order (with ageing), then oldest first.
     sa.Column("priority", sa.Text, server_default="normal", nullable=False),
+    # A `scheduled` job is queued once the database's clock passes `run_at`; a job a recurring
+    # schedule made names it.
+    sa.Column("run_at", UTCDateTime),
+    sa.Column("schedule_id", sa.Integer),
     sa.Index("ix_wip_jobs_collection_created", "collection_name", "created_at"),
     sa.Index("ix_wip_jobs_status", "status"),
 )
@@ -199,4 +203,35 @@ notification_outbox = sa.Table(
     sa.Column("claimed_until", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_notification_outbox_due", "status", "next_attempt_at"),
+)
+
+# Recurring schedules: a cron expression read in a time zone, and which products each fire takes.
+# `next_fire_at` is the compare-and-set key that makes each due time fire once across instances.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("collection_name", sa.String(64), nullable=False, index=True),
+    sa.Column("cron", sa.String(120), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("statuses", sa.JSON, nullable=False),  # the WIP statuses a fire takes
+    sa.Column("paused", sa.Boolean, server_default=sa.false(), nullable=False),
+    sa.Column("next_fire_at", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# What each due time of a schedule did: `fired` (jobs made), `skipped` (nothing to do) or
+# `missed` (the service was down too long past it). One row per due time, at most.
+schedule_fires = sa.Table(
+    "schedule_fires",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("schedule_id", sa.Integer, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("fired_at", UTCDateTime, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("job_ids", sa.JSON, nullable=False),
+    sa.Column("products", sa.Integer, server_default="0", nullable=False),
+    sa.UniqueConstraint("schedule_id", "due_at", name="uq_schedule_fires_due"),
 )

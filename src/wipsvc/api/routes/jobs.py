@@ -73,10 +73,13 @@ _RETRIED_STATUSES = {
 async def start_job(
     body: ProcessRequest, collection: ExistingCollection, services: ServicesDep, cap: JobCap
 ) -> ProcessResponse:
-    """Start processing WIP products in the background; answers at once with a `job_id`."""
+    """Start processing WIP products in the background; answers at once with a `job_id`. With
+    `run_at`, the job is `scheduled` until that time (announced over Socket.IO by
+    `wip_job_scheduled`), then queued; it holds its products and counts as active meanwhile."""
     job = await services.job_service.start(
         collection.name,
         body.wip_ids,
+        run_at=body.run_at,
         admit=lambda: cap.slot(services, collection.name),
         priority=body.priority,
     )
@@ -136,13 +139,13 @@ async def change_job_priority(
     "/jobs/{job_id}/cancel",
     response_model=CancelResponse,
     summary="Cancel a job",
-    response_description="Cancelled (a queued job), or cancellation requested (a running one).",
+    response_description="Cancelled (a scheduled or queued job), or cancellation requested (a running one).",
     responses=error_responses(
         409, examples={409: ("conflict", "job ce672290-… has already ended (completed)")}
     ),
 )
 async def cancel_job(job_id: JobId, collection: ExistingCollection, services: ServicesDep) -> CancelResponse:
-    """Cancel a job. A queued job ends at once; a running one starts no new product and
+    """Cancel a job. A scheduled or queued job ends at once; a running one starts no new product and
     ends `cancelled` once the products in flight finish."""
     job = await services.job_service.cancel(collection.name, job_id)
     message = (
@@ -207,10 +210,16 @@ async def delete_job(job_id: JobId, collection: ExistingCollection, services: Se
 
 def _accepted(job: JobRecord) -> ProcessResponse:
     count = job.total_products
+    message = f"Background processing started for {count} products. Use the job_id to track progress."
+    if job.status is JobStatus.SCHEDULED and job.run_at is not None:
+        when = job.run_at.isoformat().replace("+00:00", "Z")
+        message = (
+            f"Background processing scheduled for {count} products at {when}. Use the job_id to track it."
+        )
     return ProcessResponse(
         job_id=job.job_id,
         total_products=count,
-        message=f"Background processing started for {count} products. Use the job_id to track progress.",
+        message=message,
         status_url=f"/api/{job.collection_name}/wip/jobs/{job.job_id}",
     )
 
@@ -235,4 +244,6 @@ async def job_view(services: Services, job: JobRecord) -> Job:
         retry_of=job.retry_of,
         priority=job.priority,
         token_usage=job.token_usage,
+        run_at=job.run_at,
+        schedule_id=job.schedule_id,
     )

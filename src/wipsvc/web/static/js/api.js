@@ -169,4 +169,8 @@ export const endpoints = {
   retryJob: (name, id, products = "failed") =>
     api(`${enc(name)}/wip/jobs/${enc(id)}/retry`, { method: "POST", query: { products } }),
   stats: () => api("stats"),
+  schedules: (name) => api(`${enc(name)}/schedules`),
+  scheduleFires: (name, id) => api(`${enc(name)}/schedules/${id}/fires`, { query: { limit: 1 } }),
+  scheduleAction: (name, id, action) => api(`${enc(name)}/schedules/${id}/${action}`, { method: "POST" }),
+  deleteSchedule: (name, id) => api(`${enc(name)}/schedules/${id}`, { method: "DELETE" }),
 };

@@ -34,7 +34,7 @@ export function clear(el) {
 
 // -- status vocabulary --------------------------------------------------------------------------
 
-export const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
+export const JOB_STATUSES = ["scheduled", "queued", "running", "completed", "failed", "cancelled"];
 export const WIP_STATUSES = ["pending", "extracting", "generating", "cleaning", "ready", "error"];
 export const STEPS = [
   ["sheet_row", "Sheet row"],
@@ -45,7 +45,7 @@ export const STEPS = [
 ];
 
 const TONES = {
-  queued: "idle", running: "info", completed: "ok", failed: "bad", cancelled: "warn",
+  scheduled: "idle", queued: "idle", running: "info", completed: "ok", failed: "bad", cancelled: "warn",
   pending: "idle", extracting: "info", generating: "info", cleaning: "info", ready: "ok", error: "bad",
   succeeded: "ok", skipped: "warn", waiting: "idle", started: "info", processing: "info",
 };

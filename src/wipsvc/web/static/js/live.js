@@ -64,6 +64,8 @@ export class Live extends EventTarget {
       }
     });
     this.socket.on(EVENT, (event) => this._onEvent(event));
+    // A job given a `run_at`: not a progress event (it has no seq); lists re-read REST.
+    this.socket.on("wip_job_scheduled", (event) => this.dispatchEvent(new CustomEvent("scheduled", { detail: { event } })));
   }
 
   /** Reconnect now (after the API key changed). */

@@ -9,6 +9,7 @@ import { live } from "../live.js";
 import { addProductsForm } from "./addform.js";
 import { jobsTable } from "./jobs.js";
 import { productDetail } from "./product.js";
+import { schedulesCard } from "./schedules.js";
 
 const PAGE_SIZE = 50;
 const IN_FLIGHT = new Set(["extracting", "generating", "cleaning"]);
@@ -32,6 +33,7 @@ export function collectionPage(main, { name, query }) {
   const selectedText = h("span", { id: "selected-count", class: "muted", "aria-live": "polite" });
   const startButton = h("button", { class: "btn btn-primary", type: "button", id: "start-job", disabled: true }, "Start job");
   const jobs = jobsTable({ collection: name, limit: 10, label: `Jobs of ${name}` });
+  const schedules = schedulesCard(name);
 
   const statusSelect = h("select", { id: "filter-status" },
     h("option", { value: "" }, "Any status"),
@@ -298,7 +300,8 @@ export function collectionPage(main, { name, query }) {
       addProductsForm(name, onAdded)),
     h("section", { class: "card", "aria-labelledby": "collection-jobs-title" },
       h("div", { class: "card-head" }, h("h2", { id: "collection-jobs-title" }, "Jobs")),
-      jobs.el));
+      jobs.el),
+    schedules.el);
 
   // Statuses change as jobs run; refresh at most once a second while events flow.
   const refresh = throttle(() => { loadProducts(); loadCounts(); }, 1000);

@@ -131,6 +131,8 @@ export function jobPage(main, { name, id }) {
         h("dt", {}, "Priority"), h("dd", { id: "job-priority", dataset: { priority: job.priority } }, job.priority),
         h("dt", {}, "Time"), h("dd", { id: "job-timing" }, timing(job)),
         h("dt", {}, "Created"), h("dd", {}, timeEl(job.created_at)),
+        job.run_at ? [h("dt", {}, "Runs at"), h("dd", { id: "job-run-at" }, timeEl(job.run_at))] : null,
+        job.schedule_id ? [h("dt", {}, "Schedule"), h("dd", {}, `made by schedule ${job.schedule_id}`)] : null,
         h("dt", {}, "Started"), h("dd", {}, timeEl(job.started_at)),
         h("dt", {}, "Finished"), h("dd", {}, timeEl(job.completed_at)),
         job.retry_of ? [h("dt", {}, "Retry of"), h("dd", {},

@@ -6,7 +6,7 @@ import {
 } from "../dom.js";
 import { live } from "../live.js";
 
-const ACTIVE = new Set(["queued", "running"]);
+const ACTIVE = new Set(["scheduled", "queued", "running"]);
 const EVENT_TO_JOB_STATUS = { started: "running", processing: "running", completed: "completed", failed: "failed", cancelled: "cancelled" };
 
 export function jobHref(job) {
@@ -34,6 +34,7 @@ export function etaNow(job) {
 }
 
 export function timing(job) {
+  if (job.status === "scheduled") return `runs at ${fmtTime(job.run_at)}`;
   if (job.status === "queued") return "waiting to start";
   if (job.status === "running") return job.cancel_requested ? "cancelling…" : `${fmtEta(etaNow(job))} left`;
   if (job.started_at && job.completed_at) {
@@ -132,6 +133,9 @@ export function jobsTable({ collection = null, status = "", limit = 10, label = 
     state.rows.set(job.job_id, row);
     if (old) old.replaceWith(row);
   });
+  const offScheduled = live.on("scheduled", ({ event }) => {
+    if (!collection || event.collection_name === collection) reloadSoon();
+  });
   const offReconnect = live.on("reconnected", load);
   // Count ETAs down between events; poll instead while the live connection is down.
   let tick = 0;
@@ -151,7 +155,7 @@ export function jobsTable({ collection = null, status = "", limit = 10, label = 
     el,
     reload: load,
     setStatus(value) { state.status = value; state.offset = 0; load(); },
-    destroy() { offProgress(); offReconnect(); clearInterval(ticker); reloadSoon.cancel(); },
+    destroy() { offProgress(); offScheduled(); offReconnect(); clearInterval(ticker); reloadSoon.cancel(); },
   };
 }
 
@@ -160,7 +164,8 @@ function renderRow(job, showCollection) {
   return h("tr", { dataset: { jobId: job.job_id, status: job.status } },
     td("Job", {}, h("a", { href: jobHref(job), class: "mono", title: job.job_id }, shortId(job.job_id)),
       job.retry_of ? h("span", { class: "muted hint" }, " retry") : null,
-      job.priority && job.priority !== "normal" ? h("span", { class: `priority priority-${job.priority}` }, ` ${job.priority}`) : null),
+      job.priority && job.priority !== "normal" ? h("span", { class: `priority priority-${job.priority}` }, ` ${job.priority}`) : null,
+      job.schedule_id ? h("span", { class: "muted hint", title: `Made by schedule ${job.schedule_id}` }, " scheduled") : null),
     showCollection ? td("Collection", {}, h("a", { href: `#/c/${enc(job.collection_name)}` }, job.collection_name)) : null,
     td("Status", {}, jobStatusBadge(job)),
     td("Progress", {}, h("div", { class: "progress-line" },
@@ -189,4 +194,10 @@ export function jobsPage(main) {
         h("div", { class: "toolbar" }, h("div", { class: "field" }, h("label", { for: "jobs-status" }, "Status"), select))),
       table.el));
   return () => table.destroy();
+}
+
+/** A time in the viewer's locale, with its date: when a scheduled job runs. */
+export function fmtTime(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
