@@ -14,12 +14,20 @@ from wipsvc.store.keys_repo import KeysRepository
 from wipsvc.store.lifecycle_repo import LifecycleRepository
 from wipsvc.store.outbox_repo import OutboxRepository
 from wipsvc.store.rerun_repo import RerunRepository
+from wipsvc.store.stalled_sessions import StalledSessions
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, idle_timeout: float = 0.0, statement_timeout: float = 0.0
+    ) -> None:
+        """``idle_timeout`` and ``statement_timeout``: the connections' (seconds, 0 = none), from
+        which sessions stalled mid-statement are judged (see stalled_sessions)."""
         self.engine = engine
         self.db = Database(engine)
+        self.stalled_sessions = StalledSessions(
+            self.db, idle_timeout=idle_timeout, statement_timeout=statement_timeout
+        )
         self.collections = CollectionsRepository(self.db)
         self.jobs = JobsRepository(self.db)
         self.keys = KeysRepository(self.db)
@@ -45,7 +53,11 @@ class Store:
         )
         if upgrade:
             await upgrade_schema(engine)
-        return cls(engine)
+        return cls(
+            engine,
+            idle_timeout=idle_in_transaction_timeout or 0.0,
+            statement_timeout=statement_timeout or 0.0,
+        )
 
     @property
     def is_sqlite(self) -> bool:
