@@ -133,7 +133,10 @@ class Settings(BaseSettings):
         5.0,
         ge=0,
         description="PostgreSQL idle_in_transaction_session_timeout of the service's connections (0 = "
-        "none): a paused instance's open transaction, and the job row locks it holds, end after this.",
+        "none): a paused instance's open transaction, and the job row locks it holds, end after this. "
+        "The instances also end the service's sessions stalled on a frozen client mid-statement, "
+        "which PostgreSQL does not: waiting to read after this, blocked writing after the statement "
+        "timeout plus this.",
     )
     step_max_attempts: int = Field(
         3,

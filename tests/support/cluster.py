@@ -8,6 +8,8 @@ PostgreSQL who owns a job now, its ledger and its stored events.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -65,6 +67,23 @@ class Cluster:
             f"----- instance {name} -----\n{server.log_tail(lines)}" for name, server in self.servers.items()
         )
 
+    def database_ports(self) -> dict[int, str]:
+        """Which instance each local port connected to PostgreSQL belongs to (by its pid)."""
+        names = {server.pid: name for name, server in self.servers.items() if server.running}
+        listing = subprocess.run(
+            ["ss", "-tnpH", "state", "established", "( dport = :5432 )"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        ports: dict[int, str] = {}
+        for line in listing.splitlines():
+            local = re.search(r"127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:5432", line)
+            pid = re.search(r"pid=(\d+)", line)
+            if local and pid and int(pid.group(1)) in names:
+                ports[int(local.group(1))] = names[int(pid.group(1))]
+        return ports
+
     def __enter__(self) -> Self:
         try:
             self.start()
@@ -114,6 +133,36 @@ class ClusterDatabase:
             "SELECT seq, payload FROM job_events WHERE job_id = $1 ORDER BY seq", job_id
         )
         return [(int(row["seq"]), _json(row["payload"])) for row in rows]
+
+    async def sessions(self, ports: Mapping[int, str]) -> str:
+        """The instances' database sessions now: state, what they wait for, who blocks them, and
+        the locks they hold on jobs (to see what holds a job when a take-over is late)."""
+        rows = await self._conn.fetch(
+            """
+            SELECT a.pid, a.client_port, a.state, a.wait_event_type, a.wait_event,
+                   pg_blocking_pids(a.pid) AS blocked_by,
+                   round(extract(epoch FROM now() - a.xact_start)::numeric, 2) AS xact_age,
+                   round(extract(epoch FROM now() - a.state_change)::numeric, 2) AS state_age,
+                   left(regexp_replace(a.query, '\\s+', ' ', 'g'), 160) AS query,
+                   (SELECT string_agg(l.locktype || ':' || l.mode
+                                      || CASE WHEN l.granted THEN '' ELSE '(waiting)' END
+                                      || coalesce(':' || l.relation::regclass::text, ''), ', ')
+                      FROM pg_locks l WHERE l.pid = a.pid AND l.locktype <> 'virtualxid'
+                        AND (l.relation IS NULL OR l.relation::regclass::text NOT LIKE 'pg_%')) AS locks
+              FROM pg_stat_activity a
+             WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+             ORDER BY a.client_port
+            """
+        )
+        jobs = await self._conn.fetch(
+            "SELECT job_id, status, owner, round(extract(epoch FROM lease_expires_at - now())::numeric, 2)"
+            " AS lease_left FROM wip_jobs WHERE status = 'running'"
+        )
+        lines = [f"  job {dict(job)}" for job in jobs]
+        for row in rows:
+            who = ports.get(row["client_port"], "?")
+            lines.append(f"  [{who}] " + ", ".join(f"{k}={v}" for k, v in row.items()))
+        return "\n".join(lines)
 
 
 def _json(value: Any) -> dict[str, Any]:

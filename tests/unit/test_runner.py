@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import sqlalchemy.exc
 
 from tests.support.leases import lease_of
 from tests.support.live import make_settings
@@ -234,3 +235,26 @@ async def test_the_registry_runs_a_collections_jobs_one_at_a_time_in_order(
     assert [job_id for job_id in started if job_id in submitted] == submitted
     ends = sorted((row.completed_at, row.job_id) for row in rows if row is not None)
     assert [job_id for _, job_id in ends] == submitted
+
+
+async def test_the_registry_claims_even_when_it_may_not_end_stalled_sessions(
+    store: Store, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(store, settings, memory_backends())
+
+    async def refused() -> list[int]:  # e.g. a stalled session of a role this one may not signal
+        raise sqlalchemy.exc.DBAPIError(
+            "SELECT pg_terminate_backend(pid)", {}, Exception("permission denied")
+        )
+
+    store.stalled_sessions.end = refused  # type: ignore[method-assign]
+    registry = JobRegistry(store, engine.bus, settings, engine.runner, "me")
+    await registry.start()
+    try:
+        job = await registry.submit("sinks", await _products(store, 1))
+        async with asyncio.timeout(20):
+            while (row := await store.jobs.get(job.job_id)) is None or row.status is not JobStatus.COMPLETED:
+                await asyncio.sleep(0.02)
+    finally:
+        await registry.stop()
+    assert "could not end stalled database sessions: database error" in caplog.text

@@ -171,6 +171,7 @@ class JobRegistry:
     async def _claim_once(self) -> None:
         if self._stopping:
             return
+        await self._end_stalled_sessions()
         # Jobs that must not run again (cancelled, or stuck dying before any progress) end here.
         ended = await self._store.jobs.end_abandoned(self._settings.job_max_claims)
         if ended:
@@ -206,6 +207,17 @@ class JobRegistry:
             # A job that ran before (on an instance that stopped or died) goes on from its checkpoints.
             verb = "resumed" if job.started_at is not None else "started"
             log.info("job %s (%s) %s on %s", job.job_id, job.collection_name, verb, self.owner)
+
+    async def _end_stalled_sessions(self) -> None:
+        """A frozen instance's session stalled mid-statement holds its locks (a job row, a claim's
+        rows) past every PostgreSQL timeout: ending it lets this round or the next take the job."""
+        try:
+            stalled = await self._store.stalled_sessions.end()
+        except Exception as error:  # e.g. a session of a role this one may not end: claim anyway
+            log.warning("could not end stalled database sessions: %s", describe_error(error, with_type=True))
+            return
+        if stalled:
+            log.warning("ended %d database session(s) stalled mid-statement: pids %s", len(stalled), stalled)
 
     async def _count_busy_instances(self) -> None:
         """Instances that run jobs at once share the external quotas evenly (they call the same

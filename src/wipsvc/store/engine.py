@@ -14,6 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from wipsvc.store.stalled_sessions import APPLICATION_NAME
+
 # Any constant works; it only has to be the same for every instance sharing a database.
 _MIGRATION_LOCK_KEY = 0x57495053
 
@@ -42,9 +44,10 @@ def create_engine(
     statement_timeout: float | None = None,
     idle_in_transaction_timeout: float | None = None,
 ) -> AsyncEngine:
-    """An engine; on PostgreSQL every connection gets the given statement and idle-in-transaction
-    timeouts (seconds), so that a paused or partitioned instance cannot hold row locks (a job's
-    lease, a claim) for longer than that."""
+    """An engine; on PostgreSQL every connection is named ``wipsvc`` and gets the given statement
+    and idle-in-transaction timeouts (seconds), so that a paused or partitioned instance cannot
+    hold row locks (a job's lease, a claim) for longer than that (one wait escapes both: see
+    `stalled_sessions`)."""
     url = make_url(database_url)
     kwargs: dict[str, Any] = {"echo": echo}
     if url.get_backend_name() == "sqlite":
@@ -53,16 +56,17 @@ def create_engine(
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-        server_settings = {
-            name: str(round(seconds * 1000))
+        # The name tells the service's sessions apart from any other client's (see stalled_sessions).
+        server_settings = {"application_name": APPLICATION_NAME}
+        server_settings.update(
+            (name, str(round(seconds * 1000)))
             for name, seconds in (
                 ("statement_timeout", statement_timeout),
                 ("idle_in_transaction_session_timeout", idle_in_transaction_timeout),
             )
             if seconds
-        }
-        if server_settings:
-            kwargs["connect_args"] = {"server_settings": server_settings}
+        )
+        kwargs["connect_args"] = {"server_settings": server_settings}
     try:
         engine = create_async_engine(url, **kwargs)
     except ModuleNotFoundError as error:  # PostgreSQL's driver is the optional extra `postgres`
@@ -108,8 +112,9 @@ async def _migration_lock(conn: AsyncConnection) -> AsyncIterator[None]:
         from sqlalchemy import text
 
         # A migration, and the wait for another instance's, may outlast the service's
-        # statement timeout.
+        # statement timeout, and pause between statements for longer than its idle timeout.
         await conn.execute(text("SET LOCAL statement_timeout = 0"))
+        await conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
         # Transaction-scoped: released at commit, so a crashed instance never holds it.
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     yield

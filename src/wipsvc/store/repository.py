@@ -16,12 +16,20 @@ from wipsvc.store.outbox_repo import OutboxRepository
 from wipsvc.store.priority_repo import PriorityRepository
 from wipsvc.store.rerun_repo import RerunRepository
 from wipsvc.store.schedules_repo import SchedulesRepository
+from wipsvc.store.stalled_sessions import StalledSessions
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, idle_timeout: float = 0.0, statement_timeout: float = 0.0
+    ) -> None:
+        """``idle_timeout`` and ``statement_timeout``: the connections' (seconds, 0 = none), from
+        which sessions stalled mid-statement are judged (see stalled_sessions)."""
         self.engine = engine
         self.db = Database(engine)
+        self.stalled_sessions = StalledSessions(
+            self.db, idle_timeout=idle_timeout, statement_timeout=statement_timeout
+        )
         self.collections = CollectionsRepository(self.db)
         self.jobs = JobsRepository(self.db)
         self.keys = KeysRepository(self.db)
@@ -49,7 +57,11 @@ class Store:
         )
         if upgrade:
             await upgrade_schema(engine)
-        return cls(engine)
+        return cls(
+            engine,
+            idle_timeout=idle_in_transaction_timeout or 0.0,
+            statement_timeout=statement_timeout or 0.0,
+        )
 
     @property
     def is_sqlite(self) -> bool:
