@@ -15,10 +15,10 @@ from fastapi.routing import APIRoute
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.api.deps import get_access
+from wipsvc.api.deps import AppRuntime, app_runtime, get_access
 from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.hosts import guard_hosts
-from wipsvc.api.limits import HeadSizeLimit, install_limits
+from wipsvc.api.limits import ActiveJobCap, HeadSizeLimit, RateLimiter, install_limits
 from wipsvc.api.request_log import RequestLog
 from wipsvc.api.routes import all_jobs, collections, deliveries, health, jobs, metrics, stats, wip
 from wipsvc.auth import check_bind
@@ -54,6 +54,56 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+class _Lifespan:
+    """Starts the app's runtime when the server starts and ends it when the server stops.
+
+    Everything it uses is given to it up front (the Socket.IO server is built before it), and
+    all it builds is one :class:`AppRuntime` on the app's state, read through typed dependencies.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        realtime: Realtime | None,
+        *,
+        fetcher: PageFetcher | None,
+        retry: RetryPolicy | None,
+        google_sheets: GoogleSheetsBackend | None,
+    ) -> None:
+        self._settings, self._realtime = settings, realtime
+        self._fetcher, self._retry, self._google_sheets = fetcher, retry, google_sheets
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
+        settings, realtime = self._settings, self._realtime
+        # Before anything starts (and before the server binds): never serve open to a network.
+        await check_bind(settings)
+        services = await Services.start(
+            settings, fetcher=self._fetcher, retry=self._retry, google_sheets=self._google_sheets
+        )
+        app.state.runtime = AppRuntime(
+            services=services,
+            job_start_limiter=RateLimiter(settings.job_starts_per_minute),
+            active_job_cap=ActiveJobCap(settings.max_active_jobs_per_collection),
+        )
+        # Unwound in reverse: the revocation watcher, the relay, Socket.IO, then the services.
+        async with contextlib.AsyncExitStack() as running:
+            running.push_async_callback(services.stop)
+            if realtime is not None:
+                services.metrics.count_socket_clients(realtime.client_count)
+                running.push_async_callback(realtime.close)
+                running.callback(services.bus.subscribe(realtime.relay))
+                watcher = asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
+                running.push_async_callback(_cancel, watcher)
+            yield
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_api(
     settings: Settings,
     *,
@@ -65,35 +115,9 @@ def create_api(
 
     ``fetcher``, ``retry`` and ``google_sheets`` replace the defaults built from ``settings``
     (tests inject fakes or fast backoff through them)."""
-    realtime: Realtime | None = None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Before anything starts (and before the server binds): never serve open to a network.
-        await check_bind(settings)
-        services = await Services.start(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
-        app.state.services = services
-        if realtime:
-            services.metrics.count_socket_clients(realtime.client_count)
-        unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
-        watcher = (
-            asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
-            if realtime
-            else None
-        )
-        try:
-            yield
-        finally:
-            if watcher:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            if unsubscribe:
-                unsubscribe()
-            if realtime:
-                await realtime.close()
-            await services.stop()
-
+    # The Socket.IO server reads the services of the running app, once it has started.
+    realtime = Realtime(settings, lambda: app_runtime(api).services) if settings.socketio_enabled else None
+    lifespan = _Lifespan(settings, realtime, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
     api = FastAPI(
         title="wipsvc",
         version="0.1.0",
@@ -127,9 +151,6 @@ def create_api(
     api.include_router(metrics.router)
     include_dashboard(api)
     include_docs(api)
-
-    if settings.socketio_enabled:
-        realtime = Realtime(settings, lambda: api.state.services)
     return api, realtime
 
 
@@ -147,7 +168,6 @@ def outermost_app(settings: Settings, api: FastAPI, realtime: Realtime | None) -
     app: Any = api if realtime is None else socketio.ASGIApp(realtime.server, other_asgi_app=api)
 
     async def keys_exist() -> bool:
-        services: Services = api.state.services
-        return await services.store.keys.any_exist()
+        return await app_runtime(api).services.store.keys.any_exist()
 
     return guard_hosts(HeadSizeLimit(app, settings.max_header_bytes), settings, keys_exist)

@@ -10,6 +10,7 @@ import httpx
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
+from wipsvc.api.deps import app_runtime
 from wipsvc.app import create_api, outermost_app
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
@@ -63,8 +64,7 @@ class LiveServer:
 
     @property
     def services(self) -> Services:
-        services: Services = self.api.state.services
-        return services
+        return app_runtime(self.api).services
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10, trust_env=False)
