@@ -34,7 +34,7 @@ from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, is_lo
 from tests.support.paced_shop import PacedShop, expected_fields
 from wipsvc.adapters import factory as backends_module
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.adapters.llm import build_llm_client
+from wipsvc.adapters.llm_client import build_llm_client
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 from wipsvc.config import Settings
