@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.api.deps import AppRuntime, app_runtime, get_access
+from wipsvc.api.deps import AppRuntime, NotStarted, app_runtime, get_access
 from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.hosts import guard_hosts
 from wipsvc.api.limits import ActiveJobCap, HeadSizeLimit, RateLimiter, install_limits
@@ -57,31 +57,39 @@ def operation_id(route: APIRoute) -> str:
 class _Lifespan:
     """Starts the app's runtime when the server starts and ends it when the server stops.
 
-    Everything it uses is given to it up front (the Socket.IO server is built before it), and
-    all it builds is one :class:`AppRuntime` on the app's state, read through typed dependencies.
+    Everything it uses is given to it up front, and it builds the Socket.IO server (if enabled)
+    right away, since that is mounted before the app starts. What it builds on start-up is one
+    :class:`AppRuntime`: on the app's state for the request dependencies, and kept here for the
+    Socket.IO server, which reads the services through :meth:`services`.
     """
 
     def __init__(
         self,
         settings: Settings,
-        realtime: Realtime | None,
         *,
         fetcher: PageFetcher | None,
         retry: RetryPolicy | None,
         google_sheets: GoogleSheetsBackend | None,
     ) -> None:
-        self._settings, self._realtime = settings, realtime
+        self._settings = settings
         self._fetcher, self._retry, self._google_sheets = fetcher, retry, google_sheets
+        self._runtime: AppRuntime | None = None
+        self.realtime = Realtime(settings, self.services) if settings.socketio_enabled else None
+
+    def services(self) -> Services:
+        if self._runtime is None:
+            raise NotStarted("the app has not started: its lifespan builds the runtime")
+        return self._runtime.services
 
     @contextlib.asynccontextmanager
     async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
-        settings, realtime = self._settings, self._realtime
+        settings, realtime = self._settings, self.realtime
         # Before anything starts (and before the server binds): never serve open to a network.
         await check_bind(settings)
         services = await Services.start(
             settings, fetcher=self._fetcher, retry=self._retry, google_sheets=self._google_sheets
         )
-        app.state.runtime = AppRuntime(
+        self._runtime = app.state.runtime = AppRuntime(
             services=services,
             job_start_limiter=RateLimiter(settings.job_starts_per_minute),
             active_job_cap=ActiveJobCap(settings.max_active_jobs_per_collection),
@@ -115,9 +123,7 @@ def create_api(
 
     ``fetcher``, ``retry`` and ``google_sheets`` replace the defaults built from ``settings``
     (tests inject fakes or fast backoff through them)."""
-    # The Socket.IO server reads the services of the running app, once it has started.
-    realtime = Realtime(settings, lambda: app_runtime(api).services) if settings.socketio_enabled else None
-    lifespan = _Lifespan(settings, realtime, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
+    lifespan = _Lifespan(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets)
     api = FastAPI(
         title="wipsvc",
         version="0.1.0",
@@ -151,7 +157,7 @@ def create_api(
     api.include_router(metrics.router)
     include_dashboard(api)
     include_docs(api)
-    return api, realtime
+    return api, lifespan.realtime
 
 
 def create_app(
