@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -12,6 +12,7 @@ from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.api.deps import app_runtime
 from wipsvc.app import create_api, outermost_app
+from wipsvc.client.api import ApiClient
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
 from wipsvc.pipeline.retry import RetryPolicy
@@ -81,6 +82,22 @@ class LiveServer:
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
+
+
+class Started(NamedTuple):
+    job_id: str
+    wip_ids: list[int]
+
+
+async def start_job(
+    client: httpx.AsyncClient, collection: str, products: Sequence[tuple[str, str]]
+) -> Started:
+    """Create the (sku, url) products and start a job of them, through the typed client (any
+    refusal raises its ``ApiError``)."""
+    api = ApiClient.over(client)
+    wip_ids = await api.create_products(collection, products)
+    started = await api.start_job(collection, wip_ids)
+    return Started(started.job_id, wip_ids)
 
 
 async def wait_for_job(

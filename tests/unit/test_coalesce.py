@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
-from tests.unit.test_limits import LoopClock
+from tests.support.clocks import LoopClock
 from wipsvc.adapters.coalesce import Batch, Coalescer
 from wipsvc.domain.errors import StepError
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[LoopClock]:
-    fake = LoopClock(asyncio.get_running_loop())
-    yield fake
-    fake.restore()
 
 
 class Sheet:

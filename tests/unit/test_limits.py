@@ -4,44 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
+from tests.support.clocks import LoopClock
 from tests.support.live import make_settings
 from wipsvc.limits import Limits, Permit, QuotaBucket
-
-
-class LoopClock:
-    """Replaces the running loop's clock; ``advance`` moves it in small steps so timers fire in order."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.now = 1_000.0
-        self._loop = loop
-        loop.time = self.time  # type: ignore[method-assign]
-
-    def time(self) -> float:
-        return self.now
-
-    async def settle(self) -> None:
-        for _ in range(10):
-            await asyncio.sleep(0)
-
-    async def advance(self, seconds: float, step: float = 0.05) -> None:
-        end = self.now + seconds
-        while self.now < end - 1e-9:
-            self.now = min(end, self.now + step)
-            await self.settle()
-
-    def restore(self) -> None:
-        del self._loop.time
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[LoopClock]:
-    fake = LoopClock(asyncio.get_running_loop())
-    yield fake
-    fake.restore()
 
 
 def max_in_window(times: list[float], window: float) -> int:
