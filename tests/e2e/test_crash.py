@@ -31,7 +31,7 @@ from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.paced_shop import PacedShop, expected_fields
 from tests.support.server_process import ServerProcess, free_port
-from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, sheets_server_env
+from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, create_sheet_products, sheets_server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -139,17 +139,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         server.start()
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=10, trust_env=False) as client:
-            config = {
-                "sheet": {"backend": "google", "spreadsheet_id": spreadsheet_id, "worksheet": WORKSHEET},
-                "cleaning": {"backend": "python"},
-                "llm": {"enabled": False},
-            }
-            client.put(f"/api/collections/{COLLECTION}", json=config).raise_for_status()
-            created = client.post(
-                f"/api/{COLLECTION}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-            )
-            created.raise_for_status()
-            ids: list[int] = created.json()["wip_ids"]
+            ids = create_sheet_products(client, COLLECTION, spreadsheet_id, products)
             started = client.post(f"/api/{COLLECTION}/wip/process", json={"wip_ids": ids})
             started.raise_for_status()
             job_id: str = started.json()["job_id"]

@@ -29,7 +29,7 @@ from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.paced_shop import PacedShop
 from tests.support.server_process import ServerProcess, free_port
-from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, sheets_server_env
+from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, create_sheet_products, sheets_server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -101,17 +101,7 @@ async def test_sigterm_mid_job_checkpoints_hands_over_and_resumes(
         server.start()
         await asyncio.to_thread(server.wait_ready)
         with httpx.Client(base_url=server.url, timeout=10, trust_env=False) as client:
-            config = {
-                "sheet": {"backend": "google", "spreadsheet_id": spreadsheet_id, "worksheet": WORKSHEET},
-                "cleaning": {"backend": "python"},
-                "llm": {"enabled": False},
-            }
-            client.put(f"/api/collections/{COLLECTION}", json=config).raise_for_status()
-            created = client.post(
-                f"/api/{COLLECTION}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-            )
-            created.raise_for_status()
-            ids: list[int] = created.json()["wip_ids"]
+            ids = create_sheet_products(client, COLLECTION, spreadsheet_id, products)
             await sio.connect(server.url, transports=["websocket"])
             started = client.post(
                 f"/api/{COLLECTION}/wip/process",

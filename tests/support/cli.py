@@ -75,3 +75,14 @@ def job_id_in(output: str) -> str:
     match = UUID_LINE.search(output)
     assert match, output
     return match.group(0)
+
+
+async def run_wipsvc(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
+    """``wipsvc *args`` with exactly ``env``, in ``cwd`` (the operator's commands that open the
+    database themselves); its exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        str(WIPSVC), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()

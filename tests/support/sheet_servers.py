@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from tests.fakes.sheets import FakeSheets
 from tests.support.server_process import server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
@@ -33,3 +35,22 @@ def sheets_server_env(credentials: Path, sheets: FakeSheets, **settings: object)
         sheets_read_per_minute=1_000_000,
         **settings,
     )
+
+
+def create_sheet_products(
+    client: httpx.Client, collection: str, spreadsheet_id: str, products: list[tuple[str, str]]
+) -> list[int]:
+    """Point ``collection`` at the spreadsheet (Python cleaning, no LLM) and create the products
+    in it; their wip_ids."""
+    config = {
+        "sheet": {"backend": "google", "spreadsheet_id": spreadsheet_id, "worksheet": WORKSHEET},
+        "cleaning": {"backend": "python"},
+        "llm": {"enabled": False},
+    }
+    client.put(f"/api/collections/{collection}", json=config).raise_for_status()
+    created = client.post(
+        f"/api/{collection}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
+    )
+    created.raise_for_status()
+    wip_ids: list[int] = created.json()["wip_ids"]
+    return wip_ids
