@@ -15,7 +15,7 @@ from wipsvc.collection import COLLECTION_NAME_PATTERN
 from wipsvc.services import Services
 from wipsvc.store import CollectionRecord
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # api/limits.py imports this module: its types are named here for the checker only
     from wipsvc.api.limits import ActiveJobCap, RateLimiter
 
 RESERVED_NAMES = frozenset({"collections", "healthz", "readyz", "docs"})
@@ -23,7 +23,8 @@ RESERVED_NAMES = frozenset({"collections", "healthz", "readyz", "docs"})
 
 @dataclass(frozen=True, slots=True)
 class AppRuntime:
-    """What a running app serves with, built when it starts (its lifespan) and gone when it stops."""
+    """What a running app serves with: built once when it starts (its lifespan, in app.py), read by
+    the routes through the typed dependencies below."""
 
     services: Services
     job_start_limiter: RateLimiter
