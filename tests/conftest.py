@@ -19,7 +19,7 @@ from tests.support.netguard import LoopbackOnlyTransport
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import SampleShop
 
-pytest_plugins = ["tests.support.google_fakes", "tests.support.loop_clock"]
+pytest_plugins = ["tests.support.google_fakes"]
 
 POSTGRES_ADMIN_DSN = os.environ.get("WIPSVC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("WIPSVC_TEST_REDIS", "redis://127.0.0.1:6379/15")

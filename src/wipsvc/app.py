@@ -15,10 +15,10 @@ from fastapi.routing import APIRoute
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.api.deps import get_access
+from wipsvc.api.deps import AppRuntime, NotStarted, app_runtime, get_access
 from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.hosts import guard_hosts
-from wipsvc.api.limits import HeadSizeLimit, install_limits
+from wipsvc.api.limits import ActiveJobCap, HeadSizeLimit, RateLimiter, install_limits
 from wipsvc.api.request_log import RequestLog
 from wipsvc.api.routes import all_jobs, collections, deliveries, health, jobs, metrics, schedules, stats, wip
 from wipsvc.auth import check_bind
@@ -56,6 +56,71 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
+class _Lifespan:
+    """Starts the app's runtime when the server starts and ends it when the server stops.
+
+    Everything it uses is given to it up front, and it builds the Socket.IO server (if enabled)
+    right away, since that is mounted before the app starts. What it builds on start-up is one
+    :class:`AppRuntime`: on the app's state for the request dependencies, and kept here for the
+    Socket.IO server, which reads the services through :meth:`services`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fetcher: PageFetcher | None,
+        retry: RetryPolicy | None,
+        google_sheets: GoogleSheetsBackend | None,
+        clock: Clock,
+    ) -> None:
+        self._settings = settings
+        self._fetcher, self._retry, self._google_sheets = fetcher, retry, google_sheets
+        self._clock = clock
+        self._runtime: AppRuntime | None = None
+        self.realtime = Realtime(settings, self.services) if settings.socketio_enabled else None
+
+    def services(self) -> Services:
+        if self._runtime is None:
+            raise NotStarted("the app has not started: its lifespan builds the runtime")
+        return self._runtime.services
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, app: FastAPI) -> AsyncIterator[None]:
+        settings, realtime = self._settings, self.realtime
+        # Before anything starts (and before the server binds): never serve open to a network.
+        await check_bind(settings)
+        services = await Services.start(
+            settings,
+            fetcher=self._fetcher,
+            retry=self._retry,
+            google_sheets=self._google_sheets,
+            clock=self._clock,
+        )
+        self._runtime = app.state.runtime = AppRuntime(
+            services=services,
+            job_start_limiter=RateLimiter(settings.job_starts_per_minute),
+            active_job_cap=ActiveJobCap(settings.max_active_jobs_per_collection),
+        )
+        # Unwound in reverse: the revocation watcher, the relay, Socket.IO, then the services.
+        async with contextlib.AsyncExitStack() as running:
+            running.push_async_callback(services.stop)
+            if realtime is not None:
+                services.metrics.count_socket_clients(realtime.client_count)
+                running.push_async_callback(realtime.close)
+                running.callback(services.bus.subscribe(realtime.relay))
+                running.callback(services.bus.subscribe_notices(realtime.relay_notice))
+                watcher = asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
+                running.push_async_callback(_cancel, watcher)
+            yield
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def create_api(
     settings: Settings,
     *,
@@ -68,40 +133,7 @@ def create_api(
 
     ``fetcher``, ``retry`` and ``google_sheets`` replace the defaults built from ``settings``
     (tests inject fakes or fast backoff through them); ``clock`` is the recurring schedules' time."""
-    realtime: Realtime | None = None
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Before anything starts (and before the server binds): never serve open to a network.
-        await check_bind(settings)
-        services = await Services.start(
-            settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets, clock=clock
-        )
-        app.state.services = services
-        if realtime:
-            services.metrics.count_socket_clients(realtime.client_count)
-        unsubscribe = services.bus.subscribe(realtime.relay) if realtime else None
-        unsubscribe_notices = services.bus.subscribe_notices(realtime.relay_notice) if realtime else None
-        watcher = (
-            asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
-            if realtime
-            else None
-        )
-        try:
-            yield
-        finally:
-            if watcher:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-            if unsubscribe:
-                unsubscribe()
-            if unsubscribe_notices:
-                unsubscribe_notices()
-            if realtime:
-                await realtime.close()
-            await services.stop()
-
+    lifespan = _Lifespan(settings, fetcher=fetcher, retry=retry, google_sheets=google_sheets, clock=clock)
     api = FastAPI(
         title="wipsvc",
         version="0.1.0",
@@ -144,10 +176,7 @@ def create_api(
     api.include_router(metrics.router)
     include_dashboard(api)
     include_docs(api)
-
-    if settings.socketio_enabled:
-        realtime = Realtime(settings, lambda: api.state.services)
-    return api, realtime
+    return api, lifespan.realtime
 
 
 def create_app(
@@ -164,7 +193,6 @@ def outermost_app(settings: Settings, api: FastAPI, realtime: Realtime | None) -
     app: Any = api if realtime is None else socketio.ASGIApp(realtime.server, other_asgi_app=api)
 
     async def keys_exist() -> bool:
-        services: Services = api.state.services
-        return await services.store.keys.any_exist()
+        return await app_runtime(api).services.store.keys.any_exist()
 
     return guard_hosts(HeadSizeLimit(app, settings.max_header_bytes), settings, keys_exist)

@@ -22,9 +22,8 @@ import openai
 import typer
 from sqlalchemy.engine import make_url
 
-from wipsvc.adapters.apps_script import AppsScriptApiCleaner, AppsScriptWebAppCleaner
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.adapters.llm import build_llm_client, llm_api_key, llm_model
+from wipsvc.adapters.llm_client import api_message, build_llm_client, llm_api_key, llm_model
 from wipsvc.collection import CollectionConfig
 from wipsvc.config import Settings
 from wipsvc.credentials import with_resolved_credentials
@@ -140,9 +139,7 @@ class _Checker:
         self.settings = settings
         # One request each (adapters do not retry) and a short timeout: a check reports, it does
         # not wait out an outage.
-        self.sheets = GoogleSheetsBackend(
-            settings.sheets_api_url, settings.google_credentials_file, timeout=CHECK_TIMEOUT_SECONDS
-        )
+        self.sheets = GoogleSheetsBackend.from_settings(settings, timeout=CHECK_TIMEOUT_SECONDS)
         self.llm = build_llm_client(settings, timeout=CHECK_TIMEOUT_SECONDS)
         self._models: list[str] | None = None
 
@@ -189,24 +186,14 @@ class _Checker:
         )
 
     async def _cleaning(self, config: CollectionConfig) -> tuple[Status, str]:
+        # Imported here, not above: the factory pulls in every adapter, slow to import for the
+        # CLI's other commands.
+        from wipsvc.adapters.builtin_cleaner import PythonCleaner
+        from wipsvc.adapters.factory import cleaner_for
+
         config = with_resolved_credentials(config, self.settings.credentials_dir, ("cleaning",))
-        cleaning, worksheet = config.cleaning, config.sheet.worksheet
-        cleaner: AppsScriptApiCleaner | AppsScriptWebAppCleaner
-        if cleaning.backend == "apps_script_api":
-            cleaner = AppsScriptApiCleaner(
-                cleaning,
-                worksheet=worksheet,
-                api_url=self.settings.apps_script_api_url,
-                timeout=CHECK_TIMEOUT_SECONDS,
-            )
-        elif cleaning.backend == "apps_script_webapp":
-            cleaner = AppsScriptWebAppCleaner(
-                cleaning,
-                worksheet=worksheet,
-                allowed_hosts=self.settings.scrape_allowed_hosts,
-                timeout=CHECK_TIMEOUT_SECONDS,
-            )
-        else:
+        cleaner = cleaner_for(self.settings, config, timeout=CHECK_TIMEOUT_SECONDS)
+        if isinstance(cleaner, PythonCleaner):
             return "ok", "embedded Python cleaning rules"
         try:
             return "ok", await cleaner.check()
@@ -240,20 +227,12 @@ async def _list_models(client: openai.AsyncOpenAI, base_url: str) -> list[str]:
         cause = exc.__cause__ or exc
         raise StepError(f"cannot reach the LLM API at {base_url}: {type(cause).__name__}: {cause}") from exc
     except openai.AuthenticationError as exc:
-        raise StepError(f"LLM API at {base_url} rejected the API key (401): {_api_message(exc)}") from exc
+        raise StepError(f"LLM API at {base_url} rejected the API key (401): {api_message(exc)}") from exc
     except openai.APIStatusError as exc:
         raise StepError(
-            f"LLM API at {base_url} answered {exc.status_code} to GET /models: {_api_message(exc)}"
+            f"LLM API at {base_url} answered {exc.status_code} to GET /models: {api_message(exc)}"
         ) from exc
     return [model.id for model in page.data]
-
-
-def _api_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    error = body.get("error", body) if isinstance(body, dict) else None
-    if isinstance(error, dict) and error.get("message"):
-        return str(error["message"])
-    return exc.message
 
 
 def _missing_sqlite_file(settings: Settings) -> str | None:

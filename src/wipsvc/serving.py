@@ -18,10 +18,10 @@ from typing import Any
 
 import uvicorn
 
+from wipsvc.api.deps import NotStarted, app_runtime
 from wipsvc.app import create_api, outermost_app
 from wipsvc.config import Settings
 from wipsvc.server_options import uvicorn_options
-from wipsvc.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,11 @@ def build_server(settings: Settings) -> DrainingServer:
     api, realtime = create_api(settings)
 
     async def drain() -> None:
-        services: Services | None = getattr(api.state, "services", None)
-        if services is not None:  # None: the app never finished starting
-            await services.drain()
+        try:
+            services = app_runtime(api).services
+        except NotStarted:  # the app never finished starting: nothing runs
+            return
+        await services.drain()
 
     config = uvicorn.Config(
         outermost_app(settings, api, realtime),

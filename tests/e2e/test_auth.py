@@ -16,6 +16,7 @@ import httpx
 import pytest
 import socketio
 
+from tests.support.cli import run_wipsvc
 from tests.support.live import LiveServer, make_settings, wait_for_job
 from tests.support.slow import SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher
@@ -23,8 +24,6 @@ from wipsvc.app import create_app
 from wipsvc.auth import InsecureBind, create_key
 from wipsvc.demo.shop import SampleShop
 from wipsvc.store import Store
-
-WIPSVC = Path(sys.executable).with_name("wipsvc")
 
 
 def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -73,15 +72,6 @@ def env(tmp_path: Path, sqlite_url: str) -> dict[str, str]:
     """The environment of a `wipsvc` subprocess: the test's database, nothing of the developer's."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WIPSVC_")}
     return clean | {"WIPSVC_DATABASE_URL": sqlite_url}
-
-
-async def _wipsvc(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(WIPSVC), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_a_key_reaches_only_its_collections(
@@ -268,16 +258,16 @@ async def test_open_connections_close_once_the_first_key_exists(sqlite_url: str)
 async def test_the_cli_manages_keys_and_revocation_is_immediate(
     sqlite_url: str, env: dict[str, str], tmp_path: Path
 ) -> None:
-    code, out, err = await _wipsvc(env, tmp_path, "keys", "list")
+    code, out, err = await run_wipsvc(env, tmp_path, "keys", "list")
     assert code == 0 and "No API keys" in out
-    code, out, err = await _wipsvc(
+    code, out, err = await run_wipsvc(
         env, tmp_path, "keys", "create", "--collections", "sinks,taps", "--label", "ci"
     )
     assert code == 0, err
     key = out.strip()
     assert re.fullmatch(r"wip_[0-9a-f]{8}_[A-Za-z0-9_-]{43}", key)
     assert "Created API key 1" in err and "collections: sinks, taps" in err and "only this once" in err
-    code, out, err = await _wipsvc(env, tmp_path, "keys", "create", "--all")
+    code, out, err = await run_wipsvc(env, tmp_path, "keys", "create", "--all")
     assert code == 0, err
     second_key = out.strip()
 
@@ -287,7 +277,7 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
         watching, other = Listener(), Listener()  # connected before the revocation
         await watching.connect(server.url, key)
         await other.connect(server.url, second_key)
-        code, out, _ = await _wipsvc(env, tmp_path, "keys", "list")
+        code, out, _ = await run_wipsvc(env, tmp_path, "keys", "list")
         lines = out.splitlines()
         assert lines[0].split() == [
             "ID",
@@ -306,7 +296,7 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
         assert " * " in lines[2]
         assert key not in out  # the key itself is never shown again
 
-        code, out, _ = await _wipsvc(env, tmp_path, "keys", "revoke", "1")
+        code, out, _ = await run_wipsvc(env, tmp_path, "keys", "revoke", "1")
         assert code == 0 and "Revoked API key 1" in out
         response = await client.get("/api/collections", headers=_auth(key))
         assert _error(response, 401, "unauthorized")["message"] == "API key revoked"
@@ -322,10 +312,10 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
             await listener.connect(server.url, key)
         await listener.sio.disconnect()
         # Every key revoked still means "keys exist": the service does not fall back to open.
-        code, out, _ = await _wipsvc(env, tmp_path, "keys", "revoke", key[:12])
+        code, out, _ = await run_wipsvc(env, tmp_path, "keys", "revoke", key[:12])
         assert code == 0
         _error(await client.get("/api/collections"), 401, "unauthorized")
-    code, out, _ = await _wipsvc(env, tmp_path, "keys", "list", "--json")
+    code, out, _ = await run_wipsvc(env, tmp_path, "keys", "list", "--json")
     listed = json.loads(out)
     assert listed["success"] is True
     assert [key["revoked_at"] is None for key in listed["keys"]] == [False, True]
@@ -336,7 +326,7 @@ async def test_the_cli_manages_keys_and_revocation_is_immediate(
         (["keys", "create", "--collections", "Bad Name"], "invalid collection names"),
         (["keys", "revoke", "99"], "no API key with id 99"),
     ):
-        code, out, err = await _wipsvc(env, tmp_path, *args)
+        code, out, err = await run_wipsvc(env, tmp_path, *args)
         assert code == 2 and message in err, (args, err)
 
 
@@ -353,7 +343,7 @@ def trap() -> Iterator[int]:
 async def test_serve_refuses_a_public_address_without_keys(
     env: dict[str, str], tmp_path: Path, trap: int
 ) -> None:
-    code, out, err = await _wipsvc(env, tmp_path, "serve", "--host", "0.0.0.0", "--port", str(trap))
+    code, out, err = await run_wipsvc(env, tmp_path, "serve", "--host", "0.0.0.0", "--port", str(trap))
     assert code == 2, (out, err)
     assert "refusing to serve on '0.0.0.0': no API keys exist" in err
     assert "wipsvc keys create" in err

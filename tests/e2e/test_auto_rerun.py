@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.live import LiveServer, make_settings, start_job, wait_for_job
 from tests.support.netguard import PRODUCT_HTML, LocalHttpServer, ReceivedRequest, Reply
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.jobs.reruns import rerun_job_id
@@ -31,12 +31,10 @@ class OutageShop(LocalHttpServer):
 async def _run_first_job(
     client: Any, shop: OutageShop, collection: str
 ) -> tuple[dict[str, Any], dict[str, int]]:
-    products = [{"sku": "FLAKY-1", "url": shop.url("/flaky")}, {"sku": "GONE-1", "url": shop.url("/gone")}]
-    created = await client.post(f"/api/{collection}/wip", json={"products": products})
-    assert created.status_code == 201, created.text
-    ids = dict(zip(["FLAKY-1", "GONE-1"], created.json()["wip_ids"], strict=True))
-    started = await client.post(f"/api/{collection}/wip/process", json={"wip_ids": list(ids.values())})
-    job = await wait_for_job(client, collection, started.json()["job_id"])
+    products = [("FLAKY-1", shop.url("/flaky")), ("GONE-1", shop.url("/gone"))]
+    started = await start_job(client, collection, products)
+    ids = dict(zip(["FLAKY-1", "GONE-1"], started.wip_ids, strict=True))
+    job = await wait_for_job(client, collection, started.job_id)
     return job, ids
 
 

@@ -6,19 +6,18 @@ import asyncio
 import csv
 import io
 import json
-import os
 import re
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import socketio
 
+from tests.support.cli import Cli, job_id_in, wipsvc, write_csv
 from tests.support.live import LiveServer, make_settings, no_sleep, wait_for_job
-from wipsvc.adapters.base import FetchedPage, PageFetcher
+from tests.support.slow import SlowFetcher
+from wipsvc.adapters.base import PageFetcher
 from wipsvc.app import create_api
 from wipsvc.auth import create_key
 from wipsvc.config import Settings
@@ -26,90 +25,9 @@ from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 from wipsvc.embedded import EmbeddedServer
 from wipsvc.pipeline.retry import RetryPolicy
 
-WIPSVC = Path(sys.executable).with_name("wipsvc")
-UUID_LINE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.MULTILINE)
-
-
-class SlowFetcher:
-    """The real fetcher, after a pause: makes a job last long enough to interrupt."""
-
-    def __init__(self, inner: PageFetcher, delay: float) -> None:
-        self.inner = inner
-        self.delay = delay
-
-    async def fetch(self, url: str) -> FetchedPage:
-        await asyncio.sleep(self.delay)
-        return await self.inner.fetch(url)
-
-    async def aclose(self) -> None:
-        """The inner fetcher belongs to its fixture."""
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-class Cli:
-    """The `wipsvc` executable running against a server, its output read as it comes."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.out = ""
-
-    @classmethod
-    async def start(cls, *args: str, url: str, api_key: str | None = None) -> Cli:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("WIPSVC_")}
-        env |= {"WIPSVC_URL": url} | ({"WIPSVC_API_KEY": api_key} if api_key else {})
-        env.pop("COLUMNS", None)  # rich's default width, 80, as in most logs
-        process = await asyncio.create_subprocess_exec(
-            str(WIPSVC), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
-        )
-        return cls(process)
-
-    async def read_until(self, text: str, timeout: float = 30) -> None:
-        assert self.process.stdout is not None
-        async with asyncio.timeout(timeout):
-            while text not in self.out:
-                line = await self.process.stdout.readline()
-                assert line, f"exited before printing {text!r}: {self.out}"
-                self.out += line.decode()
-
-    async def finish(self, timeout: float = 60) -> Run:
-        try:
-            async with asyncio.timeout(timeout):
-                out, err = await self.process.communicate()
-        finally:
-            if self.process.returncode is None:
-                self.process.kill()
-                await self.process.wait()
-        assert self.process.returncode is not None
-        return Run(self.process.returncode, self.out + out.decode(), err.decode())
-
-
-async def wipsvc(*args: str, url: str, api_key: str | None = None, timeout: float = 60) -> Run:
-    return await (await Cli.start(*args, url=url, api_key=api_key)).finish(timeout)
-
-
-def write_csv(path: Path, products: list[tuple[str, str]], *, header: bool) -> Path:
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
-        if header:
-            writer.writerow(["sku", "url"])
-        writer.writerows(products)
-    return path
-
 
 def good_products(shop: SampleShop) -> list[tuple[str, str]]:
     return [(sku, url) for sku, url in shop.products() if sku not in BROKEN_SKUS]
-
-
-def job_id_in(output: str) -> str:
-    match = UUID_LINE.search(output)
-    assert match, output
-    return match.group(0)
 
 
 async def test_submit_watch_exits_0_when_every_product_succeeds(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_cli import WIPSVC, Run, job_id_in, wipsvc, write_csv
+from tests.support.cli import WIPSVC, Run, job_id_in, wipsvc, write_csv
 from tests.support.live import LiveServer, make_settings, wait_for_job
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cli import run_wipsvc
 from tests.support.live import LiveServer, make_settings, wait_for_job
 from tests.support.netguard import LocalHttpServer, Reply
 from wipsvc.adapters.scraper import SafeFetcher
@@ -28,7 +28,6 @@ from wipsvc.collection import SECRET_MASK, CollectionConfig
 from wipsvc.demo.shop import SampleShop
 
 COLLECTION = "alpha"
-WIPSVC = Path(sys.executable).with_name("wipsvc")
 
 
 def _auth(key: str) -> dict[str, str]:
@@ -305,15 +304,6 @@ async def test_stats_count_only_the_keys_collections(server: LiveServer, shop: S
 # -- the operator's command line ----------------------------------------------------------------------
 
 
-async def _wipsvc(env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        str(WIPSVC), *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_the_operator_sets_collections_and_admin_keys_from_the_command_line(
     sqlite_url: str, fetcher: SafeFetcher, credentials_dir: Path, tmp_path: Path
 ) -> None:
@@ -322,13 +312,13 @@ async def test_the_operator_sets_collections_and_admin_keys_from_the_command_lin
         "WIPSVC_CREDENTIALS_DIR": str(credentials_dir),
         "WIPSVC_SCRAPE_ALLOWED_HOSTS": "127.0.0.1",
     }
-    code, out, err = await _wipsvc(env, tmp_path, "keys", "create", "--admin", "--label", "ops")
+    code, out, err = await run_wipsvc(env, tmp_path, "keys", "create", "--admin", "--label", "ops")
     assert code == 0, err
     admin = out.strip()
     assert "Created admin key 1" in err and "every collection" in err
-    code, _, err = await _wipsvc(env, tmp_path, "keys", "create", "--admin", "--collections", "alpha")
+    code, _, err = await run_wipsvc(env, tmp_path, "keys", "create", "--admin", "--collections", "alpha")
     assert code == 2 and "--admin without --collections" in err
-    code, out, _ = await _wipsvc(env, tmp_path, "keys", "list", "--json")
+    code, out, _ = await run_wipsvc(env, tmp_path, "keys", "list", "--json")
     assert json.loads(out)["keys"][0]["is_admin"] is True
 
     config = tmp_path / "alpha.json"
@@ -346,10 +336,10 @@ async def test_the_operator_sets_collections_and_admin_keys_from_the_command_lin
         ({"sheet": {"worksheet": "a\u0000b"}}, "contains U+0000 (NUL)"),
     ):
         config.write_text(json.dumps(bad))
-        code, _, err = await _wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
+        code, _, err = await run_wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
         assert code == 2 and message in err, err
     config.write_text(json.dumps(settings))
-    code, out, err = await _wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
+    code, out, err = await run_wipsvc(env, tmp_path, "collections", "set", COLLECTION, str(config))
     assert code == 0, err
     assert f"Stored the settings of collection '{COLLECTION}'" in out
 

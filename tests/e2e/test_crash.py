@@ -30,13 +30,13 @@ import pytest
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.paced_shop import PacedShop, expected_fields
-from tests.support.server_process import ServerProcess, free_port, server_env
+from tests.support.server_process import ServerProcess, free_port
+from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, create_sheet_products, sheets_server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 COLLECTION = "crash"
-WORKSHEET = "Sheet1"
 SA_EMAIL = "wipsvc-crash@fake-project.iam.gserviceaccount.com"
 PRODUCTS = 100
 KILLS = 12  # at least 10 must land while the job runs
@@ -47,7 +47,6 @@ MAX_UPTIME = 1.5  # longest a killed instance lives after it answers
 # applied an append or a batch write (the windows where a lost checkpoint would double a row
 # or an event).
 KILL_MOMENTS = ("startup", "random", "random", "after_append", "after_append", "after_write")
-HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -120,18 +119,12 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     rng = random.Random(seed)
     where = f"(WIPSVC_CRASH_SEED={seed})"
     credentials = oauth.write_service_account(tmp_path / "service-account.json", client_email=SA_EMAIL)
-    spreadsheet_id = sheets.add_spreadsheet(worksheets=[WORKSHEET], shared_with=[SA_EMAIL])
-    sheets.set_rows(spreadsheet_id, WORKSHEET, [HEADER])
+    spreadsheet_id = add_sheet(sheets, SA_EMAIL)
     db = tmp_path / "wipsvc.db"
-    env = server_env(
+    env = sheets_server_env(
+        credentials,
+        sheets,
         database_url=f"sqlite+aiosqlite:///{db}",
-        scrape_allowed_hosts="127.0.0.1",
-        sheets_api_url=sheets.url,
-        google_credentials_file=credentials,
-        workers_per_job=3,
-        # Our own Sheets pacing (Google's 60 writes a minute) would make this a 5-minute job.
-        sheets_write_per_minute=1_000_000,
-        sheets_read_per_minute=1_000_000,
         claim_interval_seconds=0.2,
         lease_seconds=5,
         # Killed 12 times on purpose, some of them mid-startup: more runs without a finished
@@ -146,17 +139,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         server.start()
         server.wait_ready()
         with httpx.Client(base_url=server.url, timeout=10, trust_env=False) as client:
-            config = {
-                "sheet": {"backend": "google", "spreadsheet_id": spreadsheet_id, "worksheet": WORKSHEET},
-                "cleaning": {"backend": "python"},
-                "llm": {"enabled": False},
-            }
-            client.put(f"/api/collections/{COLLECTION}", json=config).raise_for_status()
-            created = client.post(
-                f"/api/{COLLECTION}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-            )
-            created.raise_for_status()
-            ids: list[int] = created.json()["wip_ids"]
+            ids = create_sheet_products(client, COLLECTION, spreadsheet_id, products)
             started = client.post(f"/api/{COLLECTION}/wip/process", json={"wip_ids": ids})
             started.raise_for_status()
             job_id: str = started.json()["job_id"]

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import open_page
 from tests.support.live import LiveServer, make_settings
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.auth import create_key
@@ -26,8 +25,6 @@ from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page
 
-TIMEOUT_MS = 30_000
-
 
 @pytest.fixture
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -35,44 +32,6 @@ def screenshot_dir(tmp_path: Path) -> Path:
     directory = Path(configured) if configured else tmp_path / "screenshots"
     directory.mkdir(parents=True, exist_ok=True)
     return directory
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[BrowserContext]:
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed: apt-get install -y chromium")
-    async_api = pytest.importorskip(
-        "playwright.async_api", reason="Playwright is not installed: pip install playwright"
-    )
-    async with async_api.async_playwright() as playwright:
-        # A fresh profile folder per test (Playwright hands it to Chromium as --user-data-dir).
-        context: BrowserContext = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 800},
-        )
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context
-        finally:
-            await context.close()
-
-
-async def open_page(browser: BrowserContext) -> tuple[Page, list[str]]:
-    """A page that records the browser's JavaScript errors, so a test can assert there were none.
-    HTTP error answers are not among them: the page asks for collections that may not exist yet."""
-    page = await browser.new_page()
-    errors: list[str] = []
-
-    def on_console(message: Any) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", on_console)
-    return page, errors
 
 
 def lines(products: list[tuple[str, str]]) -> str:

@@ -7,7 +7,7 @@ import asyncio
 
 from playwright.async_api import BrowserContext
 
-from tests.e2e.test_dashboard import browser, open_page  # noqa: F401 - the fixture is used by name
+from tests.support.browser import open_page
 from tests.support.live import LiveServer, make_settings, until, wait_for_job
 from tests.support.receivers import WebhookReceiver
 from wipsvc.adapters.scraper import SafeFetcher
@@ -18,7 +18,7 @@ async def test_the_job_page_shows_the_delivery_log_and_sends_again(
     sqlite_url: str,
     shop: SampleShop,
     fetcher: SafeFetcher,
-    browser: BrowserContext,  # noqa: F811
+    browser: BrowserContext,
 ) -> None:
     settings = make_settings(sqlite_url, notify_max_attempts=1, notify_poll_seconds=0.1)
     async with (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from playwright.async_api import BrowserContext
 
-from tests.e2e.test_dashboard import browser, open_page  # noqa: F401 - the fixture is used by name
+from tests.support.browser import open_page
 from tests.support.live import LiveServer, make_settings, until, wait_for_job
 from tests.support.slow import GatedFetcher
 from wipsvc.adapters.scraper import SafeFetcher
@@ -16,7 +16,7 @@ async def test_the_job_page_shows_the_priority_and_makes_a_queued_job_urgent(
     sqlite_url: str,
     shop: SampleShop,
     fetcher: SafeFetcher,
-    browser: BrowserContext,  # noqa: F811
+    browser: BrowserContext,
 ) -> None:
     gated = GatedFetcher(fetcher)
     settings = make_settings(sqlite_url, jobs_per_collection=1)

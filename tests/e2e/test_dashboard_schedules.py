@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import BrowserContext
 
-from tests.e2e.test_dashboard import browser, open_page  # noqa: F401 - the fixture is used by name
+from tests.support.browser import open_page
 from tests.support.live import LiveServer, make_settings
 from wipsvc.demo.shop import SampleShop
 
@@ -15,7 +15,7 @@ from wipsvc.demo.shop import SampleShop
 async def test_scheduled_jobs_and_schedules_are_shown_and_paused(
     sqlite_url: str,
     shop: SampleShop,
-    browser: BrowserContext,  # noqa: F811
+    browser: BrowserContext,
 ) -> None:
     async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
         products = [{"sku": sku, "url": url} for sku, url in shop.products()[:1]]

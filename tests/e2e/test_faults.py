@@ -27,139 +27,29 @@ import httpx
 import pytest
 import sqlalchemy.exc
 
-from tests.e2e.test_real_backends import FakeCloud
 from tests.fakes import openai_api as llm_behaviour
+from tests.support.fault_cloud import COLLECTION, Cloud, cell_of, start_faults_job
 from tests.support.live import LiveServer, make_settings, until_processed, wait_for_job
 from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, is_loopback_ip, static_resolver
 from tests.support.paced_shop import PacedShop, expected_fields
 from wipsvc.adapters import factory as backends_module
-from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.adapters.llm import build_llm_client
+from wipsvc.adapters.llm_client import build_llm_client
 from wipsvc.adapters.scraper import SafeFetcher
-from wipsvc.collection import DEFAULT_COLUMNS, column_index
-from wipsvc.config import Settings
-from wipsvc.pipeline.retry import RetryPolicy
-
-COLLECTION = "faults"
-WORKSHEET = "Sheet1"
-SA_EMAIL = "wipsvc-faults@fake-project.iam.gserviceaccount.com"
-HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
-COLUMN = {name: column_index(letter) for name, letter in DEFAULT_COLUMNS.items()}
 
 # sku -> (step it fails at, fragment its error must contain)
 Failures = dict[str, tuple[str, str]]
 
 
-class RecordingSleep:
-    """Google-backoff sleeps, recorded but not slept."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(0)
-
-
-class Cloud(FakeCloud):
-    """The fakes of the real-backends tests, with a header row, quotas out of the way (the storms
-    below are injected, and counted exactly) and Google's backoff recorded instead of slept."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        super().__init__(
-            tmp_path,
-            worksheet=WORKSHEET,
-            service_account_email=SA_EMAIL,
-            read_quota=100_000,
-            write_quota=100_000,
-        )
-        self.sheets.set_rows(self.spreadsheet_id, WORKSHEET, [HEADER])
-        self.backoff = RecordingSleep()
-
-    def settings(self, database_url: str, *, llm: bool = False, **overrides: Any) -> Settings:
-        if llm:
-            overrides |= {"llm_base_url": self.llm.base_url, "llm_api_key": self.llm.api_key}
-        return make_settings(
-            database_url,
-            sheets_api_url=self.sheets.url,
-            apps_script_api_url=self.script.url,
-            llm_model="fake-model",
-            # Our own quota pacing out of the way: the faults here are injected and counted.
-            sheets_write_per_minute=100_000,
-            sheets_read_per_minute=100_000,
-            rate_limit_backoff_seconds=0.01,
-            rate_limit_max_backoff_seconds=0.05,
-            credentials_dir=str(self.credentials_dir),
-            **overrides,
-        )
-
-    def google_sheets(self) -> GoogleSheetsBackend:
-        """The real Sheets client without quota buckets: each 429 uses one of a step's tries."""
-        return GoogleSheetsBackend(self.sheets.url)
-
-    def retry(self, settings: Settings) -> RetryPolicy:
-        """The step's retry policy, its backoff recorded instead of slept (no jitter)."""
-        return RetryPolicy(
-            max_attempts=settings.step_max_attempts,
-            quota_wait=settings.quota_wait_seconds,
-            sleep=self.backoff,
-            draw=lambda: 1.0,
-        )
-
-    def config(self, *, cleaning: dict[str, Any] | None = None, llm: bool = False) -> dict[str, Any]:
-        return {
-            "sheet": {
-                "backend": "google",
-                "spreadsheet_id": self.spreadsheet_id,
-                "worksheet": WORKSHEET,
-                "credentials_file": self.service_account.name,
-            },
-            "cleaning": cleaning or {"backend": "python"},
-            "llm": {"enabled": llm},
-        }
-
-    def rows_by_sku(self) -> dict[str, list[str]]:
-        """Data rows by SKU; fails if a SKU is on two rows."""
-        header, *rows = self.sheets.rows(self.spreadsheet_id, WORKSHEET)
-        assert header == HEADER
-        counts = Counter(_cell(row, "sku") for row in rows)
-        assert all(count == 1 for count in counts.values()), f"SKUs on several rows: {counts}"
-        return {_cell(row, "sku"): row for row in rows}
-
-
-def _cell(row: list[str], name: str) -> str:
-    index = COLUMN[name]
-    return row[index] if index < len(row) else ""
-
-
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[Cloud]:
-    fakes = Cloud(tmp_path)
-    try:
+    with Cloud(tmp_path) as fakes:
         yield fakes
-    finally:
-        fakes.close()
 
 
 @pytest.fixture
 def paced_shop() -> Iterator[PacedShop]:
     with PacedShop() as shop:
         yield shop
-
-
-async def _start(
-    client: httpx.AsyncClient, config: dict[str, Any], products: list[tuple[str, str]]
-) -> tuple[str, list[int]]:
-    (await client.put(f"/api/collections/{COLLECTION}", json=config)).raise_for_status()
-    created = await client.post(
-        f"/api/{COLLECTION}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-    )
-    assert created.status_code == 201, created.text
-    ids: list[int] = created.json()["wip_ids"]
-    started = await client.post(f"/api/{COLLECTION}/wip/process", json={"wip_ids": ids})
-    assert started.status_code == 202, started.text
-    job_id: str = started.json()["job_id"]
-    return job_id, ids
 
 
 async def _finished_as_expected(
@@ -215,13 +105,13 @@ def _check_sheet(cloud: Cloud, products: list[tuple[str, str]], failures: Failur
             assert sku not in rows
             continue
         row = rows[sku]
-        assert _cell(row, "url") == url
+        assert cell_of(row, "url") == url
         if sku in failures:
-            assert _cell(row, "status") == ""
+            assert cell_of(row, "status") == ""
         else:
-            assert _cell(row, "status") == "ready"
-            assert _cell(row, "title") == expected_fields(sku)["title"]
-            assert _cell(row, "price") == expected_fields(sku)["price"]
+            assert cell_of(row, "status") == "ready"
+            assert cell_of(row, "title") == expected_fields(sku)["title"]
+            assert cell_of(row, "price") == expected_fields(sku)["price"]
 
 
 # -- Google Sheets --------------------------------------------------------------------------
@@ -243,7 +133,7 @@ async def test_a_429_storm_fails_only_the_product_it_outlasts(
         ) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(), products)
+        job_id, ids = await start_faults_job(client, cloud.config(), products)
         failures = {"QS-001": ("sheet_row", "Google Sheets quota exceeded (429 RESOURCE_EXHAUSTED)")}
         results = await _finished_as_expected(server, client, job_id, products, ids, failures)
     assert results["QS-001"]["error"].endswith("(429 RESOURCE_EXHAUSTED) (after 3 attempts)")
@@ -265,7 +155,7 @@ async def test_a_429_storm_waits_in_the_paused_bucket_without_using_step_tries(
         LiveServer(settings, fetcher=fetcher, retry=cloud.retry(settings)) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(), products)
+        job_id, ids = await start_faults_job(client, cloud.config(), products)
         await _finished_as_expected(server, client, job_id, products, ids, {})
     assert cloud.sheets.count(status=429) == 6
     assert cloud.backoff.delays == []  # the waits were the bucket's pauses, not the step's backoff
@@ -284,7 +174,7 @@ async def test_a_429_storm_longer_than_the_quota_wait_uses_step_tries(
         LiveServer(settings, fetcher=fetcher, retry=cloud.retry(settings)) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(), products)
+        job_id, ids = await start_faults_job(client, cloud.config(), products)
         failure = ("sheet_row", "Google Sheets quota exceeded (429 RESOURCE_EXHAUSTED)")
         await _finished_as_expected(
             server, client, job_id, products, ids, {sku: failure for sku, _ in products}
@@ -310,7 +200,7 @@ async def test_5xx_bursts_and_lost_responses_append_each_row_once(
         LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(), products)
+        job_id, ids = await start_faults_job(client, cloud.config(), products)
         await _finished_as_expected(server, client, job_id, products, ids, {})
     # The bursts were met (how many requests they took depends on how writes were batched)…
     assert sheets.count(status=503) == 3 and sheets.count(status=500) == 2 and sheets.count(status=502) == 1
@@ -332,7 +222,7 @@ async def test_a_sheets_outage_at_job_start_is_retried_with_the_job_set_up(
         ) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(), products)
+        job_id, ids = await start_faults_job(client, cloud.config(), products)
         await _finished_as_expected(server, client, job_id, products, ids, {})
     assert sheets.count(status=503) == settings.step_max_attempts - 1
     assert cloud.backoff.delays == [1.0, 2.0]
@@ -367,7 +257,7 @@ async def test_llm_timeouts_and_invalid_json(
         LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(llm=True), products)
+        job_id, ids = await start_faults_job(client, cloud.config(llm=True), products)
         failures = {
             "LM-002": ("extract", "LLM request timed out"),
             "LM-004": ("extract", "LLM output invalid"),
@@ -404,7 +294,7 @@ async def test_apps_script_errors_fail_only_their_product(
         LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(cleaning=cleaning), products)
+        job_id, ids = await start_faults_job(client, cloud.config(cleaning=cleaning), products)
         # The web app here is not a Google host: its answer is not quoted, only named.
         fragment = (
             "TypeError: Cannot read properties of undefined (reading 'trim')"
@@ -490,7 +380,7 @@ async def test_hostile_pages_fail_their_product_and_nothing_leaves_loopback(
         LiveServer(settings, fetcher=fetcher, google_sheets=cloud.google_sheets()) as server,
         server.client() as client,
     ):
-        job_id, ids = await _start(client, cloud.config(), products)
+        job_id, ids = await start_faults_job(client, cloud.config(), products)
         results = await _finished_as_expected(server, client, job_id, products, ids, failures)
     assert "(after 3 attempts)" in results["HP-TRICKLE"]["error"]  # a slow site may recover: retried
     assert results["HP-HUGE"]["attempts"] == 1
@@ -498,7 +388,7 @@ async def test_hostile_pages_fail_their_product_and_nothing_leaves_loopback(
     assert guard.requests, "the guard saw the page requests"
     rows = cloud.rows_by_sku()
     assert sorted(rows) == sorted(sku for sku, _ in products)
-    assert _cell(rows["HP-GOOD"], "title") == "Oak Chair" and _cell(rows["HP-GOOD"], "status") == "ready"
+    assert cell_of(rows["HP-GOOD"], "title") == "Oak Chair" and cell_of(rows["HP-GOOD"], "status") == "ready"
 
 
 # -- the database ------------------------------------------------------------------------------
@@ -535,7 +425,7 @@ async def test_a_briefly_locked_database_delays_the_job_but_loses_nothing(
         extra = shop.products("DBX", 1)
         settings = make_settings(sqlite_url, workers_per_job=3)
         async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
-            job_id, ids = await _start(client, {}, products)
+            job_id, ids = await start_faults_job(client, {}, products)
             queued_sku, queued_url = extra[0]
             created = await client.post(
                 f"/api/{COLLECTION}/wip", json={"products": [{"sku": queued_sku, "url": queued_url}]}
@@ -606,7 +496,7 @@ async def test_a_failed_database_write_in_a_runner_resumes_the_job(
             # while the job runs (the first one is like a failed mark_started).
             on_call = {"start_item": 4, "checkpoint": 9, "finish_item": 3, "heartbeat": 2}.get(method, 1)
             setattr(jobs, method, _fail_once(getattr(jobs, method), on_call=on_call, failures=failed))
-            job_id, ids = await _start(client, {}, products)
+            job_id, ids = await start_faults_job(client, {}, products)
             await _finished_as_expected(server, client, job_id, products, ids, {})
             assert failed == [method]
             if method != "mark_started":  # a job whose start was never recorded just starts

@@ -28,16 +28,15 @@ import socketio
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.paced_shop import PacedShop
-from tests.support.server_process import ServerProcess, free_port, server_env
+from tests.support.server_process import ServerProcess, free_port
+from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, create_sheet_products, sheets_server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 COLLECTION = "drain"
-WORKSHEET = "Sheet1"
 SA_EMAIL = "wipsvc-drain@fake-project.iam.gserviceaccount.com"
 PRODUCTS = 12
-HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -80,17 +79,12 @@ async def test_sigterm_mid_job_checkpoints_hands_over_and_resumes(
     tmp_path: Path, oauth: FakeGoogleOAuth, sheets: FakeSheets, shop: PacedShop
 ) -> None:
     credentials = oauth.write_service_account(tmp_path / "service-account.json", client_email=SA_EMAIL)
-    spreadsheet_id = sheets.add_spreadsheet(worksheets=[WORKSHEET], shared_with=[SA_EMAIL])
-    sheets.set_rows(spreadsheet_id, WORKSHEET, [HEADER])
+    spreadsheet_id = add_sheet(sheets, SA_EMAIL)
     db = tmp_path / "wipsvc.db"
-    env = server_env(
+    env = sheets_server_env(
+        credentials,
+        sheets,
         database_url=f"sqlite+aiosqlite:///{db}",
-        scrape_allowed_hosts="127.0.0.1",
-        sheets_api_url=sheets.url,
-        google_credentials_file=credentials,
-        workers_per_job=3,
-        sheets_write_per_minute=1_000_000,
-        sheets_read_per_minute=1_000_000,
         claim_interval_seconds=0.2,
         lease_seconds=5,
         shutdown_grace_seconds=30,
@@ -107,17 +101,7 @@ async def test_sigterm_mid_job_checkpoints_hands_over_and_resumes(
         server.start()
         await asyncio.to_thread(server.wait_ready)
         with httpx.Client(base_url=server.url, timeout=10, trust_env=False) as client:
-            config = {
-                "sheet": {"backend": "google", "spreadsheet_id": spreadsheet_id, "worksheet": WORKSHEET},
-                "cleaning": {"backend": "python"},
-                "llm": {"enabled": False},
-            }
-            client.put(f"/api/collections/{COLLECTION}", json=config).raise_for_status()
-            created = client.post(
-                f"/api/{COLLECTION}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-            )
-            created.raise_for_status()
-            ids: list[int] = created.json()["wip_ids"]
+            ids = create_sheet_products(client, COLLECTION, spreadsheet_id, products)
             await sio.connect(server.url, transports=["websocket"])
             started = client.post(
                 f"/api/{COLLECTION}/wip/process",

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.e2e.test_restart_and_cancel import _submit
-from tests.support.live import LiveServer, make_settings, until, wait_for_job
+from tests.support.live import LiveServer, make_settings, start_job, until, wait_for_job
 from tests.support.slow import SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.config import Settings
@@ -37,12 +36,12 @@ async def test_instances_running_jobs_share_the_quotas(
     ):
         writes = [server.services.backends.limits.sheets_write for server in (a, b)]
         assert [bucket.limit for bucket in writes] == [60, 60]
-        first = await _submit(client, "sinks", shop.products())
+        first = (await start_job(client, "sinks", shop.products())).job_id
         await until(lambda: any(server.services.registry.running_job_ids for server in (a, b)))
         # One instance busy: it keeps the whole quota.
         await asyncio.sleep(0.5)
         assert [bucket.limit for bucket in writes] == [60, 60]
-        second = await _submit(client, "taps", shop.products())
+        second = (await start_job(client, "taps", shop.products())).job_id
         # Both busy: each gets half, and never more than the whole between them.
         await until(lambda: all(bucket.parts == 2 for bucket in writes))
         assert [bucket.limit for bucket in writes] == [30, 30]
@@ -61,7 +60,7 @@ async def test_a_stopped_instance_gives_its_jobs_back_at_once(
     for the lease to run out (here far longer than the test may take)."""
     settings = make_settings(postgres_url, workers_per_job=1, lease_seconds=300)
     async with LiveServer(settings, fetcher=SlowFetcher(fetcher, 0.3)) as first, first.client() as client:
-        job_id = await _submit(client, "sinks", shop.products())
+        job_id = (await start_job(client, "sinks", shop.products())).job_id
         await until(lambda: bool(first.services.registry.running_job_ids))
         await asyncio.sleep(0.5)
     async with LiveServer(settings, fetcher=fetcher) as second, second.client() as client:

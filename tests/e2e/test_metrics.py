@@ -10,7 +10,7 @@ import pytest
 import socketio
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_faults import SA_EMAIL, Cloud, _start
+from tests.support.fault_cloud import SA_EMAIL, Cloud, start_faults_job
 from tests.support.live import LiveServer, make_settings, wait_for_job
 from tests.support.paced_shop import PacedShop
 from wipsvc.adapters.scraper import SafeFetcher
@@ -22,11 +22,8 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[Cloud]:
-    fakes = Cloud(tmp_path)
-    try:
+    with Cloud(tmp_path) as fakes:
         yield fakes
-    finally:
-        fakes.close()
 
 
 @pytest.fixture
@@ -61,7 +58,7 @@ async def test_metrics_after_a_job(
         sio = socketio.AsyncClient()
         await sio.connect(server.url, transports=["websocket"])
         try:
-            job_id, _ = await _start(client, cloud.config(llm=True), products)
+            job_id, _ = await start_faults_job(client, cloud.config(llm=True), products)
             job = await wait_for_job(client, "faults", job_id)
             response = await client.get("/metrics")
         finally:
@@ -162,7 +159,7 @@ async def test_stats_show_usage_per_account_by_name_to_admins_and_by_alias_to_co
     products = shop.products("AC", 2)
     settings = cloud.settings(sqlite_url, llm=True, workers_per_job=2)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
-        job_id, _ = await _start(client, cloud.config(llm=True), products)
+        job_id, _ = await start_faults_job(client, cloud.config(llm=True), products)
         await wait_for_job(client, "faults", job_id)
         keys = server.services.store.keys
         admin = (await create_key(keys, None, is_admin=True)).key

@@ -8,7 +8,7 @@ import asyncio
 import json
 from typing import Any
 
-from tests.e2e.test_cli import wipsvc
+from tests.support.cli import wipsvc
 from tests.support.live import LiveServer, make_settings, until, wait_for_job
 from tests.support.receivers import MailSink, WebhookReceiver, standard_webhooks_valid
 from wipsvc.adapters.scraper import SafeFetcher

@@ -18,9 +18,9 @@ import pytest
 import sqlalchemy.exc
 from typer.testing import CliRunner
 
-from tests.e2e.test_real_backends import FakeCloud
 from tests.fakes.apps_script import ScriptFailure
-from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.cloud import FakeCloud
+from tests.support.live import LiveServer, make_settings, start_job, wait_for_job
 from tests.support.netguard import LocalHttpServer, Reply
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.cli import app as cli_app
@@ -48,12 +48,7 @@ def pages() -> Iterator[LocalHttpServer]:
 
 
 async def _run(client: httpx.AsyncClient, products: list[tuple[str, str]]) -> dict[str, Any]:
-    body = {"products": [{"sku": sku, "url": url} for sku, url in products]}
-    created = await client.post(f"/api/{COLLECTION}/wip", json=body)
-    assert created.status_code == 201, created.text
-    started = await client.post(f"/api/{COLLECTION}/wip/process", json={"wip_ids": created.json()["wip_ids"]})
-    assert started.status_code == 202, started.text
-    return await wait_for_job(client, COLLECTION, started.json()["job_id"])
+    return await wait_for_job(client, COLLECTION, (await start_job(client, COLLECTION, products)).job_id)
 
 
 def _csv_rows(text: str) -> dict[str, list[str]]:

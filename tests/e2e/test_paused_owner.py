@@ -28,20 +28,18 @@ from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.cluster import REDIS_URL, Cluster, ClusterDatabase
 from tests.support.paced_shop import PacedShop, expected_fields
-from tests.support.server_process import server_env
+from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, sheets_server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
 
 SA_EMAIL = "wipsvc-fence@fake-project.iam.gserviceaccount.com"
-WORKSHEET = "Sheet1"
 PRODUCTS = 15
 LEASE = 3.0
 CLAIM_INTERVAL = 0.3
 APPEND_LATENCY = 0.4
 # Scheduling allowance on a shared 2-core machine on top of "lease + claim interval".
 TAKEOVER_SLACK = 1.5
-HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
 TERMINAL = ("completed", "failed", "cancelled")
 # What a resumed instance logs when it finds its job gone: its lease lost, or its database
 # sessions ended by the server while it was frozen.
@@ -83,15 +81,11 @@ async def test_a_paused_owner_never_writes_after_its_job_is_taken_over(
     tmp_path: Path, postgres_url: str, oauth: FakeGoogleOAuth, sheets: FakeSheets, paced_shop: PacedShop
 ) -> None:
     credentials = oauth.write_service_account(tmp_path / "service-account.json", client_email=SA_EMAIL)
-    env = server_env(
+    env = sheets_server_env(
+        credentials,
+        sheets,
         database_url=postgres_url,
         redis_url=REDIS_URL,
-        scrape_allowed_hosts="127.0.0.1",
-        sheets_api_url=sheets.url,
-        google_credentials_file=credentials,
-        workers_per_job=3,
-        sheets_write_per_minute=1_000_000,
-        sheets_read_per_minute=1_000_000,
         lease_seconds=LEASE,
         claim_interval_seconds=CLAIM_INTERVAL,
         lease_safety_margin_seconds=1.0,
@@ -131,8 +125,7 @@ async def _run_trial(
 ) -> str:
     where = f"(trial {number}: {trial})"
     collection = f"fence-{number}"
-    spreadsheet_id = sheets.add_spreadsheet(worksheets=[WORKSHEET], shared_with=[SA_EMAIL])
-    sheets.set_rows(spreadsheet_id, WORKSHEET, [HEADER])
+    spreadsheet_id = add_sheet(sheets, SA_EMAIL)
     products = shop.products(f"F{number}", PRODUCTS)
     api = cluster["a"] if not cluster["a"].paused else cluster.other_than("a")
     async with httpx.AsyncClient(base_url=api.url, timeout=10, trust_env=False) as client:

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_cli import job_id_in, wipsvc
-from tests.e2e.test_real_backends import COLLECTION, FakeCloud, configure
+from tests.support.cli import job_id_in, wipsvc
+from tests.support.cloud import COLLECTION, FakeCloud, configure
 from tests.support.live import LiveServer, make_settings, until, until_processed, wait_for_job
 from tests.support.slow import GatedFetcher, SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher

@@ -10,18 +10,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.test_real_backends import (
+from tests.fakes import openai_api as behaviours
+from tests.fakes.apps_script import ScriptFailure
+from tests.support.cloud import (
+    COLLECTION,
     COLUMNS,
     WORKSHEET,
     FakeCloud,
     configure,
     expected_cells,
     product_record,
-    submit,
 )
-from tests.fakes import openai_api as behaviours
-from tests.fakes.apps_script import ScriptFailure
-from tests.support.live import LiveServer, wait_for_job
+from tests.support.live import LiveServer, start_job, wait_for_job
+from tests.support.sleeps import RecordingSleep
 from tests.support.slow import SlowFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.adapters.scraper import SafeFetcher
@@ -31,29 +32,14 @@ from wipsvc.domain.statuses import ItemStatus
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.store import Store
 
-COLLECTION = "sinks"
 QUOTA_WINDOW = 0.5  # the fake's "minute"
 WRITE_QUOTA = 4  # writes per window: far fewer than a job of 9 products needs (27)
 
 
-class TimedSleep:
-    """A real asyncio.sleep that records each backoff delay."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        await asyncio.sleep(delay)
-
-
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[FakeCloud]:
-    fakes = FakeCloud(tmp_path, quota_window=QUOTA_WINDOW)
-    try:
+    with FakeCloud(tmp_path, quota_window=QUOTA_WINDOW) as fakes:
         yield fakes
-    finally:
-        fakes.close()
 
 
 async def test_sheets_quota_429s_slow_the_job_down_and_nothing_is_lost(
@@ -64,7 +50,7 @@ async def test_sheets_quota_429s_slow_the_job_down_and_nothing_is_lost(
     cloud.sheets.set_quota(write=WRITE_QUOTA)
     # The step's retry policy (no quota buckets, no coalescing: each 429 uses a try), on a scale
     # that suits the fake's short window, with as many tries as the job's writes may need.
-    sleep = TimedSleep()
+    sleep = RecordingSleep(real=True)
     google_sheets = GoogleSheetsBackend(cloud.sheets.url)
     retry = RetryPolicy(max_attempts=30, base_delay=0.05, max_delay=0.4, sleep=sleep)
     settings = cloud.settings(sqlite_url)
@@ -74,7 +60,7 @@ async def test_sheets_quota_429s_slow_the_job_down_and_nothing_is_lost(
     ):
         await configure(client, cloud)
         started = time.monotonic()
-        job_id, ids = await submit(client, products)
+        job_id, ids = await start_job(client, COLLECTION, products)
         job = await wait_for_job(client, COLLECTION, job_id, timeout=60)
         elapsed = time.monotonic() - started
         records = [await product_record(client, wip_id) for wip_id in ids]
@@ -121,7 +107,7 @@ async def test_script_and_llm_errors_fail_only_their_product_with_the_vendors_me
     settings = cloud.settings(sqlite_url)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
         await configure(client, cloud)
-        job_id, ids = await submit(client, products)
+        job_id, ids = await start_job(client, COLLECTION, products)
         job = await wait_for_job(client, COLLECTION, job_id, timeout=60)
         records = {r["sku"]: r for r in [await product_record(client, wip_id) for wip_id in ids]}
 
@@ -176,7 +162,7 @@ async def test_a_resumed_product_does_not_append_a_second_row(
         first.client() as client,
     ):
         await configure(client, cloud)
-        job_id, _ = await submit(client, products)
+        job_id, _ = await start_job(client, COLLECTION, products)
         await _until_extracting(client, job_id)
     # The first instance is gone; products it had started hold their row and wait in `extract`.
     store = await Store.open(sqlite_url)

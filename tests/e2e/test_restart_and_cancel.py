@@ -8,21 +8,10 @@ from typing import Any
 
 import httpx
 
-from tests.support.live import LiveServer, make_settings, until_processed, wait_for_job
+from tests.support.live import LiveServer, make_settings, start_job, until_processed, wait_for_job
 from tests.support.slow import SlowFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
-
-
-async def _submit(client: httpx.AsyncClient, collection: str, products: list[tuple[str, str]]) -> str:
-    created = await client.post(
-        f"/api/{collection}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-    )
-    assert created.status_code == 201, created.text
-    started = await client.post(f"/api/{collection}/wip/process", json={"wip_ids": created.json()["wip_ids"]})
-    assert started.status_code == 202, started.text
-    job_id: str = started.json()["job_id"]
-    return job_id
 
 
 async def _job(client: httpx.AsyncClient, collection: str, job_id: str) -> dict[str, Any]:
@@ -37,7 +26,7 @@ async def test_a_job_stopped_midway_resumes_on_a_new_instance(
     products = shop.products()
     settings = make_settings(sqlite_url, workers_per_job=2)
     async with LiveServer(settings, fetcher=SlowFetcher(fetcher, 0.25)) as first, first.client() as client:
-        job_id = await _submit(client, "sinks", products)
+        job_id = (await start_job(client, "sinks", products)).job_id
         await until_processed(client, "sinks", job_id, 2)
     # The first instance is gone, products in flight included.
     async with LiveServer(settings, fetcher=fetcher) as second, second.client() as client:
@@ -70,8 +59,8 @@ async def test_cancel_a_queued_job_ends_it_at_once(
     products = shop.products()
     settings = make_settings(sqlite_url, workers_per_job=1)
     async with LiveServer(settings, fetcher=SlowFetcher(fetcher, 0.2)) as server, server.client() as client:
-        running = await _submit(client, "sinks", products[:3])
-        queued = await _submit(client, "sinks", products[3:6])
+        running = (await start_job(client, "sinks", products[:3])).job_id
+        queued = (await start_job(client, "sinks", products[3:6])).job_id
         assert (await _job(client, "sinks", queued))["status"] == "queued"  # one job per collection runs
 
         response = await client.post(f"/api/sinks/wip/jobs/{queued}/cancel")
@@ -95,7 +84,7 @@ async def test_cancel_a_running_job_lets_products_in_flight_finish(
     settings = make_settings(sqlite_url, workers_per_job=2)
     slow = SlowFetcher(fetcher, 0.3)
     async with LiveServer(settings, fetcher=slow) as server, server.client() as client:
-        job_id = await _submit(client, "sinks", products)
+        job_id = (await start_job(client, "sinks", products)).job_id
         await until_processed(client, "sinks", job_id, 1)
         response = await client.post(f"/api/sinks/wip/jobs/{job_id}/cancel")
         assert response.status_code == 200

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import socketio
 
-from tests.e2e.test_cli import wipsvc
+from tests.support.cli import wipsvc
 from tests.support.live import LiveServer, ManualClock, make_settings, until, wait_for_job
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.auth import create_key

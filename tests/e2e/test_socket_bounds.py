@@ -8,18 +8,13 @@ from typing import Any
 import httpx
 import socketio
 
-from tests.support.live import LiveServer, make_settings, wait_for_job
+from tests.support.live import LiveServer, make_settings, start_job, wait_for_job
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import SampleShop
 
 
 async def _finished_job(client: httpx.AsyncClient, shop: SampleShop) -> dict[str, Any]:
-    body = {"products": [{"sku": sku, "url": url} for sku, url in shop.products()]}
-    created = await client.post("/api/sinks/wip", json=body)
-    assert created.status_code == 201, created.text
-    started = await client.post("/api/sinks/wip/process", json={"wip_ids": created.json()["wip_ids"]})
-    assert started.status_code == 202, started.text
-    return await wait_for_job(client, "sinks", started.json()["job_id"])
+    return await wait_for_job(client, "sinks", (await start_job(client, "sinks", shop.products())).job_id)
 
 
 class Recorder:

@@ -15,8 +15,9 @@ from wipsvc.adapters.apps_script import (
     CHECK_FUNCTION,
     AppsScriptApiCleaner,
     AppsScriptWebAppCleaner,
-    build_apps_script_cleaner,
 )
+from wipsvc.adapters.builtin_cleaner import PythonCleaner
+from wipsvc.adapters.factory import cleaner_for
 from wipsvc.collection import CleaningConfig, CollectionConfig, SheetConfig
 from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError
@@ -314,14 +315,14 @@ async def test_webapp_check_posts_nothing(script: FakeAppsScript, transport: Loo
 async def test_factory_picks_the_backend(script: FakeAppsScript, api_config: CleaningConfig) -> None:
     settings = Settings(apps_script_api_url=script.url)
     sheet = SheetConfig(worksheet="Tab")
-    api = build_apps_script_cleaner(settings, CollectionConfig(sheet=sheet, cleaning=api_config))
-    web = build_apps_script_cleaner(settings, CollectionConfig(sheet=sheet, cleaning=webapp_config(script)))
+    api = cleaner_for(settings, CollectionConfig(sheet=sheet, cleaning=api_config))
+    web = cleaner_for(settings, CollectionConfig(sheet=sheet, cleaning=webapp_config(script)))
 
     assert isinstance(api, AppsScriptApiCleaner)
     assert api.url == f"{script.url}/v1/scripts/{script.script_id}:run"
     assert api.worksheet == "Tab"
     assert isinstance(web, AppsScriptWebAppCleaner)
-    assert build_apps_script_cleaner(settings, CollectionConfig()) is None
+    assert isinstance(cleaner_for(settings, CollectionConfig()), PythonCleaner)
     await api.aclose()
     await web.aclose()
     with pytest.raises(ValueError, match="script_id"):

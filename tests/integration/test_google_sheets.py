@@ -14,6 +14,7 @@ import requests
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.google_fakes import SA_EMAIL
+from tests.support.sleeps import RecordingSleep
 from wipsvc.adapters.base import SheetSession
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.collection import DEFAULT_COLUMNS, CollectionConfig, SheetConfig, column_index
@@ -23,19 +24,6 @@ from wipsvc.limits import Limits
 from wipsvc.pipeline.retry import RetryPolicy, with_retries
 
 HEADER = [name for name, _ in sorted(DEFAULT_COLUMNS.items(), key=lambda item: column_index(item[1]))]
-
-
-class RecordingSleep:
-    """Stands in for asyncio.sleep: records the backoff delays; optionally lets a 'minute' pass."""
-
-    def __init__(self, on_sleep: Any = None) -> None:
-        self.delays: list[float] = []
-        self._on_sleep = on_sleep
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        if self._on_sleep is not None:
-            self._on_sleep()
 
 
 @pytest.fixture

@@ -14,12 +14,8 @@ from tests.fakes import openai_api as behaviours
 from tests.fakes.openai_api import FakeOpenAI, RecordedRequest
 from tests.support.netguard import LoopbackOnlyTransport
 from wipsvc.adapters.base import FetchedPage
-from wipsvc.adapters.llm import (
-    LLMDescriber,
-    LLMExtractor,
-    build_llm_client,
-    llm_model,
-)
+from wipsvc.adapters.llm import LLMDescriber, LLMExtractor
+from wipsvc.adapters.llm_client import build_llm_client, llm_model
 from wipsvc.collection import LLMConfig
 from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError

@@ -11,35 +11,12 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from tests.support.clocks import ManualClock
+from tests.support.sleeps import HeldSleep
 from wipsvc.limits.bucket import Permit
 from wipsvc.limits.shared import SharedQuotaBucket
 
 pytestmark = pytest.mark.redis
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeper:
-    """A sleep that never ends by itself: it records the wait and blocks until the test advances
-    the clock and lets the sleepers go."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-        self._go = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        await self._go.wait()
-
-    def release_all(self) -> None:
-        self._go.set()
-        self._go = asyncio.Event()
 
 
 @pytest.fixture
@@ -66,7 +43,7 @@ async def settle(condition: Callable[[], bool]) -> None:
 
 
 async def test_instances_together_never_take_more_than_the_limit(clients: list[object]) -> None:
-    clock, sleeper, name = Clock(), Sleeper(), key()
+    clock, sleeper, name = ManualClock(1_000.0), HeldSleep(), key()
     buckets = [
         SharedQuotaBucket(c, name, "sheets_write", 10, 60.0, clock=clock, sleep=sleeper) for c in clients
     ]
@@ -79,12 +56,12 @@ async def test_instances_together_never_take_more_than_the_limit(clients: list[o
 
     tasks = [asyncio.create_task(call(i)) for i in range(30)]
     # Each instance's head waiter asks Redis and sleeps; the others queue behind it, FIFO.
-    await settle(lambda: len(admitted) == 10 and len(sleeper.waits) == 3)
+    await settle(lambda: len(admitted) == 10 and len(sleeper.delays) == 3)
     assert len(admitted) == 10
-    assert all(wait == pytest.approx(60.0) for wait in sleeper.waits)
+    assert all(wait == pytest.approx(60.0) for wait in sleeper.delays)
     clock.now += 60.0
     sleeper.release_all()
-    await settle(lambda: len(admitted) == 20 and len(sleeper.waits) == 6)
+    await settle(lambda: len(admitted) == 20 and len(sleeper.delays) == 6)
     assert len(admitted) == 20
     clock.now += 60.0
     sleeper.release_all()
@@ -100,7 +77,7 @@ async def test_instances_together_never_take_more_than_the_limit(clients: list[o
 
 
 async def test_a_429_seen_by_one_instance_pauses_the_account_for_all(clients: list[object]) -> None:
-    clock, sleeper, name = Clock(), Sleeper(), key()
+    clock, sleeper, name = ManualClock(1_000.0), HeldSleep(), key()
     first, second = (
         SharedQuotaBucket(c, name, "sheets_write", 60, 60.0, clock=clock, sleep=sleeper, backoff=4.0)
         for c in clients[:2]
@@ -110,8 +87,8 @@ async def test_a_429_seen_by_one_instance_pauses_the_account_for_all(clients: li
     permit.release()
     await first.flush()
     waiting = asyncio.create_task(second.acquire())
-    await settle(lambda: len(sleeper.waits) == 1)
-    assert sleeper.waits == [pytest.approx(7.5)]
+    await settle(lambda: len(sleeper.delays) == 1)
+    assert sleeper.delays == [pytest.approx(7.5)]
     clock.now += 7.5
     sleeper.release_all()
     (await waiting).release()
@@ -119,7 +96,7 @@ async def test_a_429_seen_by_one_instance_pauses_the_account_for_all(clients: li
 
 
 async def test_the_concurrency_cap_holds_across_instances(clients: list[object]) -> None:
-    clock, name = Clock(), key()
+    clock, name = ManualClock(1_000.0), key()
     buckets = [
         SharedQuotaBucket(c, name, "apps_script", None, 60.0, max_concurrent=2, clock=clock, poll=0.01)
         for c in clients
@@ -138,7 +115,7 @@ async def test_the_concurrency_cap_holds_across_instances(clients: list[object])
 
 
 async def test_a_project_quota_above_two_users_holds(clients: list[object]) -> None:
-    clock, sleeper, project_key = Clock(), Sleeper(), key()
+    clock, sleeper, project_key = ManualClock(1_000.0), HeldSleep(), key()
 
     def user(client: object) -> SharedQuotaBucket:
         project = SharedQuotaBucket(client, project_key, "project_write", 6, 60.0, clock=clock, sleep=sleeper)
@@ -153,7 +130,7 @@ async def test_a_project_quota_above_two_users_holds(clients: list[object]) -> N
         permits.append(await bucket.acquire())
 
     tasks = [asyncio.create_task(take(b)) for b in (alice, bob) for _ in range(5)]
-    await settle(lambda: len(permits) == 6 and len(sleeper.waits) == 2)
+    await settle(lambda: len(permits) == 6 and len(sleeper.delays) == 2)
     assert len(permits) == 6  # each user may take 5, the project only 6 of the 10
     clock.now += 60.0
     sleeper.release_all()
@@ -165,7 +142,7 @@ async def test_a_project_quota_above_two_users_holds(clients: list[object]) -> N
 
 
 async def test_finish_anchored_tokens_count_from_the_calls_end(clients: list[object]) -> None:
-    clock, sleeper, name = Clock(), Sleeper(), key()
+    clock, sleeper, name = ManualClock(1_000.0), HeldSleep(), key()
     bucket = SharedQuotaBucket(
         clients[0], name, "sheets_write", 1, 60.0, anchor="finish", clock=clock, sleep=sleeper
     )
@@ -174,8 +151,8 @@ async def test_finish_anchored_tokens_count_from_the_calls_end(clients: list[obj
     permit.release()
     await bucket.flush()
     waiting = asyncio.create_task(bucket.acquire())
-    await settle(lambda: len(sleeper.waits) == 1)
-    assert sleeper.waits == [pytest.approx(60.0)]
+    await settle(lambda: len(sleeper.delays) == 1)
+    assert sleeper.delays == [pytest.approx(60.0)]
     clock.now += 60.0
     sleeper.release_all()
     (await waiting).release()
@@ -183,7 +160,7 @@ async def test_finish_anchored_tokens_count_from_the_calls_end(clients: list[obj
 
 
 async def test_a_caller_cancelled_while_redis_takes_its_token_gives_it_back(clients: list[object]) -> None:
-    clock, name = Clock(), key()
+    clock, name = ManualClock(1_000.0), key()
     bucket = SharedQuotaBucket(
         clients[0], name, "apps_script", None, 60.0, max_concurrent=1, clock=clock, poll=0.01
     )

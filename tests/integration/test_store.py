@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 
 from tests.support.leases import lease_of
+from tests.support.store_data import add_products, new_job_id
 from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 from wipsvc.store import Conflict, LeaseLost, Store
 from wipsvc.store.tables import wip_jobs
@@ -22,18 +22,6 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await opened.close()
 
 
-async def _products(store: Store, collection: str, count: int) -> list[int]:
-    await store.collections.ensure(collection)
-    prefix = uuid.uuid4().hex[:6]
-    return await store.collections.create_products(
-        collection, [(f"{prefix}-{i}", f"https://shop.example/{i}") for i in range(count)]
-    )
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
-
-
 async def test_schema_upgrade_is_idempotent(database_url: str) -> None:
     for _ in range(2):
         store = await Store.open(database_url)
@@ -42,10 +30,10 @@ async def test_schema_upgrade_is_idempotent(database_url: str) -> None:
 
 
 async def test_concurrent_jobs_cannot_share_a_product(store: Store) -> None:
-    ids = await _products(store, "sinks", 4)
+    ids = await add_products(store, "sinks", 4)
     results = await asyncio.gather(
-        store.jobs.create(_new_id(), "sinks", ids[:3]),
-        store.jobs.create(_new_id(), "sinks", ids[2:]),
+        store.jobs.create(new_job_id(), "sinks", ids[:3]),
+        store.jobs.create(new_job_id(), "sinks", ids[2:]),
         return_exceptions=True,
     )
     assert sum(isinstance(r, Conflict) for r in results) == 1
@@ -57,11 +45,11 @@ async def test_concurrent_jobs_cannot_share_a_product(store: Store) -> None:
 
 
 async def test_claims_respect_the_per_collection_cap_and_order(store: Store) -> None:
-    ids = await _products(store, "sinks", 3)
-    other = await _products(store, "taps", 1)
-    first = await store.jobs.create(_new_id(), "sinks", ids[:1])
-    second = await store.jobs.create(_new_id(), "sinks", ids[1:2])
-    taps = await store.jobs.create(_new_id(), "taps", other)
+    ids = await add_products(store, "sinks", 3)
+    other = await add_products(store, "taps", 1)
+    first = await store.jobs.create(new_job_id(), "sinks", ids[:1])
+    second = await store.jobs.create(new_job_id(), "sinks", ids[1:2])
+    taps = await store.jobs.create(new_job_id(), "taps", other)
     claimed = await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=10, take_running=False)
     assert [job.job_id for job in claimed] == [first.job_id, taps.job_id]
     assert await store.jobs.claim("b", lease_seconds=30, per_collection=1, limit=10, take_running=False) == []
@@ -72,8 +60,8 @@ async def test_claims_respect_the_per_collection_cap_and_order(store: Store) -> 
 
 
 async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Store) -> None:
-    ids = await _products(store, "sinks", 2)
-    job = await store.jobs.create(_new_id(), "sinks", ids)
+    ids = await add_products(store, "sinks", 2)
+    job = await store.jobs.create(new_job_id(), "sinks", ids)
     [claimed] = await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
     await store.jobs.mark_started(lease_of(job.job_id, "a"))
     await store.jobs.start_item(lease_of(job.job_id, "a"), ids[0])
@@ -98,8 +86,8 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(st
 
 
 async def test_a_product_is_counted_once_and_events_are_gapless(store: Store) -> None:
-    ids = await _products(store, "sinks", 3)
-    job = await store.jobs.create(_new_id(), "sinks", ids)
+    ids = await add_products(store, "sinks", 3)
+    job = await store.jobs.create(new_job_id(), "sinks", ids)
     await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
     await store.jobs.mark_started(lease_of(job.job_id, "a"))
     resumed = await store.jobs.mark_started(lease_of(job.job_id, "a"))  # taken over: not started again
@@ -145,8 +133,8 @@ async def test_a_product_is_counted_once_and_events_are_gapless(store: Store) ->
 
 
 async def test_a_paused_job_is_handed_back_without_an_eta_and_says_so(store: Store) -> None:
-    ids = await _products(store, "sinks", 2)
-    job = await store.jobs.create(_new_id(), "sinks", ids)
+    ids = await add_products(store, "sinks", 2)
+    job = await store.jobs.create(new_job_id(), "sinks", ids)
     await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
     await store.jobs.mark_started(lease_of(job.job_id, "a"))
     await store.jobs.start_item(lease_of(job.job_id, "a"), ids[0])
@@ -179,8 +167,8 @@ async def test_two_instances_never_claim_the_same_job(database_url: str) -> None
     stores = [await Store.open(database_url) for _ in range(2)]
     try:
         for n in range(6):
-            ids = await _products(stores[0], f"c{n}", 1)
-            await stores[0].jobs.create(_new_id(), f"c{n}", ids)
+            ids = await add_products(stores[0], f"c{n}", 1)
+            await stores[0].jobs.create(new_job_id(), f"c{n}", ids)
         claims = await asyncio.gather(
             *(
                 s.jobs.claim(f"owner-{i}", lease_seconds=30, per_collection=1, limit=6, take_running=False)
@@ -198,8 +186,8 @@ async def test_two_instances_never_claim_the_same_job(database_url: str) -> None
 
 
 async def test_a_renewal_extends_the_lease_and_tells_the_owner_until_when_it_is_certain(store: Store) -> None:
-    ids = await _products(store, "sinks", 1)
-    job = await store.jobs.create(_new_id(), "sinks", ids)
+    ids = await add_products(store, "sinks", 1)
+    job = await store.jobs.create(new_job_id(), "sinks", ids)
     await store.jobs.claim("a", lease_seconds=30, per_collection=1, limit=1, take_running=False)
     state = await store.jobs.heartbeat(lease_of(job.job_id, "a"), clock=lambda: 100.0)
     assert (state.lease.certain_until, state.cancel_requested) == (125.0, False)
@@ -217,7 +205,7 @@ async def test_instances_claiming_at_once_keep_the_per_collection_cap(postgres_u
     stores = [await Store.open(postgres_url) for _ in range(4)]
     try:
         for _ in range(16):
-            await stores[0].jobs.create(_new_id(), "cap", await _products(stores[0], "cap", 1))
+            await stores[0].jobs.create(new_job_id(), "cap", await add_products(stores[0], "cap", 1))
         for _ in range(3):
             await asyncio.gather(
                 *(
@@ -244,8 +232,8 @@ async def test_a_paused_owners_open_transaction_cannot_hold_its_job(postgres_url
     owner = await Store.open(postgres_url, idle_in_transaction_timeout=0.5, statement_timeout=2.0)
     other = await Store.open(postgres_url)
     try:
-        ids = await _products(other, "sinks", 1)
-        job = await other.jobs.create(_new_id(), "sinks", ids)
+        ids = await add_products(other, "sinks", 1)
+        job = await other.jobs.create(new_job_id(), "sinks", ids)
         await owner.jobs.claim("a", lease_seconds=0.1, per_collection=1, limit=1, take_running=False)
         async with owner.engine.connect() as frozen:
             await frozen.begin()

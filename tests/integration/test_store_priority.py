@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.test_store import _new_id, _products
 from tests.support.leases import lease_of
+from tests.support.store_data import add_products, new_job_id
 from wipsvc.domain.priority import Priority
 from wipsvc.domain.statuses import JobStatus
 from wipsvc.store import Conflict, NotFound, Store
@@ -29,7 +29,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 async def _job(store: Store, priority: Priority, *, queued_ago: float = 0.0, collection: str = "") -> str:
     """A one-product job of its own collection (unless named), queued ``queued_ago`` seconds ago."""
     name = collection or f"c-{uuid.uuid4().hex[:8]}"
-    job = await store.jobs.create(_new_id(), name, await _products(store, name, 1), priority=priority)
+    job = await store.jobs.create(new_job_id(), name, await add_products(store, name, 1), priority=priority)
     if queued_ago:
         async with store.db.write() as conn:
             await conn.execute(
@@ -94,7 +94,7 @@ async def test_only_a_queued_jobs_priority_changes(store: Store) -> None:
     assert (await store.jobs.get(second)).priority is URGENT  # type: ignore[union-attr]
     assert (await store.priority.change(first, LOW)).priority is LOW  # still queued
     with pytest.raises(NotFound):
-        await store.priority.change(_new_id(), LOW)
+        await store.priority.change(new_job_id(), LOW)
 
 
 @pytest.mark.postgres

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
+from wipsvc.api.deps import app_runtime
 from wipsvc.app import create_api, outermost_app
+from wipsvc.client.api import ApiClient
 from wipsvc.config import Settings
 from wipsvc.embedded import EmbeddedServer
 from wipsvc.jobs.scheduler import Clock
@@ -68,8 +70,7 @@ class LiveServer:
 
     @property
     def services(self) -> Services:
-        services: Services = self.api.state.services
-        return services
+        return app_runtime(self.api).services
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10, trust_env=False)
@@ -86,6 +87,22 @@ class LiveServer:
 
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
+
+
+class Started(NamedTuple):
+    job_id: str
+    wip_ids: list[int]
+
+
+async def start_job(
+    client: httpx.AsyncClient, collection: str, products: Sequence[tuple[str, str]]
+) -> Started:
+    """Create the (sku, url) products and start a job of them, through the typed client (any
+    refusal raises its ``ApiError``)."""
+    api = ApiClient.over(client)
+    wip_ids = await api.create_products(collection, products)
+    started = await api.start_job(collection, wip_ids)
+    return Started(started.job_id, wip_ids)
 
 
 async def wait_for_job(

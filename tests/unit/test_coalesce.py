@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tests.support.loop_clock import LoopClock
+from tests.support.clocks import LoopClock
 from wipsvc.adapters.coalesce import Batch, Coalescer
 from wipsvc.domain.errors import StepError
 

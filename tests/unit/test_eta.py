@@ -4,19 +4,12 @@ import itertools
 
 import pytest
 
+from tests.support.clocks import ManualClock
 from wipsvc.jobs.eta import EtaEstimator
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_unknown_until_a_product_finishes_then_falls_at_steady_speed() -> None:
-    clock = Clock()
+    clock = ManualClock()
     eta = EtaEstimator(10, clock)
     assert eta.estimate() is None
     estimates: list[float] = []
@@ -31,7 +24,7 @@ def test_unknown_until_a_product_finishes_then_falls_at_steady_speed() -> None:
 
 
 def test_follows_a_change_of_speed_through_its_window() -> None:
-    clock = Clock()
+    clock = ManualClock()
     eta = EtaEstimator(100, clock, window=5)
     for _ in range(10):
         clock.now += 10.0
@@ -46,7 +39,7 @@ STEPS = [("sheet_row", 1.0), ("extract", 7.0), ("describe", 6.0), ("clean", 3.3)
 
 
 def run_job(
-    eta: EtaEstimator, clock: Clock, products: int, workers: int, gap: float = 0.0
+    eta: EtaEstimator, clock: ManualClock, products: int, workers: int, gap: float = 0.0
 ) -> list[tuple[float, float]]:
     """Feed the estimator a job at steady speed; (estimate, true remaining) at each completion."""
     events: list[tuple[float, str, int, str]] = []
@@ -78,7 +71,7 @@ def run_job(
 
 
 def test_step_model_falls_at_steady_speed_and_tracks_the_remaining_time() -> None:
-    clock = Clock()
+    clock = ManualClock()
     eta = EtaEstimator(40, clock, workers=4)
     assert eta.estimate() is None
     seen = run_job(eta, clock, 40, workers=4)
@@ -92,7 +85,7 @@ def test_step_model_falls_at_steady_speed_and_tracks_the_remaining_time() -> Non
 
 
 def test_partial_last_wave_still_takes_a_whole_product() -> None:
-    clock = Clock()
+    clock = ManualClock()
     eta = EtaEstimator(18, clock, workers=8)  # waves of 8, 8, then 2
     seen = run_job(eta, clock, 18, workers=8)
     for estimate, actual in seen[:-1]:
@@ -100,7 +93,7 @@ def test_partial_last_wave_still_takes_a_whole_product() -> None:
 
 
 def test_the_pause_between_products_of_the_original_design_counts() -> None:
-    clock = Clock()
+    clock = ManualClock()
     eta = EtaEstimator(5, clock, workers=1, gap=20.0)
     seen = run_job(eta, clock, 5, workers=1, gap=20.0)
     assert seen[0][0] == pytest.approx(4 * (20.0 + 17.8))
@@ -109,7 +102,7 @@ def test_the_pause_between_products_of_the_original_design_counts() -> None:
 
 
 def test_a_paused_quota_bucket_holds_the_products_in_flight() -> None:
-    clock = Clock()
+    clock = ManualClock()
     pause = {"seconds": 0.0}
     eta = EtaEstimator(3, clock, workers=2, paused_for=lambda: pause["seconds"])
     eta.product_started("a", [name for name, _ in STEPS])
@@ -127,7 +120,7 @@ def test_a_paused_quota_bucket_holds_the_products_in_flight() -> None:
 
 
 def test_a_resumed_product_needs_only_its_remaining_steps() -> None:
-    clock = Clock()
+    clock = ManualClock()
     eta = EtaEstimator(2, clock, workers=2)
     eta.product_started("fresh", [name for name, _ in STEPS])
     eta.product_started("resumed", ["clean", "complete"])
@@ -145,7 +138,7 @@ def test_a_step_served_a_few_at_a_time_is_modelled_as_a_queue() -> None:
     taking 3 s each unqueued: the last ones are 4 rounds away, not one step's average."""
 
     def run(queues: dict[str, int] | None) -> float:
-        clock = Clock()
+        clock = ManualClock()
         eta = EtaEstimator(9, clock, workers=9, queues=queues)
         for key in range(9):
             eta.product_started(key, ["prepare", "clean"])

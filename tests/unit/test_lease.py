@@ -6,21 +6,12 @@ import asyncio
 
 import pytest
 
+from tests.support.clocks import ManualClock
 from wipsvc.store import LeaseLost
 from wipsvc.store.lease import DurationStats, Lease, LeaseGuard, effective_margin
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _guard(clock: Clock, *, seconds: float = 15.0, margin: float = 5.0) -> LeaseGuard:
+def _guard(clock: ManualClock, *, seconds: float = 15.0, margin: float = 5.0) -> LeaseGuard:
     return LeaseGuard(Lease("job-1", "a", seconds, margin), clock=clock)
 
 
@@ -50,7 +41,7 @@ def test_p95_of_the_recent_durations() -> None:
 
 
 async def test_a_call_starts_only_while_the_remaining_certain_validity_exceeds_its_p95() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)
     assert not guard.check("sheets_write")  # never renewed: nothing may start
     guard.renewed(guard.lease.renewed(sent_at=0.0))  # certainly valid until 10
@@ -73,7 +64,7 @@ async def test_a_call_starts_only_while_the_remaining_certain_validity_exceeds_i
 
 
 async def test_a_waiting_call_asks_for_an_early_renewal_and_a_long_call_needs_half_the_span() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)  # 15 s lease, 5 s margin: a renewal is certain for 10 s
     guard.observe("apps_script", 8.0)  # longer than half of that: it needs 5 s left, not 8
     assert guard.needed("apps_script") == 5.0
@@ -94,7 +85,7 @@ async def test_a_waiting_call_asks_for_an_early_renewal_and_a_long_call_needs_ha
 
 
 async def test_a_lost_lease_stops_the_waiting_calls_and_every_later_one() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)
     waiting = asyncio.create_task(guard.admit("sheets_write"))
     await asyncio.sleep(0)
@@ -110,7 +101,7 @@ async def test_a_lost_lease_stops_the_waiting_calls_and_every_later_one() -> Non
 
 
 async def test_fenced_calls_record_their_durations_failures_included() -> None:
-    clock = Clock()
+    clock = ManualClock()
     guard = _guard(clock)
     guard.renewed(guard.lease.renewed(sent_at=0.0))
     async with guard.fenced("llm"):

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.clocks import LoopClock
 from tests.support.live import make_settings
-from tests.support.loop_clock import LoopClock
 from wipsvc.limits import Limits, Permit, QuotaBucket
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support.loop_clock import LoopClock
+from tests.support.clocks import LoopClock
 from wipsvc.domain.priority import Priority, effective_rank
 from wipsvc.limits import QuotaBucket
 from wipsvc.limits.waiting import PriorityGate, call_priority

@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.clocks import ManualClock
 from wipsvc.adapters.retry_after import retry_after_seconds
 from wipsvc.domain.errors import StepError
 from wipsvc.pipeline.retry import Attempts, RetryPolicy, backoff_delay, with_retries
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Script:
     """An operation that raises the given errors in turn, then answers "done"; it records
     its calls and, like a quota bucket's pause, lets ``wait`` seconds pass on each throttled one."""
 
-    def __init__(self, errors: list[StepError], clock: Clock, wait: float = 0.0) -> None:
+    def __init__(self, errors: list[StepError], clock: ManualClock, wait: float = 0.0) -> None:
         self.errors, self.clock, self.wait = list(errors), clock, wait
         self.calls = 0
 
@@ -35,7 +28,7 @@ class Script:
         return "done"
 
 
-def _policy(clock: Clock, sleeps: list[float], **overrides: float) -> RetryPolicy:
+def _policy(clock: ManualClock, sleeps: list[float], **overrides: float) -> RetryPolicy:
     async def sleep(delay: float) -> None:
         sleeps.append(delay)
         clock.now += delay
@@ -53,7 +46,7 @@ def test_backoff_doubles_up_to_the_cap_with_full_jitter() -> None:
 
 
 async def test_transient_errors_use_attempts_with_backoff_then_succeed() -> None:
-    clock, sleeps = Clock(), list[float]()
+    clock, sleeps = ManualClock(), list[float]()
     operation = Script([TRANSIENT, TRANSIENT], clock)
     attempts = Attempts()
     assert await with_retries(operation, _policy(clock, sleeps), "t", attempts=attempts) == "done"
@@ -61,7 +54,7 @@ async def test_transient_errors_use_attempts_with_backoff_then_succeed() -> None
 
 
 async def test_the_attempt_setting_bounds_the_calls() -> None:
-    clock, sleeps = Clock(), list[float]()
+    clock, sleeps = ManualClock(), list[float]()
     operation = Script([TRANSIENT] * 10, clock)
     with pytest.raises(StepError, match="HTTP 503"):
         await with_retries(operation, _policy(clock, sleeps, max_attempts=4), "t")
@@ -69,7 +62,7 @@ async def test_the_attempt_setting_bounds_the_calls() -> None:
 
 
 async def test_a_permanent_error_ends_at_once() -> None:
-    clock, sleeps = Clock(), list[float]()
+    clock, sleeps = ManualClock(), list[float]()
     operation = Script([StepError("404")], clock)
     with pytest.raises(StepError, match="404"):
         await with_retries(operation, _policy(clock, sleeps), "t")
@@ -77,7 +70,7 @@ async def test_a_permanent_error_ends_at_once() -> None:
 
 
 async def test_retry_after_replaces_the_backoff_capped_at_the_longest_delay() -> None:
-    clock, sleeps = Clock(), list[float]()
+    clock, sleeps = ManualClock(), list[float]()
     errors = [
         StepError("503", transient=True, retry_after=7.0),
         StepError("503", transient=True, retry_after=99),
@@ -87,7 +80,7 @@ async def test_retry_after_replaces_the_backoff_capped_at_the_longest_delay() ->
 
 
 async def test_throttled_tries_wait_in_the_bucket_without_using_attempts() -> None:
-    clock, sleeps = Clock(), list[float]()
+    clock, sleeps = ManualClock(), list[float]()
     operation = Script([THROTTLED] * 6 + [TRANSIENT], clock, wait=10.0)
     attempts = Attempts()
     assert await with_retries(operation, _policy(clock, sleeps), "t", attempts=attempts) == "done"
@@ -96,7 +89,7 @@ async def test_throttled_tries_wait_in_the_bucket_without_using_attempts() -> No
 
 
 async def test_after_the_quota_wait_429s_use_attempts() -> None:
-    clock, sleeps = Clock(), list[float]()
+    clock, sleeps = ManualClock(), list[float]()
     operation = Script([THROTTLED] * 50, clock, wait=10.0)
     attempts = Attempts()
     with pytest.raises(StepError, match="429"):
@@ -106,7 +99,7 @@ async def test_after_the_quota_wait_429s_use_attempts() -> None:
 
 
 async def test_give_up_stops_before_the_next_try() -> None:
-    clock, sleeps = Clock(), list[float]()
+    clock, sleeps = ManualClock(), list[float]()
     operation = Script([TRANSIENT, THROTTLED], clock)
     with pytest.raises(StepError):
         await with_retries(operation, _policy(clock, sleeps), "t", give_up=lambda: operation.calls >= 1)

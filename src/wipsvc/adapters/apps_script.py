@@ -33,9 +33,7 @@ from google.oauth2.credentials import Credentials
 
 from wipsvc.adapters.apps_script_webapp import AppsScriptWebAppCleaner
 from wipsvc.adapters.retry_after import retry_after_seconds
-from wipsvc.adapters.scraper import SafeFetcher
-from wipsvc.collection import CleaningConfig, CollectionConfig
-from wipsvc.config import Settings
+from wipsvc.collection import CleaningConfig
 from wipsvc.domain.errors import StepError
 from wipsvc.limits import QuotaBucket
 from wipsvc.text import one_line
@@ -47,7 +45,7 @@ CONNECT_TIMEOUT_SECONDS = 15.0
 CHECK_FUNCTION = "wipsvcConfigCheckNoSuchFunction"
 
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-__all__ = ["AppsScriptApiCleaner", "AppsScriptWebAppCleaner", "build_apps_script_cleaner"]
+__all__ = ["AppsScriptApiCleaner", "AppsScriptWebAppCleaner"]
 
 # Operation error codes: 10 = SCRIPT_TIMEOUT and 1 = CANCELLED may pass on a later try;
 # 3 = INVALID_ARGUMENT is an exception thrown by the script.
@@ -66,37 +64,6 @@ def load_user_credentials(path: str | Path) -> Credentials:
     if isinstance(info.get("token_uri"), str):
         credentials = credentials.with_token_uri(info["token_uri"])
     return credentials
-
-
-def build_apps_script_cleaner(
-    settings: Settings,
-    config: CollectionConfig,
-    *,
-    client: httpx.AsyncClient | None = None,
-    guard: SafeFetcher | None = None,
-    bucket: QuotaBucket | None = None,
-) -> AppsScriptApiCleaner | AppsScriptWebAppCleaner | None:
-    """The collection's Apps Script cleaner, or None for the ``python`` backend.
-
-    ``client`` (for the Apps Script API, whose URL is the operator's setting) and ``guard`` (for
-    the web app, whose URL is the collection's) may be long-lived and shared by all jobs:
-    timeouts and redirect handling are set per request, so their own defaults do not matter.
-    """
-    cleaning, worksheet = config.cleaning, config.sheet.worksheet
-    if cleaning.backend == "apps_script_api":
-        api_url = settings.apps_script_api_url
-        return AppsScriptApiCleaner(
-            cleaning, worksheet=worksheet, api_url=api_url, client=client, bucket=bucket
-        )
-    if cleaning.backend == "apps_script_webapp":
-        return AppsScriptWebAppCleaner(
-            cleaning,
-            worksheet=worksheet,
-            guard=guard,
-            allowed_hosts=settings.scrape_allowed_hosts,
-            bucket=bucket,
-        )
-    return None
 
 
 class _Http:

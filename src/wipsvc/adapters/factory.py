@@ -1,5 +1,9 @@
 """Chooses each collection's adapters: real clients where configured, embedded defaults otherwise.
 
+The one place that maps a collection's settings to its backends: the runner opens a job's
+backends through :class:`BackendFactory`, and ``wipsvc check-config`` builds the ones it checks
+with the same choices (:func:`cleaner_for`, ``GoogleSheetsBackend.from_settings``).
+
 The factory also owns the quota buckets per account (:class:`~wipsvc.limits.accounts.QuotaAccounts`):
 every real client it builds for a job takes its tokens from the buckets of the accounts that
 job's collection calls — its Google service account (and project), its Apps Script user, the LLM
@@ -14,21 +18,61 @@ from typing import Any
 import httpx
 from openai import AsyncOpenAI
 
-from wipsvc.adapters.apps_script import build_apps_script_cleaner
+from wipsvc.adapters.apps_script import DEFAULT_TIMEOUT_SECONDS as SCRIPT_TIMEOUT_SECONDS
+from wipsvc.adapters.apps_script import AppsScriptApiCleaner, AppsScriptWebAppCleaner
 from wipsvc.adapters.base import Backends, Cleaner, Describer, Extractor, PageFetcher, SheetSession
 from wipsvc.adapters.builtin_cleaner import PythonCleaner
 from wipsvc.adapters.builtin_describer import TemplateDescriber
 from wipsvc.adapters.builtin_extractor import StructuredDataExtractor
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.adapters.llm import LLMDescriber, LLMExtractor, build_llm_client, llm_api_key, llm_model
+from wipsvc.adapters.llm import LLMDescriber, LLMExtractor
+from wipsvc.adapters.llm_client import build_llm_client, llm_api_key, llm_model
 from wipsvc.adapters.local_sheet import LocalSheetBackend
 from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.collection import CollectionConfig
 from wipsvc.config import Settings
 from wipsvc.credentials import CredentialError, with_resolved_credentials
 from wipsvc.domain.errors import StepError
-from wipsvc.limits import Limits
+from wipsvc.limits import Limits, QuotaBucket
 from wipsvc.limits.accounts import Account, QuotaAccounts, google_account, llm_account
 from wipsvc.store import CollectionRecord, Store
+
+ScriptCleaner = AppsScriptApiCleaner | AppsScriptWebAppCleaner
+
+
+def cleaner_for(
+    settings: Settings,
+    config: CollectionConfig,
+    *,
+    client: httpx.AsyncClient | None = None,
+    guard: SafeFetcher | None = None,
+    bucket: QuotaBucket | None = None,
+    timeout: float = SCRIPT_TIMEOUT_SECONDS,
+) -> ScriptCleaner | PythonCleaner:
+    """The collection's cleaner: its Apps Script (through the API or a web app), or the embedded
+    Python rules.
+
+    ``client`` (for the Apps Script API, whose URL is the operator's setting) and ``guard`` (for
+    the web app, whose URL is the collection's) may be long-lived and shared by all jobs:
+    timeouts and redirect handling are set per request, so their own defaults do not matter.
+    An execution may take minutes; a check passes a short ``timeout``.
+    """
+    cleaning, worksheet = config.cleaning, config.sheet.worksheet
+    if cleaning.backend == "apps_script_api":
+        api_url = settings.apps_script_api_url
+        return AppsScriptApiCleaner(
+            cleaning, worksheet=worksheet, api_url=api_url, client=client, bucket=bucket, timeout=timeout
+        )
+    if cleaning.backend == "apps_script_webapp":
+        return AppsScriptWebAppCleaner(
+            cleaning,
+            worksheet=worksheet,
+            guard=guard,
+            allowed_hosts=settings.scrape_allowed_hosts,
+            bucket=bucket,
+            timeout=timeout,
+        )
+    return PythonCleaner(cleaning.rules)
 
 
 def _redis(settings: Settings) -> object | None:
@@ -141,14 +185,9 @@ class BackendFactory:
         return LLMDescriber(client, model=model, limits=limits)
 
     def _cleaner(self, collection: CollectionRecord, limits: Limits) -> Cleaner:
-        script = build_apps_script_cleaner(
-            self._settings,
-            collection.config,
-            client=self._http,
-            guard=self._guard,
-            bucket=limits.apps_script,
+        return cleaner_for(
+            self._settings, collection.config, client=self._http, guard=self._guard, bucket=limits.apps_script
         )
-        return script if script is not None else PythonCleaner(collection.config.cleaning.rules)
 
     def share_quotas(self, instances: int) -> None:
         """Without Redis, split every account's quota between the busy instances."""

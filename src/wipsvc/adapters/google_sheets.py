@@ -74,12 +74,15 @@ class GoogleSheetsBackend:
         self._sessions: list[requests.Session] = []  # HTTP sessions to close in aclose()
 
     @classmethod
-    def from_settings(cls, settings: Settings, limits: Limits | None = None) -> GoogleSheetsBackend:
+    def from_settings(
+        cls, settings: Settings, limits: Limits | None = None, *, timeout: float | None = None
+    ) -> GoogleSheetsBackend:
+        """The configured client; ``timeout`` replaces the configured one (a check wants it short)."""
         return cls(
             settings.sheets_api_url,
             settings.google_credentials_file,
             limits=limits,
-            timeout=sheets_timeout(settings),
+            timeout=sheets_timeout(settings) if timeout is None else timeout,
             coalesce_window=settings.sheets_coalesce_window_ms / 1000 if settings.sheets_coalesce else None,
         )
 

@@ -4,22 +4,20 @@ Every hop of a fetch is vetted: the host is resolved once, every address it reso
 must be public (or explicitly allowed), and the connection goes to the vetted address so
 that a second DNS answer cannot swap in a private one (DNS rebinding).
 
-One module although it is long: the redirect loop, the vetted connection, the cookies a shop
-sets between redirects and the page's decoding are one fetch; the address policy itself is in
-:mod:`wipsvc.adapters.addresses`.
+The redirect loop, the vetted connection and the reading of a page are here; the address policy
+is in :mod:`wipsvc.adapters.addresses`, the cookies a shop sets between redirects in
+:mod:`wipsvc.adapters.fetch_cookies`, and how a page's bytes become text in
+:mod:`wipsvc.adapters.page_decoding`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import ipaddress
 import logging
-import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from http.cookies import CookieError, SimpleCookie
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urljoin
@@ -36,6 +34,8 @@ from wipsvc.adapters.addresses import (
     show_address,
 )
 from wipsvc.adapters.base import FetchedPage
+from wipsvc.adapters.fetch_cookies import FetchCookies
+from wipsvc.adapters.page_decoding import HTML_TYPES, charset_of, looks_like_html
 from wipsvc.adapters.retry_after import retry_after_seconds
 from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError
@@ -44,9 +44,7 @@ logger = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.IGNORECASE)
 
 
 class SafeFetcher:
@@ -81,7 +79,7 @@ class SafeFetcher:
             timeout=httpx.Timeout(timeout),
             transport=transport,
             # A shared jar would hand one site's cookies to any other site on the same IP; cookies
-            # live only within one fetch instead (see _CookieStore).
+            # live only within one fetch instead (see FetchCookies).
             cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
 
@@ -136,7 +134,7 @@ class SafeFetcher:
 
     async def _follow_redirects(self, url: str) -> FetchedPage:
         current = parse_url(url)
-        cookies = _CookieStore()
+        cookies = FetchCookies()
         # Returning to a URL with new cookies is a cookie check, not a loop; the same URL with
         # the same cookies would be answered the same way forever.
         visited = {cookies.state_at(current)}
@@ -274,58 +272,9 @@ class SafeFetcher:
         except httpx.HTTPError as exc:
             raise StepError(f"unreadable response from {shown}: {exc}") from None
         if not media_type:
-            if not _looks_like_html(bytes(body)):
+            if not looks_like_html(bytes(body)):
                 raise StepError(f"not an HTML page: {shown} has no content type and does not look like HTML")
             media_type = "text/html"
-        text = bytes(body).decode(_charset(bytes(body), params), errors="replace")
+        text = bytes(body).decode(charset_of(bytes(body), params), errors="replace")
         logger.debug("fetched %s: HTTP %d, %d bytes", shown, status, len(body))
         return FetchedPage(url=str(url), status_code=status, content_type=media_type, text=text)
-
-
-class _CookieStore:
-    """Cookies set during one fetch, sent back only to the origin that set them."""
-
-    def __init__(self) -> None:
-        self._by_origin: dict[tuple[str, bytes, int | None], dict[str, str]] = {}
-
-    def store(self, url: httpx.URL, response: httpx.Response) -> None:
-        jar = self._by_origin.setdefault((url.scheme, url.raw_host, url.port), {})
-        for header in response.headers.get_list("set-cookie"):
-            parsed: SimpleCookie = SimpleCookie()
-            try:
-                parsed.load(header)
-            except CookieError:
-                continue
-            for name, morsel in parsed.items():
-                if morsel["max-age"] == "0" or not morsel.value:
-                    jar.pop(name, None)
-                else:
-                    jar[name] = morsel.value
-
-    def state_at(self, url: httpx.URL) -> tuple[httpx.URL, str | None]:
-        return url.copy_with(fragment=None), self.header_for(url)
-
-    def header_for(self, url: httpx.URL) -> str | None:
-        jar = self._by_origin.get((url.scheme, url.raw_host, url.port))
-        return "; ".join(f"{name}={value}" for name, value in jar.items()) if jar else None
-
-
-def _looks_like_html(body: bytes) -> bool:
-    start = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in start
-
-
-def _charset(body: bytes, content_type_params: str) -> str:
-    if body.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    declared = re.search(r"charset\s*=\s*[\"']?([\w.:-]+)", content_type_params, re.IGNORECASE)
-    candidates = [declared.group(1) if declared else None]
-    meta = _META_CHARSET.search(body[:4096])
-    candidates.append(meta.group(1).decode("ascii") if meta else None)
-    for candidate in candidates:
-        if candidate:
-            try:
-                return codecs.lookup(candidate).name
-            except LookupError:
-                continue
-    return "utf-8"

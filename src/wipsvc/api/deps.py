@@ -1,11 +1,13 @@
-"""Dependencies as `Annotated` aliases that read the running app's services."""
+"""Dependencies as `Annotated` aliases that read the running app's runtime (:class:`AppRuntime`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.applications import Starlette
 
 from wipsvc.api.errors import ApiError
 from wipsvc.auth import Principal, Unauthorized, arrived_via_loopback, authenticate
@@ -13,14 +15,44 @@ from wipsvc.collection import COLLECTION_NAME_PATTERN
 from wipsvc.services import Services
 from wipsvc.store import CollectionRecord
 
+if TYPE_CHECKING:  # api/limits.py imports this module: its types are named here for the checker only
+    from wipsvc.api.limits import ActiveJobCap, RateLimiter
+
 RESERVED_NAMES = frozenset({"collections", "healthz", "readyz", "docs"})
+
+
+@dataclass(frozen=True, slots=True)
+class AppRuntime:
+    """What a running app serves with: built once when it starts (its lifespan, in app.py), read by
+    the routes through the typed dependencies below."""
+
+    services: Services
+    job_start_limiter: RateLimiter
+    active_job_cap: ActiveJobCap
+
+
+class NotStarted(RuntimeError):
+    """A request reached the app before its lifespan started it."""
+
+
+def app_runtime(app: Starlette) -> AppRuntime:
+    runtime = getattr(app.state, "runtime", None)
+    if not isinstance(runtime, AppRuntime):
+        raise NotStarted("the app has not started: its lifespan builds the runtime")
+    return runtime
 
 
 # Dependencies are `async def` even when they do not await: FastAPI runs a plain `def` dependency
 # in its thread pool, a thread hop per request that shows in the REST latency tail under load.
-async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
+async def get_runtime(request: Request) -> AppRuntime:
+    return app_runtime(request.app)
+
+
+RuntimeDep = Annotated[AppRuntime, Depends(get_runtime)]
+
+
+async def get_services(runtime: RuntimeDep) -> Services:
+    return runtime.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

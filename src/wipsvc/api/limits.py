@@ -20,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wipsvc.api.deps import Access, HeaderedApiError
+from wipsvc.api.deps import Access, HeaderedApiError, RuntimeDep
 from wipsvc.api.errors import ApiError, error_response
 from wipsvc.config import Settings
 from wipsvc.services import Services
@@ -171,9 +171,9 @@ class ActiveJobCap:
             yield
 
 
-async def limit_job_starts(request: Request, access: Access) -> None:
+async def limit_job_starts(runtime: RuntimeDep, access: Access) -> None:
     """429 with Retry-After once the caller has started too many jobs lately."""
-    limiter: RateLimiter = request.app.state.job_start_limiter
+    limiter = runtime.job_start_limiter
     wait = limiter.acquire(access.rate_key)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
@@ -186,9 +186,8 @@ async def limit_job_starts(request: Request, access: Access) -> None:
         )
 
 
-async def get_job_cap(request: Request) -> ActiveJobCap:  # async: no thread-pool hop (see deps.py)
-    cap: ActiveJobCap = request.app.state.active_job_cap
-    return cap
+async def get_job_cap(runtime: RuntimeDep) -> ActiveJobCap:  # async: no thread-pool hop (see deps.py)
+    return runtime.active_job_cap
 
 
 JobStartLimit = Depends(limit_job_starts)
@@ -196,9 +195,8 @@ JobCap = Annotated[ActiveJobCap, Depends(get_job_cap)]
 
 
 def install_limits(api: FastAPI, settings: Settings) -> None:
-    """The body-size middleware, the job limits and the answers that carry headers."""
-    api.state.job_start_limiter = RateLimiter(settings.job_starts_per_minute)
-    api.state.active_job_cap = ActiveJobCap(settings.max_active_jobs_per_collection)
+    """The body-size middleware and the answers that carry headers (the job limits themselves
+    are the app runtime's, built when it starts)."""
     api.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     @api.exception_handler(HeaderedApiError)

@@ -100,9 +100,18 @@ def _error_from(response: httpx.Response) -> ApiError:
 
 
 class ApiClient:
-    def __init__(self, config: ClientConfig, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, config: ClientConfig, *, timeout: float = 30.0, http: httpx.AsyncClient | None = None
+    ) -> None:
+        """``http``, if given, is used as it is (its base URL and headers) and left open."""
         self.config = config
-        self._http = httpx.AsyncClient(base_url=config.url, headers=config.headers, timeout=timeout)
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(base_url=config.url, headers=config.headers, timeout=timeout)
+
+    @classmethod
+    def over(cls, http: httpx.AsyncClient) -> Self:
+        """A typed client speaking through an HTTP client that already has the server's base URL."""
+        return cls(ClientConfig(url=str(http.base_url).rstrip("/")), http=http)
 
     async def __aenter__(self) -> Self:
         return self
@@ -113,7 +122,8 @@ class ApiClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:
+            await self._http.aclose()
 
     async def _request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None

@@ -1,8 +1,8 @@
 """Client commands of the `wipsvc` CLI: they talk only to a running server's REST and Socket.IO.
 
 Exit codes and the `--json` shape are the same for every command (see `wipsvc.client.output`).
-The commands that change what the server holds are in :mod:`wipsvc.client.manage`; this module's
-length is one short function per command, each with the options typer reads from its signature.
+Besides ``submit``, the commands that change what the server holds are in
+:mod:`wipsvc.client.manage`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from wipsvc.client.output import (
     emit_json,
     follow,
     run_command,
-    start_and_follow,
     usage_error,
 )
 from wipsvc.client.schedules import schedules_app
@@ -202,44 +201,6 @@ def jobs_show(collection: str, job_id: str, as_json: JsonOption = False, url: Ur
         return 0
 
     run_command(url, action, as_json=as_json)
-
-
-@jobs_app.command("cancel")
-def jobs_cancel(collection: str, job_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
-    """Cancel a job (products already in flight finish)."""
-
-    async def action(api: ApiClient, console: Console) -> int:
-        answer = await api.cancel_job(collection, job_id)
-        if as_json:
-            emit_json(answer.model_dump(mode="json"))
-        else:
-            console.print(f"{answer.message} Job {job_id} is {answer.job.status.value}.", markup=False)
-        return 0
-
-    run_command(url, action, as_json=as_json)
-
-
-@jobs_app.command("retry")
-def jobs_retry(
-    collection: str,
-    job_id: str,
-    watch: WatchFlag = False,
-    as_json: JsonOption = False,
-    url: UrlOption = None,
-    reconnect_timeout: ReconnectOption = 300.0,
-    poll_interval: PollOption = 5.0,
-) -> None:
-    """Re-run the failed products of a finished job as a new job."""
-    start_and_follow(
-        url,
-        collection,
-        lambda api: api.retry_job(collection, job_id),
-        lambda started: f"Retrying {started.total_products} failed products of {job_id}; new job:",
-        watch=watch,
-        as_json=as_json,
-        reconnect=reconnect_timeout,
-        poll=poll_interval,
-    )
 
 
 @products_app.command("list")

@@ -1,5 +1,6 @@
-"""Client commands that change what the server holds: start jobs for given products, run a
-cancelled job's skipped products again, reset and delete products, delete jobs and collections."""
+"""Client commands that change what the server holds: start jobs for given products, cancel a
+job, run a job's failed or (after a cancel) skipped products again, reset and delete products,
+delete jobs and collections."""
 
 from __future__ import annotations
 
@@ -124,6 +125,42 @@ def jobs_priority(
     run_command(url, action, as_json=as_json)
 
 
+def jobs_cancel(collection: str, job_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
+    """Cancel a job (products already in flight finish)."""
+
+    async def action(api: ApiClient, console: Console) -> int:
+        answer = await api.cancel_job(collection, job_id)
+        if as_json:
+            emit_json(answer.model_dump(mode="json"))
+        else:
+            console.print(f"{answer.message} Job {job_id} is {answer.job.status.value}.", markup=False)
+        return 0
+
+    run_command(url, action, as_json=as_json)
+
+
+def jobs_retry(
+    collection: str,
+    job_id: str,
+    watch: WatchFlag = False,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    reconnect_timeout: ReconnectOption = 300.0,
+    poll_interval: PollOption = 5.0,
+) -> None:
+    """Re-run the failed products of a finished job as a new job."""
+    start_and_follow(
+        url,
+        collection,
+        lambda api: api.retry_job(collection, job_id),
+        lambda started: f"Retrying {started.total_products} failed products of {job_id}; new job:",
+        watch=watch,
+        as_json=as_json,
+        reconnect=reconnect_timeout,
+        poll=poll_interval,
+    )
+
+
 def jobs_delete(collection: str, job_id: str, as_json: JsonOption = False, url: UrlOption = None) -> None:
     """Delete a finished job with its history (its products and sheet rows stay)."""
 
@@ -229,6 +266,8 @@ def _report(console: Console, answer: DeleteResponse, as_json: bool) -> None:
 
 
 def register(jobs_app: typer.Typer, products_app: typer.Typer, collections_app: typer.Typer) -> None:
+    jobs_app.command("cancel")(jobs_cancel)
+    jobs_app.command("retry")(jobs_retry)
     jobs_app.command("start")(jobs_start)
     jobs_app.command("resume")(jobs_resume)
     jobs_app.command("priority")(jobs_priority)

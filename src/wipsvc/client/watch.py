@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn
 from rich.table import Table
@@ -28,13 +29,19 @@ from rich.text import Text
 
 from wipsvc.api.schemas import Job
 from wipsvc.client.api import ApiClient, ApiError, ClientError, ServiceUnreachable
-from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES, ItemStatus, JobStatus
+from wipsvc.domain.events import EVENT_NAME, JobProgress
+from wipsvc.domain.statuses import (
+    EVENT_STATUS_FOR_TERMINAL,
+    TERMINAL_JOB_STATUSES,
+    EventPhase,
+    ItemStatus,
+    JobStatus,
+)
 
 if TYPE_CHECKING:
     import aiohttp
 
-EVENT = "wip_job_progress"
-TERMINAL_EVENT_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_EVENT_STATUSES = frozenset(EVENT_STATUS_FOR_TERMINAL.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +91,7 @@ class _Watcher:
         self._api, self._collection, self._job_id = api, collection, job_id
         self._console, self._options = console, options
         # Events, or the error that ends the watch, from the socket task.
-        self._inbox: asyncio.Queue[dict[str, Any] | ClientError] = asyncio.Queue()
+        self._inbox: asyncio.Queue[JobProgress | ClientError] = asyncio.Queue()
         self._seen: set[int] = set()
         self._gapless_seq = 0
         self._newest_seq = 0
@@ -233,13 +240,14 @@ class _Watcher:
         client = socketio.AsyncClient(reconnection=False, handle_sigint=False, http_session=session)
 
         async def on_event(data: Any) -> None:
-            if isinstance(data, dict) and data.get("job_id") == self._job_id:
-                self._inbox.put_nowait(data)
+            event = parse_event(data)
+            if event is not None and event.job_id == self._job_id:
+                self._inbox.put_nowait(event)
 
         async def on_disconnect(*_: Any) -> None:
             lost.set()
 
-        client.on(EVENT, on_event)
+        client.on(EVENT_NAME, on_event)
         client.on("disconnect", on_disconnect)
         return client
 
@@ -261,24 +269,21 @@ class _Watcher:
 
     # -- state and display -----------------------------------------------------------------
 
-    def _apply_event(self, event: dict[str, Any]) -> bool:
+    def _apply_event(self, event: JobProgress) -> bool:
         """Record one event (ignoring duplicates); True when it says the job ended."""
-        seq = event.get("seq")
-        if isinstance(seq, int):
-            if seq in self._seen:
-                return False
-            self._seen.add(seq)
-            while self._gapless_seq + 1 in self._seen:
-                self._gapless_seq += 1
-            if seq < self._newest_seq:
-                # A replayed old event: its product is news, its counters and estimate are not.
-                self._report_product(event)
-                return event.get("status") in TERMINAL_EVENT_STATUSES
-            self._newest_seq = seq
-        total, processed, failed = (int(event.get(key) or 0) for key in ("total", "processed", "failed"))
-        self._apply_counts(total, processed, failed, _eta_now(event))
+        if event.seq in self._seen:
+            return False
+        self._seen.add(event.seq)
+        while self._gapless_seq + 1 in self._seen:
+            self._gapless_seq += 1
+        if event.seq < self._newest_seq:
+            # A replayed old event: its product is news, its counters and estimate are not.
+            self._report_product(event)
+            return event.status in TERMINAL_EVENT_STATUSES
+        self._newest_seq = event.seq
+        self._apply_counts(event.total, event.processed, event.failed, _eta_now(event))
         self._report_product(event)
-        return event.get("status") in TERMINAL_EVENT_STATUSES
+        return event.status in TERMINAL_EVENT_STATUSES
 
     def _apply_counts(self, total: int, processed: int, failed: int, eta: float | None) -> None:
         now = time.monotonic()
@@ -304,26 +309,24 @@ class _Watcher:
         per_second = done / elapsed
         return f"{per_second:.1f}/s" if per_second >= 1 else f"{per_second * 60:.1f}/min"
 
-    def _report_product(self, event: dict[str, Any]) -> None:
-        product = event.get("current_product")
-        if not isinstance(product, dict):
-            if self._lines and event.get("status") in TERMINAL_EVENT_STATUSES:
-                self._say(f"job {event.get('status')}")
-            elif event.get("phase") == "paused":
+    def _report_product(self, event: JobProgress) -> None:
+        product = event.current_product
+        if product is None:
+            if self._lines and event.status in TERMINAL_EVENT_STATUSES:
+                self._say(f"job {event.status.value}")
+            elif event.phase is EventPhase.PAUSED:
                 self._say("job paused: its server is shutting down; the next one resumes it")
-            elif event.get("phase") == "resumed":
+            elif event.phase is EventPhase.RESUMED:
                 self._say("job resumed")
             return
         # SKUs and errors come from users, pages and servers: never read them as markup.
-        line = Text(f"[{event.get('processed')}/{event.get('total')}] ")
-        if product.get("success"):
+        line = Text(f"[{event.processed}/{event.total}] ")
+        if product.success:
             if self._lines:
-                self._say(
-                    line + Text("✓", "green") + Text(f" {product.get('sku')} → row {product.get('row_num')}")
-                )
+                self._say(line + Text("✓", "green") + Text(f" {product.sku} → row {product.row_num}"))
         else:
-            error = product.get("error") or "failed"
-            self._say(line + Text("✗", "red") + Text(f" {product.get('sku')}: {error}"))
+            error = product.error or "failed"
+            self._say(line + Text("✗", "red") + Text(f" {product.sku}: {error}"))
 
     def _set_note(self, note: str) -> None:
         self._progress.update(self._task, note=note)
@@ -333,17 +336,27 @@ class _Watcher:
         self._progress.console.print(message, soft_wrap=self._lines)
 
 
-def _eta_now(event: dict[str, Any]) -> float | None:
-    """The event's estimate, less the time since it was made."""
-    eta = event.get("eta_seconds")
-    if eta is None:
+def parse_event(data: Any) -> JobProgress | None:
+    """A `wip_job_progress` payload as the typed event, validated once here at the edge; None
+    for one that is not an event. Fields a newer server adds are dropped, not refused."""
+    if not isinstance(data, dict):
         return None
     try:
-        made = datetime.fromisoformat(str(event["timestamp"]))
+        return JobProgress.model_validate({k: v for k, v in data.items() if k in JobProgress.model_fields})
+    except ValidationError:
+        return None
+
+
+def _eta_now(event: JobProgress) -> float | None:
+    """The event's estimate, less the time since it was made."""
+    if event.eta_seconds is None:
+        return None
+    try:
+        made = datetime.fromisoformat(event.timestamp)
         age = max(0.0, (datetime.now(UTC) - made).total_seconds())
-    except (KeyError, ValueError, TypeError):
+    except (ValueError, TypeError):  # not ISO 8601, or without a time zone
         age = 0.0
-    return max(0.0, float(eta) - age)
+    return max(0.0, event.eta_seconds - age)
 
 
 def results_table(job: Job, *, max_rows: int | None = 30) -> Table:

@@ -138,10 +138,6 @@ async def delete_collection(name: CollectionName, services: ServicesDep, access:
 
 
 def _view(record: CollectionRecord, counts: dict[str, int]) -> Collection:
-    return Collection(
-        name=record.name,
-        config=record.config,
-        product_counts=counts,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
+    return Collection.model_validate(record, from_attributes=True).model_copy(
+        update={"product_counts": counts}
     )

@@ -11,7 +11,6 @@ from wipsvc.api.deps import Access, CollectionName, ServicesDep, existing_collec
 from wipsvc.api.errors import ApiError, error_responses
 from wipsvc.api.notification_schemas import (
     SECRET_MASK,
-    Attempt,
     DeliveriesResponse,
     DeliveryOut,
     DeliveryResponse,
@@ -40,18 +39,9 @@ def _target_out(target: Target, *, reveal: bool = False) -> TargetOut:
 
 
 def _delivery_out(delivery: Delivery) -> DeliveryOut:
-    return DeliveryOut(
-        id=delivery.id,
-        message_id=delivery.message_id,
-        target_id=delivery.target_id,
-        job_id=delivery.job_id,
-        event=delivery.event,
-        status=delivery.status,
-        attempts=[Attempt.model_validate(attempt) for attempt in delivery.attempts],
-        next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
-        created_at=delivery.created_at,
-        payload=delivery.payload,
-    )
+    view = DeliveryOut.model_validate(delivery, from_attributes=True)
+    # When it is tried next means something only while it is pending.
+    return view if delivery.status == "pending" else view.model_copy(update={"next_attempt_at": None})
 
 
 @router.get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import StrEnum
 from typing import Annotated
 
@@ -19,7 +20,6 @@ from wipsvc.api.schemas import (
     PriorityChange,
     ProcessRequest,
     ProcessResponse,
-    ProductResult,
 )
 from wipsvc.domain.statuses import ItemStatus, JobStatus
 from wipsvc.services import Services
@@ -225,25 +225,10 @@ def _accepted(job: JobRecord) -> ProcessResponse:
 
 
 async def job_view(services: Services, job: JobRecord) -> Job:
-    return Job(
-        job_id=job.job_id,
-        collection_name=job.collection_name,
-        status=job.status,
-        total_products=job.total_products,
-        processed_products=job.processed_products,
-        successful_products=job.successful_products,
-        failed_products=job.failed_products,
-        results=[ProductResult.model_validate(result) for result in await services.job_service.results(job)],
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        completed_at=job.completed_at,
-        wip_ids=job.wip_ids,
+    # The record's fields, with the results and the estimate as of now in place of the stored ones.
+    current = replace(
+        job,
+        results=await services.job_service.results(job),
         eta_seconds=await services.job_service.eta_seconds(job),
-        cancel_requested=job.cancel_requested,
-        retry_of=job.retry_of,
-        priority=job.priority,
-        token_usage=job.token_usage,
-        run_at=job.run_at,
-        schedule_id=job.schedule_id,
     )
+    return Job.model_validate(current, from_attributes=True)

@@ -126,18 +126,4 @@ async def delete_product(
 
 
 def product_view(product: ProductRecord) -> WipProduct:
-    return WipProduct(
-        wip_id=product.wip_id,
-        collection_name=product.collection_name,
-        sku=product.sku,
-        url=product.url,
-        status=product.status,
-        row_num=product.row_num,
-        extracted=product.extracted,
-        sources=product.sources,
-        descriptions=product.descriptions,
-        error=product.error,
-        active_job_id=product.active_job_id,
-        created_at=product.created_at,
-        updated_at=product.updated_at,
-    )
+    return WipProduct.model_validate(product, from_attributes=True)

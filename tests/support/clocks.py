@@ -1,11 +1,18 @@
-"""A controllable event-loop clock for tests of timed code (quota buckets): no test waits."""
+"""Clocks a test moves by hand."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
+
+class ManualClock:
+    """A monotonic clock (a ``() -> float``) that stands still until the test sets ``now``."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class LoopClock:
@@ -31,10 +38,3 @@ class LoopClock:
 
     def restore(self) -> None:
         del self._loop.time
-
-
-@pytest.fixture
-async def clock() -> AsyncIterator[LoopClock]:
-    fake = LoopClock(asyncio.get_running_loop())
-    yield fake
-    fake.restore()
