@@ -177,14 +177,14 @@ async def test_a_low_job_does_not_starve_under_a_stream_of_urgent_jobs(
         ids = await create(client, "taps", [f"TAP-{n:02}" for n in range(41)], urls)
         urgent: list[str] = [await start(client, "taps", [ids[0]], "urgent")]
         low = await start(client, "taps", [ids[1]], "low")
-        for wip_id in ids[2:]:
-            if (await job(client, "taps", low))["status"] != "queued":
-                break
-            queued = await client.get("/api/taps/wip/jobs", params={"status": "queued", "limit": 100})
-            while len(queued.json()["jobs"]) > 4:  # keep a few urgent ones waiting, no more
-                await asyncio.sleep(0.05)
-                queued = await client.get("/api/taps/wip/jobs", params={"status": "queued", "limit": 100})
-            urgent.append(await start(client, "taps", [wip_id], "urgent"))
+        async with asyncio.timeout(60):
+            for wip_id in ids[2:]:
+                if (await job(client, "taps", low))["status"] != "queued":
+                    break
+                params: dict[str, str | int] = {"status": "queued", "limit": 100}
+                while len((await client.get("/api/taps/wip/jobs", params=params)).json()["jobs"]) > 4:
+                    await asyncio.sleep(0.05)  # keep a few urgent ones waiting, no more
+                urgent.append(await start(client, "taps", [wip_id], "urgent"))
         low_job = await wait_for_job(client, "taps", low, timeout=60)
         urgent_jobs = [await wait_for_job(client, "taps", job_id, timeout=60) for job_id in urgent]
 

@@ -13,8 +13,10 @@ import pytest
 
 from tests.support.clocks import ManualClock
 from tests.support.sleeps import HeldSleep
+from wipsvc.domain.priority import Priority
 from wipsvc.limits.bucket import Permit
 from wipsvc.limits.shared import SharedQuotaBucket
+from wipsvc.limits.waiting import call_priority
 
 pytestmark = pytest.mark.redis
 
@@ -178,3 +180,29 @@ async def test_a_caller_cancelled_while_redis_takes_its_token_gives_it_back(clie
     await settle(next_caller.done)  # the only slot is free again
     (await next_caller).release()
     await other.flush()
+
+
+async def test_an_instances_callers_go_to_redis_by_priority(clients: list[object]) -> None:
+    clock, sleeper = ManualClock(1_000.0), HeldSleep()
+    bucket = SharedQuotaBucket(clients[0], key(), "llm_requests", 1, 60.0, clock=clock, sleep=sleeper)
+    (await bucket.acquire()).release()  # the window's one token is used
+    admitted: list[str] = []
+
+    async def call(priority: Priority) -> None:
+        call_priority.set(priority)
+        (await bucket.acquire()).release()
+        admitted.append(priority.value)
+
+    tasks = []
+    for priority in (Priority.LOW, Priority.NORMAL, Priority.URGENT):
+        tasks.append(asyncio.create_task(call(priority)))
+        await asyncio.sleep(0.01)  # this arrival order
+    # The low call asked first and waits for the window; the others wait for their turn.
+    for turn in range(3):
+        await settle(lambda turn=turn: len(sleeper.delays) == turn + 1)  # type: ignore[misc]
+        clock.now += 60.0
+        sleeper.release_all()
+        await settle(lambda turn=turn: len(admitted) == turn + 1)  # type: ignore[misc]
+    await asyncio.gather(*tasks)
+    assert admitted == ["low", "urgent", "normal"]
+    await bucket.flush()

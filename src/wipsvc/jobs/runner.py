@@ -4,6 +4,8 @@
 A runner can also be paused (the instance is shutting down): it starts no new product, lets
 each product in flight finish its current step and checkpoint it, and returns leaving the
 job running, for the registry to hand it over (see `JobRegistry.drain`).
+
+(Over 300 lines: running, pausing and cancelling share the runner's events and its lease keeper.)
 """
 
 from __future__ import annotations

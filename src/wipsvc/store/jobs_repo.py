@@ -1,7 +1,7 @@
 """SQL for the job queue and its leases: create, claim, cancel, heartbeat, release, pause and end
 a job. The product ledger is :mod:`wipsvc.store.ledger` (its methods are this repository's too),
 the event log :mod:`wipsvc.store.event_log`, the lease fence :mod:`wipsvc.store.fencing`.
-(About 400 lines: the claim, the cancel and a job's end share the one transaction that ends a
+(About 440 lines: the claim, the cancel and a job's end share the one transaction that ends a
 job, ``_finish``, and split further they would only call each other.)
 
 Every state change and the event announcing it are written in one transaction, and
@@ -38,7 +38,7 @@ from wipsvc.store.job_create import insert_job, queue_due_scheduled
 from wipsvc.store.lease import Clock, Lease, LeaseState
 from wipsvc.store.ledger import JobLedger
 from wipsvc.store.outbox_repo import enqueue_job_end
-from wipsvc.store.priority_repo import claim_order
+from wipsvc.store.priority_repo import claim_order, fits_cap
 from wipsvc.store.records import Conflict, JobRecord, LeaseLost, NotFound, ProgressEvent
 from wipsvc.store.rerun_repo import mark_for_rerun
 from wipsvc.store.tables import job_items, utcnow, wip_jobs, wip_products
@@ -176,7 +176,7 @@ class JobsRepository(JobLedger):
             for job in candidates:
                 if len(claimed) >= limit:
                     break
-                if job.status is JobStatus.QUEUED and not _fits_cap(job, live, urgent, per_collection):
+                if job.status is JobStatus.QUEUED and not fits_cap(job, live, urgent, per_collection):
                     continue
                 await conn.execute(
                     wip_jobs.update()
@@ -324,19 +324,6 @@ class JobsRepository(JobLedger):
 
 
 # -- shared pieces of the transactions above ------------------------------------------------
-
-
-def _fits_cap(job: JobRecord, live: dict[str, int], urgent: dict[str, int], per_collection: int) -> bool:
-    """Below its collection's running-job cap; or urgent, exactly at the cap, with a job of
-    lower priority among those running (so at most one beyond it, and only to overtake)."""
-    running = live.get(job.collection_name, 0)
-    if running < per_collection:
-        return True
-    return (
-        job.priority is Priority.URGENT
-        and running == per_collection
-        and urgent.get(job.collection_name, 0) < running
-    )
 
 
 async def _held(conn: AsyncConnection, job_id: str) -> bool:

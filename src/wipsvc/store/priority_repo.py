@@ -32,6 +32,19 @@ def claim_order(now: datetime, ageing_seconds: float | None) -> list[Any]:
     return [rank, wip_jobs.c.created_at, wip_jobs.c.job_id]
 
 
+def fits_cap(job: JobRecord, live: dict[str, int], urgent: dict[str, int], per_collection: int) -> bool:
+    """Below its collection's running-job cap; or urgent, exactly at the cap, with a job of
+    lower priority among those running (so at most one beyond it, and only to overtake)."""
+    running = live.get(job.collection_name, 0)
+    if running < per_collection:
+        return True
+    return (
+        job.priority is Priority.URGENT
+        and running == per_collection
+        and urgent.get(job.collection_name, 0) < running
+    )
+
+
 class PriorityRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
