@@ -16,6 +16,7 @@ from wipsvc.jobs.reruns import RerunScheduler
 from wipsvc.jobs.retention import HistoryPruner
 from wipsvc.jobs.runner import JobRunner
 from wipsvc.jobs.service import JobService
+from wipsvc.jobs.signals import job_signals
 from wipsvc.metrics import ServiceMetrics
 from wipsvc.notify.sender import NotificationSender
 from wipsvc.pipeline.retry import RetryPolicy
@@ -107,6 +108,7 @@ class Services:
             make_runner,
             default_owner(settings),
             share_quotas=backends.share_quotas if sharing else None,
+            signals=job_signals(settings, store),
         )
         metrics.count_running_jobs(lambda: len(registry.running_job_ids))
         await registry.start()

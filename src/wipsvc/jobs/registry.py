@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from wipsvc.config import Settings
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.runner import JobRunner
+from wipsvc.jobs.signals import JobSignals
 from wipsvc.store import JobRecord, LeaseLost, Store, describe_error
 from wipsvc.store.lease import Lease
 
@@ -46,8 +47,10 @@ class JobRegistry:
         owner: str,
         *,
         share_quotas: ShareQuotas | None = None,
+        signals: JobSignals | None = None,
     ) -> None:
         self._store = store
+        self._signals = signals
         self._share_quotas = share_quotas
         self._bus = bus
         self._settings = settings
@@ -71,6 +74,10 @@ class JobRegistry:
         return self._stopping
 
     async def start(self) -> None:
+        if self._signals is not None:
+            await self._signals.start(
+                on_cancel=self._cancel_signalled, on_queued=self._wake.set, on_reconnect=self._signals_lost
+            )
         self._loop_task = asyncio.create_task(self._claim_loop(), name="wipsvc-claim-loop")
 
     async def drain(self, grace: float) -> None:
@@ -116,12 +123,16 @@ class JobRegistry:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runners.clear()
+        if self._signals is not None:
+            await self._signals.stop()
 
     async def submit(
         self, collection: str, wip_ids: Sequence[int], *, retry_of: str | None = None
     ) -> JobRecord:
         job = await self._store.jobs.create(str(uuid.uuid4()), collection, wip_ids, retry_of=retry_of)
         self._wake.set()
+        if self._signals is not None:  # this instance may be at its cap: another starts it now
+            await self._signals.send_queued()
         return job
 
     async def cancel(self, job_id: str) -> JobRecord:
@@ -131,7 +142,24 @@ class JobRegistry:
             self._runners[job_id][0].cancel()
         elif event is not None:
             self._wake.set()  # a queued job ended: the next one may start
+        elif self._signals is not None:
+            # Another instance runs it: tell it now rather than at its next lease renewal.
+            await self._signals.send_cancel(job_id)
         return job
+
+    def _cancel_signalled(self, job_id: str) -> None:
+        """Another instance was asked to cancel a job: stop its runner if it runs here."""
+        entry = self._runners.get(job_id)
+        if entry is not None:
+            log.info("job %s: cancel requested through another instance; stopping", job_id)
+            entry[0].cancel()
+
+    def _signals_lost(self) -> None:
+        """The signals' connection was lost a while: renew every lease now (a cancel sent
+        meanwhile is found there) and claim at once (a job queued meanwhile)."""
+        for runner, _ in self._runners.values():
+            runner.renew_soon()
+        self._wake.set()
 
     async def _claim_loop(self) -> None:
         interval = self._settings.claim_interval_seconds

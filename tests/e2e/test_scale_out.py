@@ -1,0 +1,368 @@
+"""Scale-out: several `wipsvc serve` processes on one PostgreSQL (and one Redis) act as one service.
+
+1. Three instances run the jobs of three collections (two jobs each) between them; one instance is
+   killed (SIGKILL) mid-job; its job is taken over within the lease plus a claim interval, every
+   product is processed once (one finish in the ledger, one `processing` event, one sheet row per
+   SKU), every job's events are gapless, and a Socket.IO client of one instance receives the
+   events of every job, whichever instance ran it.
+2. A cancel sent to one instance stops a job running on another at once, with Redis (pub/sub)
+   and without (PostgreSQL `LISTEN`/`NOTIFY`): the lease is renewed only every 30 s there, so
+   only the signal can explain a stop within a third of that. The same signal wakes the other
+   instance's claim loop (claiming only every 30 s too) when a job is queued at a busy instance.
+
+Bounded: a 3 s lease and a 0.3 s claim interval in the first, six jobs of eight products.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import socketio
+
+from tests.e2e.test_paused_owner import HEADER, _check_ledger_and_events, _check_sheet, _until
+from tests.fakes.google_oauth import FakeGoogleOAuth
+from tests.fakes.sheets import FakeSheets
+from tests.support.cluster import REDIS_URL, Cluster, ClusterDatabase
+from tests.support.paced_shop import PacedShop
+from tests.support.server_process import ServerProcess, server_env
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(300)]
+
+SA_EMAIL = "wipsvc-scale@fake-project.iam.gserviceaccount.com"
+WORKSHEET = "Sheet1"
+COLLECTIONS = ("north", "south", "east")
+JOBS_PER_COLLECTION = 2
+PRODUCTS = 8
+LEASE = 3.0
+CLAIM_INTERVAL = 0.3
+TAKEOVER_SLACK = 1.5  # scheduling allowance on a shared 2-core machine
+TERMINAL = ("completed", "failed", "cancelled")
+# The cancel test: a renewal every third of the lease, and claims as seldom.
+SLOW_LEASE = 90.0
+RENEWAL = SLOW_LEASE / 3
+
+
+@pytest.fixture
+def sheets(oauth: FakeGoogleOAuth) -> Iterator[FakeSheets]:
+    with FakeSheets(oauth, read_quota=1_000_000, write_quota=1_000_000) as fake:
+        yield fake
+
+
+@pytest.fixture
+def paced_shop() -> Iterator[PacedShop]:
+    with PacedShop(latency=(0.2, 0.6), seed=14) as running:
+        yield running
+
+
+class EventLog:
+    """What a Socket.IO client of one instance received, per job."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient()
+        self.by_job: dict[str, list[dict[str, Any]]] = {}
+        self.sio.on("wip_job_progress", self._received)
+
+    async def _received(self, payload: dict[str, Any]) -> None:
+        self.by_job.setdefault(str(payload["job_id"]), []).append(payload)
+
+    def seqs(self, job_id: str) -> list[int]:
+        return sorted(int(event["seq"]) for event in self.by_job.get(job_id, []))
+
+
+async def test_three_instances_share_jobs_survive_a_kill_and_relay_every_event(
+    tmp_path: Path, postgres_url: str, oauth: FakeGoogleOAuth, sheets: FakeSheets, paced_shop: PacedShop
+) -> None:
+    credentials = oauth.write_service_account(tmp_path / "service-account.json", client_email=SA_EMAIL)
+    env = server_env(
+        database_url=postgres_url,
+        redis_url=REDIS_URL,
+        scrape_allowed_hosts="127.0.0.1",
+        sheets_api_url=sheets.url,
+        google_credentials_file=credentials,
+        workers_per_job=2,
+        max_running_jobs=2,  # the survivors always have room for a job taken over
+        jobs_per_collection=1,
+        sheets_write_per_minute=1_000_000,
+        sheets_read_per_minute=1_000_000,
+        lease_seconds=LEASE,
+        claim_interval_seconds=CLAIM_INTERVAL,
+        lease_safety_margin_seconds=1.0,
+        sheets_timeout_seconds=0.8,
+        db_statement_timeout_seconds=2.0,
+        db_idle_in_transaction_timeout_seconds=1.0,
+        log_level="info",
+    )
+    cluster = Cluster(["a", "b", "c"], env, tmp_path)
+    events = EventLog()
+    try:
+        with cluster:
+            async with ClusterDatabase(postgres_url) as db:
+                await events.sio.connect(cluster["a"].url, transports=["websocket"])
+                try:
+                    await _run_and_kill(cluster, db, postgres_url, sheets, paced_shop, events)
+                finally:
+                    await events.sio.disconnect()
+    except BaseException:
+        print(cluster.log_tails(120))
+        raise
+
+
+async def _run_and_kill(
+    cluster: Cluster,
+    db: ClusterDatabase,
+    database_url: str,
+    sheets: FakeSheets,
+    shop: PacedShop,
+    events: EventLog,
+) -> None:
+    names = list(cluster.servers)
+    jobs: dict[str, tuple[str, list[int]]] = {}  # job id -> (collection, wip ids)
+    products: dict[str, list[tuple[str, str]]] = {}
+    spreadsheets: dict[str, str] = {}
+    for number, collection in enumerate(COLLECTIONS):
+        spreadsheets[collection] = sheets.add_spreadsheet(worksheets=[WORKSHEET], shared_with=[SA_EMAIL])
+        sheets.set_rows(spreadsheets[collection], WORKSHEET, [HEADER])
+        async with _client(cluster[names[number]]) as client:
+            config = {
+                "sheet": {
+                    "backend": "google",
+                    "spreadsheet_id": spreadsheets[collection],
+                    "worksheet": WORKSHEET,
+                },
+                "cleaning": {"backend": "python"},
+                "llm": {"enabled": False},
+            }
+            (await client.put(f"/api/collections/{collection}", json=config)).raise_for_status()
+    # Submitted through every instance in turn.
+    for round_ in range(JOBS_PER_COLLECTION):
+        for number, collection in enumerate(COLLECTIONS):
+            batch = shop.products(f"{collection.upper()}{round_}", PRODUCTS)
+            products.setdefault(collection, []).extend(batch)
+            async with _client(cluster[names[(number + round_) % len(names)]]) as client:
+                job_id, ids = await _submit(client, collection, batch)
+            jobs[job_id] = (collection, ids)
+
+    owners_seen: dict[str, set[str]] = {job_id: set() for job_id in jobs}
+    watch = asyncio.create_task(_watch_owners(database_url, owners_seen))
+    try:
+        taken = await _kill_and_wait(cluster, db, jobs)
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+    ran_jobs = set().union(*owners_seen.values())
+    assert len(ran_jobs) >= 2, f"every job ran on {ran_jobs}"
+    assert all(owners_seen.values()), f"jobs never seen owned: {owners_seen}"
+
+    for job_id, (_, ids) in jobs.items():
+        await _check_ledger_and_events(db, job_id, ids, where=f"(job {job_id})")
+    for collection in COLLECTIONS:
+        _check_sheet(
+            sheets.rows(spreadsheets[collection], WORKSHEET), products[collection], f"({collection})"
+        )
+    await _check_relayed(db, events, jobs, taken)
+
+
+async def _watch_owners(database_url: str, seen: dict[str, set[str]]) -> None:
+    """Record every instance that owns each job, until cancelled (a job's owner is cleared when
+    it ends, so it is watched while the jobs run)."""
+    async with ClusterDatabase(database_url) as db:
+        while True:
+            for job_id, owners in seen.items():
+                owner = await db.owner(job_id)
+                if owner is not None:
+                    owners.add(owner)
+            await asyncio.sleep(0.05)
+
+
+async def _kill_and_wait(
+    cluster: Cluster, db: ClusterDatabase, jobs: dict[str, tuple[str, list[int]]]
+) -> list[str]:
+    """Kill an instance mid-job, check the take-over of its jobs, wait until every job has ended;
+    the jobs it held."""
+    victim, taken = await _kill_an_owner_mid_job(cluster, db, jobs)
+    killed_at = time.monotonic()
+    for job_id in taken:
+
+        async def new_owner(job_id: str = job_id) -> str | None:
+            owner = await db.owner(job_id)
+            status = await db.status(job_id)
+            return owner if owner not in (None, victim) or status in TERMINAL else None
+
+        await _wait(new_owner, where=f"job {job_id} never taken over", timeout=LEASE * 4)
+        takeover = time.monotonic() - killed_at
+        assert takeover <= LEASE + CLAIM_INTERVAL + TAKEOVER_SLACK, (
+            f"job {job_id} taken over after {takeover:.2f} s"
+        )
+        print(f"{victim} killed; its job {job_id} taken over after {takeover:.2f} s")
+
+    async with _client(cluster["a"]) as client:
+        for job_id, (collection, ids) in jobs.items():
+            job = await _wait(
+                functools.partial(_ended, client, collection, job_id),
+                where=f"job {job_id} never ended",
+                timeout=120,
+            )
+            assert job["status"] == "completed", (job_id, job["status"], job["error"])
+            assert job["processed_products"] == job["successful_products"] == len(ids), job_id
+    return taken
+
+
+async def _kill_an_owner_mid_job(
+    cluster: Cluster,
+    db: ClusterDatabase,
+    jobs: dict[str, tuple[str, list[int]]],
+) -> tuple[str, list[str]]:
+    """SIGKILL an instance other than "a" (where the Socket.IO client is) while it runs a job that
+    has products left; the jobs it held then."""
+    async with _client(cluster["a"]) as client:
+
+        async def running_elsewhere() -> str | None:
+            for job_id, (collection, _) in jobs.items():
+                owner = await db.owner(job_id)
+                if owner in (None, "a"):
+                    continue
+                job = (await client.get(f"/api/{collection}/wip/jobs/{job_id}")).json()["job"]
+                if job["status"] == "running" and 2 <= job["processed_products"] <= PRODUCTS - 4:
+                    return owner
+            return None
+
+        victim: str = await _wait(running_elsewhere, where="no job ran on b or c", timeout=60)
+    cluster[victim].kill()
+    taken = [
+        job_id for job_id in jobs if await db.owner(job_id) == victim and await db.status(job_id) == "running"
+    ]
+    assert taken, f"{victim} was killed with no job running"
+    return victim, taken
+
+
+async def _check_relayed(
+    db: ClusterDatabase, events: EventLog, jobs: dict[str, tuple[str, list[int]]], taken: list[str]
+) -> None:
+    """The client of "a" received every stored event of every job live. An event the killed
+    instance had stored but not yet sent died with it (broadcast is at most once): for its jobs,
+    the client asks for a replay (`subscribe`), as a client re-syncs by `seq`."""
+    for job_id in jobs:
+        stored = [seq for seq, _ in await db.events(job_id)]
+        assert stored == list(range(1, len(stored) + 1)), f"gap in the stored events of {job_id}"
+        if job_id in taken:
+            ack = await events.sio.call("subscribe", {"job_id": job_id, "after_seq": 0}, timeout=10)
+            assert ack["ok"] and not ack["more"], ack
+
+        async def all_received(job_id: str = job_id, count: int = len(stored)) -> bool:
+            return set(events.seqs(job_id)) == set(range(1, count + 1))
+
+        where = f"job {job_id}: stored 1..{len(stored)}, received {events.seqs(job_id)}"
+        await _wait(all_received, where=where, timeout=10)
+        if job_id not in taken:
+            assert events.seqs(job_id) == stored, f"job {job_id}: an event arrived twice"
+
+
+@pytest.mark.parametrize("signal", ["redis", "postgres"])
+async def test_a_cancel_sent_to_one_instance_stops_a_job_running_on_another(
+    tmp_path: Path, postgres_url: str, paced_shop: PacedShop, signal: str
+) -> None:
+    settings: dict[str, object] = {"redis_url": REDIS_URL} if signal == "redis" else {}
+    env = server_env(
+        database_url=postgres_url,
+        scrape_allowed_hosts="127.0.0.1",
+        workers_per_job=1,
+        max_running_jobs=1,
+        # A worker waits a minute between products: a job of three lasts two, unless cancelled.
+        product_delay_seconds=60,
+        lease_seconds=SLOW_LEASE,
+        claim_interval_seconds=RENEWAL,
+        log_level="info",
+        **settings,
+    )
+    cluster = Cluster(["a", "b"], env, tmp_path)
+    try:
+        with cluster:
+            async with ClusterDatabase(postgres_url) as db, _client(cluster["a"]) as client:
+                await _cancel_across(cluster, db, client, paced_shop)
+    except BaseException:
+        print(cluster.log_tails(60))
+        raise
+
+
+async def _cancel_across(
+    cluster: Cluster, db: ClusterDatabase, client: httpx.AsyncClient, shop: PacedShop
+) -> None:
+    config = {"sheet": {"backend": "local"}, "cleaning": {"backend": "python"}, "llm": {"enabled": False}}
+    for collection in ("left", "right"):
+        (await client.put(f"/api/collections/{collection}", json=config)).raise_for_status()
+    first, _ = await _submit(client, "left", shop.products("L", 3))
+    first_owner = await _wait(
+        lambda: db.owner(first), where="the first job never started", timeout=RENEWAL / 3
+    )
+    # The second job, submitted to "a" too: whichever instance is free starts it at once, though
+    # neither claims on its own for another 30 s.
+    submitted = time.monotonic()
+    second, _ = await _submit(client, "right", shop.products("R", 3))
+    second_owner = await _wait(
+        lambda: db.owner(second), where="the second job waited for a claim round", timeout=RENEWAL / 3
+    )
+    assert {first_owner, second_owner} == {"a", "b"}, (first_owner, second_owner)
+    print(f"second job started after {time.monotonic() - submitted:.2f} s on the idle instance")
+
+    # Cancel through "a" the job that "b" runs.
+    job_id, collection = (first, "left") if first_owner == "b" else (second, "right")
+    await _wait(
+        lambda: _processed(client, collection, job_id, 1), where="no product done", timeout=RENEWAL / 3
+    )
+    cancelled_at = time.monotonic()
+    response = await client.post(f"/api/{collection}/wip/jobs/{job_id}/cancel")
+    assert response.status_code == 200, response.text
+    # Its next renewal is at least 20 s away, its lease 90 s: only the signal stops it this soon.
+    job = await _wait(lambda: _ended(client, collection, job_id), where="not cancelled", timeout=RENEWAL / 3)
+    latency = time.monotonic() - cancelled_at
+    assert job["status"] == "cancelled", job
+    assert cluster.log_count("b", f"job {job_id}: cancel requested through another instance") == 1
+    # It was b's runner that stopped it (the job ends with the owner's own event), not a claim.
+    assert await db.owner(job_id) in (None, "b")
+    other = second if job_id == first else first
+    assert await db.status(other) == "running"
+    print(f"cancel through a of a job on b: cancelled after {latency:.2f} s (renewal every {RENEWAL:g} s)")
+
+
+async def _wait(probe: Any, *, where: str, timeout: float) -> Any:
+    """``probe()``'s first true answer, polled; an AssertionError saying ``where`` after ``timeout`` s."""
+    try:
+        return await _until(probe, where=where, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out ({timeout:g} s): {where}") from None
+
+
+def _client(server: ServerProcess) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.url, timeout=10, trust_env=False)
+
+
+async def _submit(
+    client: httpx.AsyncClient, collection: str, products: list[tuple[str, str]]
+) -> tuple[str, list[int]]:
+    created = await client.post(
+        f"/api/{collection}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
+    )
+    created.raise_for_status()
+    ids: list[int] = created.json()["wip_ids"]
+    started = await client.post(f"/api/{collection}/wip/process", json={"wip_ids": ids})
+    started.raise_for_status()
+    return str(started.json()["job_id"]), ids
+
+
+async def _ended(client: httpx.AsyncClient, collection: str, job_id: str) -> dict[str, Any] | None:
+    job: dict[str, Any] = (await client.get(f"/api/{collection}/wip/jobs/{job_id}")).json()["job"]
+    return job if job["status"] in TERMINAL else None
+
+
+async def _processed(client: httpx.AsyncClient, collection: str, job_id: str, count: int) -> bool:
+    job = (await client.get(f"/api/{collection}/wip/jobs/{job_id}")).json()["job"]
+    return int(job["processed_products"]) >= count
