@@ -8,6 +8,10 @@ At the same pace it counts the instances running jobs, so that they share the qu
 On shutdown it drains: it stops claiming, lets each running job's steps in flight finish and
 be checkpointed (within a grace period), then hands every job back with a `paused` event, so
 that the next instance to claim it resumes it at once (and says `resumed`).
+
+Between instances (PostgreSQL), signals (`signals.py`) carry a cancel to the instance running
+the job, and wake the other instances' claim loops when a job is queued or handed back; the
+lease renewal and the claim interval remain the fallback when a signal is lost.
 """
 
 from __future__ import annotations
@@ -100,6 +104,8 @@ class JobRegistry:
             log.warning("%d job(s) stopped mid-step after the grace period; their steps rerun", len(late))
         for runner, _ in runners.values():
             await self._hand_back(runner.lease)
+        if self._signals is not None:  # the other instances take them over now, not at their next claim
+            await self._signals.send_queued()
 
     async def _hand_back(self, lease: Lease) -> None:
         job_id = lease.job_id
@@ -116,6 +122,8 @@ class JobRegistry:
     async def stop(self) -> None:
         """Hand the running jobs back at once (see `drain`) and end every task this registry owns."""
         await self.drain(grace=0)
+        if self._signals is not None:  # no wake-up may arrive while the loop is being cancelled
+            await self._signals.stop()
         tasks = list(self._background)
         if self._loop_task is not None:
             tasks.append(self._loop_task)
@@ -123,8 +131,6 @@ class JobRegistry:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._runners.clear()
-        if self._signals is not None:
-            await self._signals.stop()
 
     async def submit(
         self, collection: str, wip_ids: Sequence[int], *, retry_of: str | None = None
@@ -169,8 +175,11 @@ class JobRegistry:
                 await self._count_busy_instances()
             except Exception:
                 log.exception("claiming jobs failed; trying again in %.1f s", interval)
+            # Not wait_for: on Python 3.11 it swallows a cancel that comes as the event is set,
+            # and the loop would outlive `stop()`.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _claim_once(self) -> None:

@@ -46,7 +46,9 @@ class Transport(Protocol):
 class JobSignals:
     def __init__(self, transport: Transport, kind: str) -> None:
         self._transport = transport
-        self.kind = kind  # "redis" or "postgres", for the logs and the README's figures
+        self.kind = kind  # "redis" or "postgres", for the logs
+        # Every listener hears its own messages too; this one has acted on them already.
+        self._me = uuid.uuid4().hex[:12]
         self._on_cancel: Callable[[str], None] = lambda _job_id: None
         self._on_queued: Callable[[], None] = lambda: None
 
@@ -60,10 +62,10 @@ class JobSignals:
         await self._transport.stop()
 
     async def send_cancel(self, job_id: str) -> None:
-        await self._send(f"{_CANCEL} {job_id}")
+        await self._send(f"{_CANCEL} {self._me} {job_id}")
 
     async def send_queued(self) -> None:
-        await self._send(_QUEUED)
+        await self._send(f"{_QUEUED} {self._me}")
 
     async def _send(self, payload: str) -> None:
         try:
@@ -72,10 +74,12 @@ class JobSignals:
             log.warning("could not signal the other instances (%s): %s", payload, error)
 
     def _received(self, payload: str) -> None:
-        kind, _, job_id = payload.partition(" ")
+        kind, sender, job_id = [*payload.split(" ", 2), "", ""][:3]
+        if not sender or sender == self._me:
+            return
         if kind == _CANCEL and 0 < len(job_id) <= _MAX_JOB_ID:
             self._on_cancel(job_id)
-        elif kind == _QUEUED:
+        elif kind == _QUEUED and not job_id:
             self._on_queued()
 
 
