@@ -65,8 +65,8 @@ async def test_postgres_signals_reach_another_instance_and_survive_a_cut_connect
     store: Store, postgres_url: str
 ) -> None:
     dsn = asyncpg_dsn(postgres_url)
-    sender = JobSignals(PostgresTransport(store, dsn), "postgres")
-    receiver = JobSignals(PostgresTransport(store, dsn), "postgres")
+    sender = JobSignals(PostgresTransport(store, dsn), "PostgreSQL")
+    receiver = JobSignals(PostgresTransport(store, dsn), "PostgreSQL")
     heard, sender_heard = Heard(), Heard()
     await heard.start(receiver)
     await sender_heard.start(sender)
@@ -96,8 +96,8 @@ async def test_postgres_signals_reach_another_instance_and_survive_a_cut_connect
 @pytest.mark.redis
 async def test_redis_signals_reach_another_instance_and_survive_a_cut_connection(redis_url: str) -> None:
     receiving = RedisTransport(redis_url)
-    sender = JobSignals(RedisTransport(redis_url), "redis")
-    receiver = JobSignals(receiving, "redis")
+    sender = JobSignals(RedisTransport(redis_url), "Redis")
+    receiver = JobSignals(receiving, "Redis")
     heard = Heard()
     await heard.start(receiver)
     admin = Redis.from_url(redis_url)

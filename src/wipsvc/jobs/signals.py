@@ -32,6 +32,7 @@ _CANCEL, _QUEUED = "cancel", "queued"
 _MAX_JOB_ID = 64  # as the REST routes take a job id
 _CHECK_EVERY = 10.0  # seconds between pings of an idle Redis subscription
 _RECONNECT_WAITS = (0.2, 0.5, 1.0, 2.0, 5.0)
+_SEND_TIMEOUT = 2.0  # seconds
 
 OnMessage = Callable[[str], None]
 OnReconnect = Callable[[], None]
@@ -46,7 +47,7 @@ class Transport(Protocol):
 class JobSignals:
     def __init__(self, transport: Transport, kind: str) -> None:
         self._transport = transport
-        self.kind = kind  # "redis" or "postgres", for the logs
+        self.kind = kind  # "Redis" or "PostgreSQL", for the log
         # Every listener hears its own messages too; this one has acted on them already.
         self._me = uuid.uuid4().hex[:12]
         self._on_cancel: Callable[[str], None] = lambda _job_id: None
@@ -57,6 +58,7 @@ class JobSignals:
     ) -> None:
         self._on_cancel, self._on_queued = on_cancel, on_queued
         await self._transport.start(self._received, on_reconnect)
+        log.info("cancels and queued jobs are signalled to the other instances over %s", self.kind)
 
     async def stop(self) -> None:
         await self._transport.stop()
@@ -69,7 +71,9 @@ class JobSignals:
 
     async def _send(self, payload: str) -> None:
         try:
-            await self._transport.send(payload)
+            # Sent from a cancel's or a submit's request: an unreachable channel must not hold it.
+            async with asyncio.timeout(_SEND_TIMEOUT):
+                await self._transport.send(payload)
         except Exception as error:  # a hint only: the lease renewal and the claim loop still find it
             log.warning("could not signal the other instances (%s): %s", payload, error)
 
@@ -88,8 +92,8 @@ def job_signals(settings: Settings, store: Store) -> JobSignals | None:
     if store.is_sqlite:
         return None
     if settings.redis_url is not None:
-        return JobSignals(RedisTransport(settings.redis_url), "redis")
-    return JobSignals(PostgresTransport(store, asyncpg_dsn(settings.database_url)), "postgres")
+        return JobSignals(RedisTransport(settings.redis_url), "Redis")
+    return JobSignals(PostgresTransport(store, asyncpg_dsn(settings.database_url)), "PostgreSQL")
 
 
 class PostgresTransport:
