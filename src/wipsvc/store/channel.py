@@ -84,7 +84,7 @@ class PgListener:
                 conn = await asyncpg.connect(
                     self._dsn, timeout=10, server_settings={"application_name": LISTENER_NAME}
                 )
-            except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            except Exception as error:  # refused, unknown database, TLS, a timeout: try again
                 wait = _RECONNECT_WAITS[min(failures, len(_RECONNECT_WAITS) - 1)]
                 failures += 1
                 log.warning("listening on %s: cannot connect (%s); again in %g s", self._channel, error, wait)
@@ -101,7 +101,7 @@ class PgListener:
                     self._on_reconnect()
                 connected_before = True
                 await self._watch(conn, lost)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+            except Exception as error:  # the connection broke under a statement, or timed out
                 log.warning("listening on %s: connection lost (%s); connecting again", self._channel, error)
             finally:
                 with contextlib.suppress(Exception):
@@ -111,8 +111,9 @@ class PgListener:
     async def _watch(self, conn: Any, lost: asyncio.Event) -> None:
         """Return when the connection is gone: closed under us, or no longer answering."""
         while not lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), _CHECK_EVERY)
+            with contextlib.suppress(TimeoutError):  # not wait_for: it may swallow a cancel (3.11)
+                async with asyncio.timeout(_CHECK_EVERY):
+                    await lost.wait()
             if lost.is_set() or conn.is_closed():
                 return
             await conn.fetchval("SELECT 1", timeout=5)
