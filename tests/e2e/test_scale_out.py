@@ -4,7 +4,8 @@ They run the jobs of three collections (two jobs each) between them; one instanc
 (SIGKILL) mid-job; its job is taken over within the lease plus a claim interval, every product is
 processed once (one finish in the ledger, one `processing` event, one sheet row per SKU), every
 job's events are gapless, and a Socket.IO client of one instance receives the events of every
-job, whichever instance ran it. (A cancel across instances: `test_cancel_across_instances.py`.)
+job of its key's collections (and none of the others), whichever instance ran it. (A cancel
+across instances: `test_cancel_across_instances.py`.)
 
 Bounded: a 3 s lease and a 0.3 s claim interval, six jobs of eight products.
 """
@@ -29,12 +30,15 @@ from tests.fakes.sheets import FakeSheets
 from tests.support.cluster import REDIS_URL, Cluster, ClusterDatabase
 from tests.support.paced_shop import PacedShop
 from tests.support.server_process import ServerProcess, server_env
+from wipsvc.auth import create_key
+from wipsvc.store import Store
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(300)]
 
 SA_EMAIL = "wipsvc-scale@fake-project.iam.gserviceaccount.com"
 WORKSHEET = "Sheet1"
 COLLECTIONS = ("north", "south", "east")
+WATCHED = {"north", "south"}  # the collections of the Socket.IO client's key
 JOBS_PER_COLLECTION = 2
 PRODUCTS = 8
 LEASE = 3.0
@@ -93,14 +97,23 @@ async def test_three_instances_share_jobs_survive_a_kill_and_relay_every_event(
         db_idle_in_transaction_timeout_seconds=1.0,
         log_level="info",
     )
+    # Keys exist: an admin key drives the API; the Socket.IO client's key sees two collections.
+    store = await Store.open(postgres_url)
+    try:
+        admin = (await create_key(store.keys, None, is_admin=True)).key
+        watcher = (await create_key(store.keys, sorted(WATCHED))).key
+    finally:
+        await store.close()
     cluster = Cluster(["a", "b", "c"], env, tmp_path)
     events = EventLog()
     try:
         with cluster:
             async with ClusterDatabase(postgres_url) as db:
-                await events.sio.connect(cluster["a"].url, transports=["websocket"])
+                await events.sio.connect(
+                    cluster["a"].url, transports=["websocket"], auth={"api_key": watcher}
+                )
                 try:
-                    await _run_and_kill(cluster, db, postgres_url, sheets, paced_shop, events)
+                    await _run_and_kill(cluster, db, postgres_url, sheets, paced_shop, events, admin)
                 finally:
                     await events.sio.disconnect()
     except BaseException:
@@ -115,6 +128,7 @@ async def _run_and_kill(
     sheets: FakeSheets,
     shop: PacedShop,
     events: EventLog,
+    key: str,
 ) -> None:
     names = list(cluster.servers)
     jobs: dict[str, tuple[str, list[int]]] = {}  # job id -> (collection, wip ids)
@@ -123,7 +137,7 @@ async def _run_and_kill(
     for number, collection in enumerate(COLLECTIONS):
         spreadsheets[collection] = sheets.add_spreadsheet(worksheets=[WORKSHEET], shared_with=[SA_EMAIL])
         sheets.set_rows(spreadsheets[collection], WORKSHEET, [HEADER])
-        async with _client(cluster[names[number]]) as client:
+        async with _client(cluster[names[number]], key) as client:
             config = {
                 "sheet": {
                     "backend": "google",
@@ -139,14 +153,14 @@ async def _run_and_kill(
         for number, collection in enumerate(COLLECTIONS):
             batch = shop.products(f"{collection.upper()}{round_}", PRODUCTS)
             products.setdefault(collection, []).extend(batch)
-            async with _client(cluster[names[(number + round_) % len(names)]]) as client:
+            async with _client(cluster[names[(number + round_) % len(names)]], key) as client:
                 job_id, ids = await _submit(client, collection, batch)
             jobs[job_id] = (collection, ids)
 
     owners_seen: dict[str, set[str]] = {job_id: set() for job_id in jobs}
     watch = asyncio.create_task(_watch_owners(database_url, owners_seen))
     try:
-        taken = await _kill_and_wait(cluster, db, jobs)
+        taken = await _kill_and_wait(cluster, db, jobs, key)
     finally:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -155,7 +169,8 @@ async def _run_and_kill(
     assert len(ran_jobs) >= 2, f"every job ran on {ran_jobs}"
     assert all(owners_seen.values()), f"jobs never seen owned: {owners_seen}"
     # The Socket.IO client is on "a": some of the events it must receive come from other instances.
-    assert any("a" not in owners for owners in owners_seen.values()), owners_seen
+    watched = [job_id for job_id, (collection, _) in jobs.items() if collection in WATCHED]
+    assert any("a" not in owners_seen[job_id] for job_id in watched), owners_seen
 
     for job_id, (_, ids) in jobs.items():
         await _check_ledger_and_events(db, job_id, ids, where=f"(job {job_id})")
@@ -179,11 +194,11 @@ async def _watch_owners(database_url: str, seen: dict[str, set[str]]) -> None:
 
 
 async def _kill_and_wait(
-    cluster: Cluster, db: ClusterDatabase, jobs: dict[str, tuple[str, list[int]]]
+    cluster: Cluster, db: ClusterDatabase, jobs: dict[str, tuple[str, list[int]]], key: str
 ) -> list[str]:
     """Kill an instance mid-job, check the take-over of its jobs, wait until every job has ended;
     the jobs it held."""
-    victim, taken = await _kill_an_owner_mid_job(cluster, db, jobs)
+    victim, taken = await _kill_an_owner_mid_job(cluster, db, jobs, key)
     killed_at = time.monotonic()
     for job_id in taken:
 
@@ -199,7 +214,7 @@ async def _kill_and_wait(
         )
         print(f"{victim} killed; its job {job_id} taken over after {takeover:.2f} s")
 
-    async with _client(cluster["a"]) as client:
+    async with _client(cluster["a"], key) as client:
         for job_id, (collection, ids) in jobs.items():
             job = await _wait(
                 functools.partial(_ended, client, collection, job_id),
@@ -215,10 +230,11 @@ async def _kill_an_owner_mid_job(
     cluster: Cluster,
     db: ClusterDatabase,
     jobs: dict[str, tuple[str, list[int]]],
+    key: str,
 ) -> tuple[str, list[str]]:
     """SIGKILL an instance other than "a" (where the Socket.IO client is) while it runs a job that
     has products left; the jobs it held then."""
-    async with _client(cluster["a"]) as client:
+    async with _client(cluster["a"], key) as client:
 
         async def running_elsewhere() -> str | None:
             for job_id, (collection, _) in jobs.items():
@@ -242,12 +258,15 @@ async def _kill_an_owner_mid_job(
 async def _check_relayed(
     db: ClusterDatabase, events: EventLog, jobs: dict[str, tuple[str, list[int]]], taken: list[str]
 ) -> None:
-    """The client of "a" received every stored event of every job live. An event the killed
-    instance had stored but not yet sent died with it (broadcast is at most once): for its jobs,
-    the client asks for a replay (`subscribe`), as a client re-syncs by `seq`."""
-    for job_id in jobs:
+    """The client of "a" received every stored event of every job of its key's collections live,
+    and none of the others'. An event the killed instance had stored but not yet sent died with it
+    (broadcast is at most once): for its jobs, the client asks for a replay (`subscribe`), as a
+    client re-syncs by `seq`."""
+    for job_id, (collection, _) in jobs.items():
         stored = [seq for seq, _ in await db.events(job_id)]
         assert stored == list(range(1, len(stored) + 1)), f"gap in the stored events of {job_id}"
+        if collection not in WATCHED:
+            continue
         if job_id in taken:
             ack = await events.sio.call("subscribe", {"job_id": job_id, "after_seq": 0}, timeout=10)
             assert ack["ok"] and not ack["more"], ack
@@ -259,6 +278,9 @@ async def _check_relayed(
         await _wait(all_received, where=where, timeout=10)
         if job_id not in taken:
             assert events.seqs(job_id) == stored, f"job {job_id}: an event arrived twice"
+    # Checked last: by now every event of every job has long been sent.
+    unwatched = {job_id for job_id, (collection, _) in jobs.items() if collection not in WATCHED}
+    assert not unwatched & set(events.by_job), "events of a collection the key does not name"
 
 
 async def _wait(probe: Any, *, where: str, timeout: float) -> Any:
@@ -269,8 +291,9 @@ async def _wait(probe: Any, *, where: str, timeout: float) -> Any:
         raise AssertionError(f"timed out ({timeout:g} s): {where}") from None
 
 
-def _client(server: ServerProcess) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=server.url, timeout=10, trust_env=False)
+def _client(server: ServerProcess, key: str | None = None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.AsyncClient(base_url=server.url, timeout=10, trust_env=False, headers=headers)
 
 
 async def _submit(
