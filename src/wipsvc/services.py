@@ -18,6 +18,7 @@ from wipsvc.jobs.runner import JobRunner
 from wipsvc.jobs.scheduler import Clock, Scheduler
 from wipsvc.jobs.schedules import ScheduleService
 from wipsvc.jobs.service import JobService
+from wipsvc.jobs.signals import job_signals
 from wipsvc.metrics import ServiceMetrics
 from wipsvc.notify.sender import NotificationSender
 from wipsvc.pipeline.retry import RetryPolicy
@@ -119,6 +120,7 @@ class Services:
             make_runner,
             default_owner(settings),
             share_quotas=backends.share_quotas if sharing else None,
+            signals=job_signals(settings, store),
         )
         metrics.count_running_jobs(lambda: len(registry.running_job_ids))
         await registry.start()

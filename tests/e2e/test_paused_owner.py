@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,9 @@ import pytest
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.cluster import REDIS_URL, Cluster, ClusterDatabase
-from tests.support.paced_shop import PacedShop, expected_fields
-from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, sheets_server_env
-from wipsvc.collection import DEFAULT_COLUMNS, column_index
+from tests.support.cluster_checks import check_ledger_and_events, check_sheet, poll_until
+from tests.support.paced_shop import PacedShop
+from tests.support.sheet_servers import WORKSHEET, add_sheet, sheets_server_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -144,7 +143,7 @@ async def _run_trial(
         started.raise_for_status()
         job_id: str = started.json()["job_id"]
 
-        owner = await _until(lambda: db.owner(job_id), where=f"no owner {where}")
+        owner = await poll_until(lambda: db.owner(job_id), where=f"no owner {where}")
         writes = sheets.count("values.batchUpdate")
         if trial.pause_at == "append_in_flight":
             await _until_true(lambda: _true(sheets.in_flight > 0), where)
@@ -173,7 +172,7 @@ async def _run_trial(
                 next_look = time.monotonic() + 0.5
             return None
 
-        taker = await _until(new_owner, where=f"never taken over {where}", timeout=LEASE * 4)
+        taker = await poll_until(new_owner, where=f"never taken over {where}", timeout=LEASE * 4)
         takeover = time.monotonic() - paused_at
 
         other = cluster.other_than(owner)
@@ -192,8 +191,8 @@ async def _run_trial(
 
     assert takeover <= LEASE + CLAIM_INTERVAL + TAKEOVER_SLACK, f"take-over after {takeover:.2f} s {where}"
     _check_job(job, ids, where)
-    await _check_ledger_and_events(db, job_id, ids, where)
-    _check_sheet(sheets.rows(spreadsheet_id, WORKSHEET), products, where)
+    await check_ledger_and_events(db, job_id, ids, where)
+    check_sheet(sheets.rows(spreadsheet_id, WORKSHEET), products, where)
     return (
         f"trial {number}: paused {owner} at {trial.pause_at}, taken over by {taker} after "
         f"{takeover:.2f} s (lease {LEASE} s + claim interval {CLAIM_INTERVAL} s)"
@@ -206,60 +205,9 @@ def _check_job(job: dict[str, Any], ids: list[int], where: str) -> None:
     assert sorted(r["wip_id"] for r in job["results"]) == sorted(ids), where
 
 
-async def _check_ledger_and_events(db: ClusterDatabase, job_id: str, ids: list[int], where: str) -> None:
-    ledger = await db.ledger(job_id)
-    assert [(wip_id, status) for wip_id, status, _ in ledger] == [(i, "succeeded") for i in ids], where
-    events = await db.events(job_id)
-    assert [seq for seq, _ in events] == list(range(1, len(events) + 1)), f"gap in seq {where}"
-    statuses = [payload["status"] for _, payload in events]
-    assert statuses.count("started") == 1 and statuses[-1] == "completed", (statuses, where)
-    # A take-over of a started job says so in a `processing` event with `phase: "resumed"` and no
-    # product (an owner frozen before it recorded the start leaves the `started` event to the next).
-    phases = [payload["phase"] for _, payload in events if "phase" in payload]
-    assert set(phases) <= {"resumed"}, (phases, where)
-    assert all(payload["current_product"] is None for _, payload in events if "phase" in payload), where
-    processing = Counter(
-        p["current_product"]["wip_id"] for _, p in events if p["status"] == "processing" and "phase" not in p
-    )
-    assert processing == Counter(ids), f"processing events per product: {processing} {where}"
-
-
-def _check_sheet(rows: list[list[str]], products: list[tuple[str, str]], where: str) -> None:
-    header, *body = rows
-    assert header == HEADER, where
-    column = {name: column_index(letter) for name, letter in DEFAULT_COLUMNS.items()}
-
-    def cell(row: list[str], name: str) -> str:
-        index = column[name]
-        return row[index] if index < len(row) else ""
-
-    live = [row for row in body if cell(row, "sku")]
-    counts = Counter(cell(row, "sku") for row in live)
-    doubled = sorted(sku for sku, count in counts.items() if count > 1)
-    assert not doubled, f"SKUs with two live rows: {doubled} {where}"
-    assert sorted(counts) == sorted(sku for sku, _ in products), f"rows missing {where}"
-    urls = dict(products)
-    for row in live:
-        sku = cell(row, "sku")
-        assert cell(row, "url") == urls[sku], (row, where)
-        for name, value in expected_fields(sku).items():
-            assert cell(row, name) == value, (sku, name, row, where)
-        assert cell(row, "status") == "ready", (row, where)
-
-
-async def _until(probe: Any, *, where: str, timeout: float = 30.0) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = await probe()
-            if value:
-                return value
-            await asyncio.sleep(0.02)
-    raise AssertionError(where)  # pragma: no cover - asyncio.timeout raises first
-
-
 async def _until_true(probe: Any, where: str, *, timeout: float = 30.0) -> None:
     try:
-        await _until(probe, where=where, timeout=timeout)
+        await poll_until(probe, where=where, timeout=timeout)
     except TimeoutError:
         raise AssertionError(f"timed out waiting {where}") from None
 

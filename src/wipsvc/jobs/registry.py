@@ -8,6 +8,10 @@ At the same pace it counts the instances running jobs, so that they share the qu
 On shutdown it drains: it stops claiming, lets each running job's steps in flight finish and
 be checkpointed (within a grace period), then hands every job back with a `paused` event, so
 that the next instance to claim it resumes it at once (and says `resumed`).
+
+Between instances (PostgreSQL), signals (`signals.py`) carry a cancel to the instance running
+the job, and wake the other instances' claim loops when a job is queued or handed back; the
+lease renewal and the claim interval remain the fallback when a signal is lost.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from wipsvc.domain.events import SCHEDULED_EVENT_NAME, JobScheduled
 from wipsvc.domain.priority import Priority
 from wipsvc.jobs.events import EventBus, Notice
 from wipsvc.jobs.runner import JobRunner
+from wipsvc.jobs.signals import JobSignals
 from wipsvc.store import JobRecord, LeaseLost, Store, describe_error
 from wipsvc.store.lease import Lease
 
@@ -49,8 +54,10 @@ class JobRegistry:
         owner: str,
         *,
         share_quotas: ShareQuotas | None = None,
+        signals: JobSignals | None = None,
     ) -> None:
         self._store = store
+        self._signals = signals
         self._share_quotas = share_quotas
         self._bus = bus
         self._settings = settings
@@ -74,6 +81,10 @@ class JobRegistry:
         return self._stopping
 
     async def start(self) -> None:
+        if self._signals is not None:
+            await self._signals.start(
+                on_cancel=self._cancel_signalled, on_queued=self._wake.set, on_reconnect=self._signals_lost
+            )
         self._loop_task = asyncio.create_task(self._claim_loop(), name="wipsvc-claim-loop")
 
     async def drain(self, grace: float) -> None:
@@ -96,6 +107,8 @@ class JobRegistry:
             log.warning("%d job(s) stopped mid-step after the grace period; their steps rerun", len(late))
         for runner, _ in runners.values():
             await self._hand_back(runner.lease)
+        if self._signals is not None:  # the other instances take them over now, not at their next claim
+            await self._signals.send_queued()
 
     async def _hand_back(self, lease: Lease) -> None:
         job_id = lease.job_id
@@ -112,6 +125,8 @@ class JobRegistry:
     async def stop(self) -> None:
         """Hand the running jobs back at once (see `drain`) and end every task this registry owns."""
         await self.drain(grace=0)
+        if self._signals is not None:  # no wake-up may arrive while the loop is being cancelled
+            await self._signals.stop()
         tasks = list(self._background)
         if self._loop_task is not None:
             tasks.append(self._loop_task)
@@ -136,6 +151,8 @@ class JobRegistry:
         if job.run_at is not None:
             await self._bus.announce(scheduled_notice(job))
         self._wake.set()
+        if self._signals is not None:  # this instance may be at its cap: another starts it now
+            await self._signals.send_queued()
         return job
 
     async def change_priority(self, job_id: str, priority: Priority) -> JobRecord:
@@ -154,7 +171,24 @@ class JobRegistry:
             self._runners[job_id][0].cancel()
         elif event is not None:
             self._wake.set()  # a queued job ended: the next one may start
+        elif self._signals is not None:
+            # Another instance runs it: tell it now rather than at its next lease renewal.
+            await self._signals.send_cancel(job_id)
         return job
+
+    def _cancel_signalled(self, job_id: str) -> None:
+        """Another instance was asked to cancel a job: stop its runner if it runs here."""
+        entry = self._runners.get(job_id)
+        if entry is not None:
+            log.info("job %s: cancel requested through another instance; stopping", job_id)
+            entry[0].cancel()
+
+    def _signals_lost(self) -> None:
+        """The signals' connection was lost a while: renew every lease now (a cancel sent
+        meanwhile is found there) and claim at once (a job queued meanwhile)."""
+        for runner, _ in self._runners.values():
+            runner.renew_soon()
+        self._wake.set()
 
     async def _claim_loop(self) -> None:
         interval = self._settings.claim_interval_seconds
@@ -164,8 +198,11 @@ class JobRegistry:
                 await self._count_busy_instances()
             except Exception:
                 log.exception("claiming jobs failed; trying again in %.1f s", interval)
+            # Not wait_for: on Python 3.11 it swallows a cancel that comes as the event is set,
+            # and the loop would outlive `stop()`.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _claim_once(self) -> None:

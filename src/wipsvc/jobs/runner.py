@@ -89,6 +89,10 @@ class JobRunner:
         self._cancel.set()
         self._halt.set()
 
+    def renew_soon(self) -> None:
+        """Renew the lease now rather than at its next turn (it also picks up a cancel request)."""
+        self._guard.renewal_wanted.set()
+
     def pause(self) -> None:
         """Start no new product; those in flight stop once their current step is checkpointed."""
         self._pausing.set()
