@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from wipsvc.api.deps import AllowedCollectionName, ExistingCollection, ServicesDep
 from wipsvc.api.errors import error_responses
+from wipsvc.api.job_json import job_json_response
 from wipsvc.api.limits import JobCap, JobStartLimit
 from wipsvc.api.schemas import (
     CancelResponse,
@@ -103,10 +104,11 @@ async def list_jobs(
     summary="Get a job",
     response_description="The job's status, counters, ETA and per-product results.",
 )
-async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> JobResponse:
+async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> Response:
     """A job's status, counters and per-product results."""
     # No lookup of the collection: its job proves it exists (this is the route clients poll).
-    return JobResponse(job=await job_view(services, await services.job_service.get(collection, job_id)))
+    job = await services.job_service.get(collection, job_id)
+    return await job_json_response(services, job, await job_view(services, job, with_results=False))
 
 
 @router.post(
@@ -192,7 +194,8 @@ def _accepted(job: JobRecord) -> ProcessResponse:
     )
 
 
-async def job_view(services: Services, job: JobRecord) -> Job:
+async def job_view(services: Services, job: JobRecord, *, with_results: bool = True) -> Job:
+    results = await services.job_service.results(job) if with_results else []
     return Job(
         job_id=job.job_id,
         collection_name=job.collection_name,
@@ -201,7 +204,7 @@ async def job_view(services: Services, job: JobRecord) -> Job:
         processed_products=job.processed_products,
         successful_products=job.successful_products,
         failed_products=job.failed_products,
-        results=[ProductResult.model_validate(result) for result in await services.job_service.results(job)],
+        results=[ProductResult.model_validate(result) for result in results],
         error=job.error,
         created_at=job.created_at,
         started_at=job.started_at,
