@@ -195,9 +195,11 @@ class JobRunner:
             try:
                 if worker_tasks:
                     await asyncio.wait(worker_tasks)
-                await writer.aclose()
             finally:
-                await backends.close()
+                try:
+                    await writer.aclose()  # the writes already handed over, before the job goes on
+                finally:
+                    await backends.close()
         if self._should_pause() and (self._interrupted or not queue.empty()):
             return None
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
