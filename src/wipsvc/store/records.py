@@ -93,7 +93,7 @@ class JobRecord:
     processed_products: int
     successful_products: int
     failed_products: int
-    results: list[dict[str, Any]]
+    results_json: str  # ``results`` as stored: parsed only when asked for (1,000 results take ms)
     error: str | None
     created_at: datetime
     started_at: datetime | None
@@ -107,6 +107,16 @@ class JobRecord:
     eta_seconds: float | None = None  # as of `eta_at`, the time of the job's latest event
     eta_at: datetime | None = None
 
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """The per-product results written when the job ended (`[]` before)."""
+        return self.parse_results(self.results_json)
+
+    @staticmethod
+    def parse_results(stored: str) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = json.loads(stored)
+        return results
+
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
         return cls(
@@ -118,7 +128,7 @@ class JobRecord:
             processed_products=row["processed_products"],
             successful_products=row["successful_products"],
             failed_products=row["failed_products"],
-            results=json.loads(row["results"]) if row["results"] else [],
+            results_json=row["results"] or "[]",
             error=row["error"],
             created_at=row["created_at"],
             started_at=row["started_at"],
