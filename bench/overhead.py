@@ -19,26 +19,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
-import httpx
-from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/overhead.py` from the repo root: the helpers live in tests/
 
+from counters import SqlCounter, Timings  # noqa: E402
 from noop_backends import NoopFetcher, noop_backends  # noqa: E402
 from saq_reference import saq_noop_jobs_per_second  # noqa: E402
 from tests.support.live import LiveServer, make_settings  # noqa: E402
@@ -51,65 +49,35 @@ from wipsvc.store import CollectionRecord, ProgressEvent  # noqa: E402
 TERMINAL_EVENTS = {"completed", "failed", "cancelled"}
 
 
-class Timings:
-    """Wall time spent awaiting an object's coroutine methods, by label."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-
-    def wrap(self, owner: Any, label: str) -> None:
-        for name in dir(owner):
-            method = getattr(owner, name)
-            if name.startswith("_") or not asyncio.iscoroutinefunction(method):
-                continue
-            setattr(owner, name, self._timed(method, label))
-
-    def _timed(self, method: Callable[..., Awaitable[Any]], label: str) -> Callable[..., Awaitable[Any]]:
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await method(*args, **kwargs)
-            finally:
-                self.seconds[label] += time.perf_counter() - started
-                self.calls[label] += 1
-
-        return timed
+# The poller is a process of its own, as a client is: its HTTP parsing does not share the
+# service's event loop. It asks every 20 ms until the job has ended, then 20 times more, and prints
+# the latencies (seconds) as JSON.
+POLLER = """
+import json, sys, time, httpx
+base, url = sys.argv[1], sys.argv[2]
+latencies, after = [], 0
+with httpx.Client(base_url=base, timeout=120, trust_env=False) as client:
+    while after < 20:
+        started = time.perf_counter()
+        response = client.get(url)
+        latencies.append(time.perf_counter() - started)
+        response.raise_for_status()
+        if response.json()["job"]["status"] in ("completed", "failed", "cancelled"):
+            after += 1
+        time.sleep(0.02)
+print(json.dumps(latencies))
+"""
 
 
-class SqlCounter:
-    """Statements sent (an ``executemany`` is one) and transactions committed, counted with
-    SQLAlchemy's engine events."""
-
-    def __init__(self) -> None:
-        self.statements = 0
-        self.commits = 0
-
-    def attach(self, engine: Any) -> None:
-        event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "commit", self._commit)
-
-    def reset(self) -> None:
-        self.statements = self.commits = 0
-
-    def _statement(self, *_: Any) -> None:
-        self.statements += 1
-
-    def _commit(self, *_: Any) -> None:
-        self.commits += 1
-
-
-async def poll_status(base_url: str, url: str, stop: asyncio.Event, latencies: list[float]) -> None:
-    """GET the job's status every 20 ms until ``stop``, then 20 times more (the ended job)."""
-    after = 0
-    async with httpx.AsyncClient(base_url=base_url, timeout=120, trust_env=False) as client:
-        while after < 20:
-            started = time.perf_counter()
-            (await client.get(url)).raise_for_status()
-            latencies.append(time.perf_counter() - started)
-            if stop.is_set():
-                after += 1
-            await asyncio.sleep(0.02)
+async def poll_status(base_url: str, url: str) -> list[float]:
+    poller = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", POLLER, base_url, url, stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await poller.communicate()
+    if poller.returncode != 0:
+        raise RuntimeError(f"the status poller failed ({poller.returncode})")
+    latencies: list[float] = json.loads(output)
+    return latencies
 
 
 async def run(
@@ -171,14 +139,12 @@ async def run(
             cpu = time.process_time()
             response = await client.post("/api/overhead/wip/process", json={"wip_ids": ids})
             status_url = response.json()["status_url"]
-            poller = (
-                asyncio.create_task(poll_status(server.url, status_url, ended, latencies)) if poll else None
-            )
+            poller = asyncio.create_task(poll_status(server.url, status_url)) if poll else None
             await ended.wait()  # told by the event bus: no polling weighs in the figures
             cpu = time.process_time() - cpu
             statements, commits = sql.statements, sql.commits
             if poller is not None:
-                await poller
+                latencies = await poller
             job = (await client.get(status_url)).json()["job"]
     finally:
         await fetcher.aclose()
