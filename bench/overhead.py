@@ -55,28 +55,29 @@ TERMINAL_EVENTS = {"completed", "failed", "cancelled"}
 POLLER = """
 import json, sys, time, httpx
 base, url = sys.argv[1], sys.argv[2]
-latencies, after = [], 0
+latencies, after = {"running": [], "ended": []}, 0
 with httpx.Client(base_url=base, timeout=120, trust_env=False) as client:
     while after < 20:
         started = time.perf_counter()
         response = client.get(url)
-        latencies.append(time.perf_counter() - started)
+        took = time.perf_counter() - started
         response.raise_for_status()
-        if response.json()["job"]["status"] in ("completed", "failed", "cancelled"):
-            after += 1
+        ended = response.json()["job"]["status"] in ("completed", "failed", "cancelled")
+        latencies["ended" if ended else "running"].append(took)
+        after += ended
         time.sleep(0.02)
 print(json.dumps(latencies))
 """
 
 
-async def poll_status(base_url: str, url: str) -> list[float]:
+async def poll_status(base_url: str, url: str) -> dict[str, list[float]]:
     poller = await asyncio.create_subprocess_exec(
         sys.executable, "-c", POLLER, base_url, url, stdout=asyncio.subprocess.PIPE
     )
     output, _ = await poller.communicate()
     if poller.returncode != 0:
         raise RuntimeError(f"the status poller failed ({poller.returncode})")
-    latencies: list[float] = json.loads(output)
+    latencies: dict[str, list[float]] = json.loads(output)
     return latencies
 
 
@@ -102,7 +103,7 @@ async def run(
         )
     )
     timings, sql = Timings(), SqlCounter()
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {}
     if noop:
         items = [{"sku": f"OVH-{n:05}", "url": f"http://127.0.0.1/noop/{n}"} for n in range(products)]
     else:
@@ -162,11 +163,17 @@ async def run(
     for label, seconds in sorted(timings.seconds.items()):
         figures[f"ms per product awaiting {label}"] = seconds / products * 1000
         figures[f"  calls per product to {label}"] = timings.calls[label] / products
-    if latencies:
-        ordered = sorted(latencies)
-        figures["status request p50 ms"] = statistics.median(ordered) * 1000
-        figures["status request p90 ms"] = ordered[int(0.9 * (len(ordered) - 1))] * 1000
-        figures["status requests"] = len(ordered)
+    everything = sorted(latency for kind in latencies.values() for latency in kind)
+    for label, kind in (
+        ("", everything),
+        (" while running", latencies.get("running")),
+        (" once ended", latencies.get("ended")),
+    ):
+        if kind:
+            ordered = sorted(kind)
+            figures[f"status request{label} p50 ms"] = statistics.median(ordered) * 1000
+            figures[f"status request{label} p90 ms"] = ordered[int(0.9 * (len(ordered) - 1))] * 1000
+            figures[f"status requests{label}"] = len(ordered)
     return figures
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from tests.support.leases import lease_of
 from wipsvc.domain.statuses import ItemStatus, WipStatus
 from wipsvc.jobs.events import EventBus
-from wipsvc.jobs.ledger_writer import LedgerWriter
+from wipsvc.jobs.ledger_writer import MAX_BATCH, LedgerWriter
 from wipsvc.store import LeaseLost, ProgressEvent, Store
 from wipsvc.store.lease import Lease
 from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
@@ -151,3 +151,12 @@ async def test_a_lost_lease_fails_the_whole_batch_and_writes_nothing(store: Stor
     async with store.db.read() as conn:
         statuses = (await conn.execute(sa.text("SELECT status FROM job_items"))).scalars().all()
     assert set(statuses) == {ItemStatus.PENDING.value}
+
+
+async def test_a_transaction_holds_at_most_max_batch_writes(store: Store) -> None:
+    job_id, ids = await _running_job(store, MAX_BATCH + 50)
+    writer = LedgerWriter(store.jobs.write_batch, EventBus(), lambda: lease_of(job_id, "me"))
+    await asyncio.gather(*(writer.write(ItemStart(wip_id)) for wip_id in ids))
+    assert writer.batches == 2
+    items = await store.jobs.items(job_id)
+    assert {item.status for item in items} == {ItemStatus.RUNNING}

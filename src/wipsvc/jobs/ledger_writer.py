@@ -22,6 +22,10 @@ from wipsvc.store import LeaseLost, ProgressEvent, is_outage
 from wipsvc.store.lease import Lease
 from wipsvc.store.ledger_batch import ItemFinish, LedgerWrite
 
+# At most this many writes in one transaction: a batch is prepared, and its products go on, in one
+# stretch of the event loop, which requests (a status poll, say) must not wait behind for long.
+MAX_BATCH = 200
+
 WriteBatch = Callable[[Lease, Sequence[LedgerWrite]], Awaitable[list[ProgressEvent]]]
 _Waiting = tuple[LedgerWrite, "asyncio.Future[ProgressEvent | None]"]
 
@@ -53,7 +57,7 @@ class LedgerWriter:
     async def _flush(self) -> None:
         while self._pending:
             await asyncio.sleep(0)  # products finishing in this same turn of the loop join in
-            batch, self._pending = self._pending, []
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             await self._write([write for write, _ in batch], [future for _, future in batch])
 
     async def _write(
