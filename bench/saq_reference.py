@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import time
 from typing import Any
 
@@ -20,6 +21,9 @@ async def saq_noop_jobs_per_second(dsn: str, jobs: int) -> float | None:
         print("SAQ is not installed (pip install -e '.[bench]'): its reference figure is skipped")
         return None
     from saq import Queue, Worker
+
+    # Its worker warns that it cancels its own housekeeping tasks when stopped: not news here.
+    logging.getLogger("saq").setLevel(logging.ERROR)
 
     done = 0
     all_done = asyncio.Event()
