@@ -15,7 +15,7 @@ from wipsvc.store import ledger_batch
 from wipsvc.store.database import Database
 from wipsvc.store.lease import Lease
 from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
-from wipsvc.store.records import ItemRecord, JobRecord, ProgressEvent
+from wipsvc.store.records import RESULT_COLUMNS, ItemRecord, JobRecord, ProgressEvent, item_result
 from wipsvc.store.tables import job_items
 
 TERMINAL_ITEMS = [status.value for status in TERMINAL_ITEM_STATUSES]
@@ -107,10 +107,11 @@ class JobLedger:
 
 
 async def results_of(conn: AsyncConnection, job_id: str) -> list[dict[str, Any]]:
-    """The results of the job's finished products, from the ledger, in submission order."""
+    """The results of the job's finished products, from the ledger, in submission order (only the
+    columns a result needs: a running job's status is read often, with all its products)."""
     query = (
-        sa.select(job_items)
+        sa.select(*(job_items.c[name] for name in RESULT_COLUMNS))
         .where(job_items.c.job_id == job_id, job_items.c.status.in_(TERMINAL_ITEMS))
         .order_by(job_items.c.position)
     )
-    return [ItemRecord.from_row(row).result() for row in (await conn.execute(query)).mappings()]
+    return [item_result(row) for row in (await conn.execute(query)).mappings()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -184,23 +185,57 @@ class ItemRecord:
 
     def result(self) -> dict[str, Any]:
         """The item as an entry of the job's `results` (the seed's fields first)."""
-        extracted = self.checkpoint.get("extracted") or {}
-        fields = extracted.get("fields") or {}
-        return {
-            "wip_id": self.wip_id,
-            "sku": self.sku,
-            "row_num": self.row_num,
-            "success": self.status is ItemStatus.SUCCEEDED,
-            "extracted_fields": [name for name, value in fields.items() if value not in ("", [], None)],
-            "duration": round(self.duration, 3) if self.duration is not None else None,
-            "status": self.status.value,
-            "step": self.step,
-            "error": self.error,
-            "error_step": self.error_step,
-            "attempts": self.attempts,
-            "generator": (self.checkpoint.get("descriptions") or {}).get("generator"),
-            "token_usage": self.checkpoint.get("token_usage"),
-        }
+        return item_result(
+            {
+                "wip_id": self.wip_id,
+                "sku": self.sku,
+                "row_num": self.row_num,
+                "status": self.status.value,
+                "duration": self.duration,
+                "step": self.step,
+                "error": self.error,
+                "error_step": self.error_step,
+                "attempts": self.attempts,
+                "checkpoint": self.checkpoint,
+            }
+        )
+
+
+# The ledger's columns a result is made of (see `item_result`).
+RESULT_COLUMNS = (
+    "wip_id",
+    "sku",
+    "row_num",
+    "status",
+    "duration",
+    "step",
+    "error",
+    "error_step",
+    "attempts",
+    "checkpoint",
+)
+
+
+def item_result(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+    """A ledger row (its `RESULT_COLUMNS` at least) as an entry of the job's `results`."""
+    checkpoint = row["checkpoint"] or {}
+    fields = (checkpoint.get("extracted") or {}).get("fields") or {}
+    duration = row["duration"]
+    return {
+        "wip_id": row["wip_id"],
+        "sku": row["sku"],
+        "row_num": row["row_num"],
+        "success": row["status"] == ItemStatus.SUCCEEDED.value,
+        "extracted_fields": [name for name, value in fields.items() if value not in ("", [], None)],
+        "duration": round(duration, 3) if duration is not None else None,
+        "status": row["status"],
+        "step": row["step"],
+        "error": row["error"],
+        "error_step": row["error_step"],
+        "attempts": row["attempts"],
+        "generator": (checkpoint.get("descriptions") or {}).get("generator"),
+        "token_usage": checkpoint.get("token_usage"),
+    }
 
 
 @dataclass(frozen=True, slots=True)
