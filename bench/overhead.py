@@ -1,72 +1,93 @@
-"""What our own code costs per product: the whole pipeline on embedded defaults, nothing external.
+"""What our own code costs per product: the engine with no-op backends, then the whole pipeline on
+the embedded defaults, on SQLite and on PostgreSQL; SAQ's no-op jobs on the same PostgreSQL as a
+reference.
 
-    python bench/overhead.py [--products 200] [--postgres postgresql://postgres@127.0.0.1:5432/test]
+    python bench/overhead.py [--small 100] [--large 1000] [--builtin 200]
+                             [--postgres postgresql://postgres@127.0.0.1:5432/test] [--saq-jobs 2000]
 
 The real service (``create_app`` under uvicorn, in this process so that its store and event bus can
-be timed) runs a job on the built-in sample shop (local pages, no latency), with the embedded
-defaults: the local sheet in the service's database, structured-data extraction, template
-descriptions, Python cleaning, and no quotas. Once on SQLite and once on a scratch PostgreSQL
-database (created and dropped here). Prints products per second and, per product, the time spent
-awaiting the store (job ledger, local sheet) and publishing events, and the process's CPU time.
+be timed and its SQL counted) runs each job. **No-op backends** (``bench/noop_backends.py``): every
+step answers at once, nothing is parsed; what is left is the engine: the ledger, checkpoints,
+events, leases. Run at two job sizes, to see whether the cost per product stays flat; then once more
+at the large size while a client asks for the job's status every 20 ms (its latency is printed).
+**Built-in backends**: the sample shop's demo pages (local, no latency), the local sheet in the
+service's database, structured-data extraction, template descriptions, Python cleaning, no quotas.
+PostgreSQL runs use a scratch database (created and dropped here).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `python bench/overhead.py` from the repo root: the helpers live in tests/
 
+from counters import SqlCounter, Timings  # noqa: E402
+from noop_backends import NoopFetcher, noop_backends  # noqa: E402
+from saq_reference import saq_noop_jobs_per_second  # noqa: E402
 from tests.support.live import LiveServer, make_settings  # noqa: E402
 
+from wipsvc.adapters.base import Backends, PageFetcher  # noqa: E402
 from wipsvc.adapters.scraper import SafeFetcher  # noqa: E402
 from wipsvc.demo.shop import DEMO_PAGES, SampleShop  # noqa: E402
+from wipsvc.store import CollectionRecord, ProgressEvent  # noqa: E402
+
+TERMINAL_EVENTS = {"completed", "failed", "cancelled"}
 
 
-class Timings:
-    """Wall time spent awaiting an object's coroutine methods, by label."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.calls: dict[str, int] = defaultdict(int)
-
-    def wrap(self, owner: Any, label: str) -> None:
-        for name in dir(owner):
-            method = getattr(owner, name)
-            if name.startswith("_") or not asyncio.iscoroutinefunction(method):
-                continue
-            setattr(owner, name, self._timed(method, label))
-
-    def _timed(self, method: Callable[..., Awaitable[Any]], label: str) -> Callable[..., Awaitable[Any]]:
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await method(*args, **kwargs)
-            finally:
-                self.seconds[label] += time.perf_counter() - started
-                self.calls[label] += 1
-
-        return timed
+# The poller is a process of its own, as a client is: its HTTP parsing does not share the
+# service's event loop. It asks every 20 ms until the job has ended, then 20 times more, and prints
+# the latencies (seconds) as JSON.
+POLLER = """
+import json, sys, time, httpx
+base, url = sys.argv[1], sys.argv[2]
+latencies, after = {"running": [], "ended": []}, 0
+with httpx.Client(base_url=base, timeout=120, trust_env=False) as client:
+    while after < 20:
+        started = time.perf_counter()
+        response = client.get(url)
+        took = time.perf_counter() - started
+        response.raise_for_status()
+        ended = response.json()["job"]["status"] in ("completed", "failed", "cancelled")
+        latencies["ended" if ended else "running"].append(took)
+        after += ended
+        time.sleep(0.02)
+print(json.dumps(latencies))
+"""
 
 
-async def run(database_url: str, products: int, shop: SampleShop, workers: int) -> dict[str, float]:
+async def poll_status(base_url: str, url: str) -> dict[str, list[float]]:
+    poller = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", POLLER, base_url, url, stdout=asyncio.subprocess.PIPE
+    )
+    output, _ = await poller.communicate()
+    if poller.returncode != 0:
+        raise RuntimeError(f"the status poller failed ({poller.returncode})")
+    latencies: dict[str, list[float]] = json.loads(output)
+    return latencies
+
+
+async def run(
+    database_url: str, products: int, *, noop: bool, shop: SampleShop, poll: bool = False
+) -> dict[str, float]:
     settings = make_settings(
         database_url,
         socketio_enabled=True,
-        workers_per_job=workers,
+        workers_per_job=None,  # the default: as many products at once as the batch holds
         max_batch=max(100, products),
         sheets_write_per_minute=None,
         sheets_read_per_minute=None,
@@ -74,33 +95,61 @@ async def run(database_url: str, products: int, shop: SampleShop, workers: int) 
         apps_script_max_concurrent=None,
         sheets_coalesce=False,
     )
-    fetcher = SafeFetcher(
-        timeout=10, max_bytes=5_000_000, max_redirects=5, allowed_hosts=["127.0.0.1"], user_agent="bench"
+    fetcher: PageFetcher = (
+        NoopFetcher()
+        if noop
+        else SafeFetcher(
+            timeout=10, max_bytes=5_000_000, max_redirects=5, allowed_hosts=["127.0.0.1"], user_agent="bench"
+        )
     )
-    timings = Timings()
-    good = [page for page in DEMO_PAGES if page.markup != "none"]
-    items = [{"sku": f"OVH-{n:05}", "url": shop.url_for(good[n % len(good)])} for n in range(products)]
+    timings, sql = Timings(), SqlCounter()
+    latencies: dict[str, list[float]] = {}
+    if noop:
+        items = [{"sku": f"OVH-{n:05}", "url": f"http://127.0.0.1/noop/{n}"} for n in range(products)]
+    else:
+        good = [page for page in DEMO_PAGES if page.markup != "none"]
+        items = [{"sku": f"OVH-{n:05}", "url": shop.url_for(good[n % len(good)])} for n in range(products)]
     try:
         async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
             services = server.services
+            if noop:
+                assert isinstance(fetcher, NoopFetcher)
+                noop_fetcher = fetcher
+
+                async def open_noop(_: CollectionRecord) -> Backends:
+                    return noop_backends(noop_fetcher)
+
+                services.backends.open = open_noop  # type: ignore[method-assign,assignment]
+            sql.attach(services.store.engine.sync_engine)
             # Instance attributes shadow the methods: only this benchmark's service is timed.
             timings.wrap(services.store.jobs, "store: job ledger")
             timings.wrap(services.store.collections, "store: local sheet and products")
             timings.wrap(services.bus, "events: publish")
+            ended = asyncio.Event()
+
+            async def on_event(event: ProgressEvent) -> None:
+                if event.payload["status"] in TERMINAL_EVENTS:
+                    ended.set()
+
+            services.bus.subscribe(on_event)
             (await client.put("/api/collections/overhead", json={})).raise_for_status()
             ids = (await client.post("/api/overhead/wip", json={"products": items})).json()["wip_ids"]
             for label in list(timings.seconds):
                 timings.seconds[label], timings.calls[label] = 0.0, 0
+            sql.reset()
             cpu = time.process_time()
             response = await client.post("/api/overhead/wip/process", json={"wip_ids": ids})
             status_url = response.json()["status_url"]
-            while (job := (await client.get(status_url)).json()["job"])["status"] == "running" or (
-                job["status"] == "queued"
-            ):
-                await asyncio.sleep(0.5)  # rarely: our polling must not weigh in the figures
+            poller = asyncio.create_task(poll_status(server.url, status_url)) if poll else None
+            await ended.wait()  # told by the event bus: no polling weighs in the figures
             cpu = time.process_time() - cpu
+            statements, commits = sql.statements, sql.commits
+            if poller is not None:
+                latencies = await poller
+            job = (await client.get(status_url)).json()["job"]
     finally:
         await fetcher.aclose()
+    assert job["successful_products"] == products, job
     started, completed = (datetime.fromisoformat(job[key]) for key in ("started_at", "completed_at"))
     elapsed = (completed - started).total_seconds()
     figures = {
@@ -108,23 +157,37 @@ async def run(database_url: str, products: int, shop: SampleShop, workers: int) 
         "ms per product (wall)": elapsed / products * 1000,
         "ms CPU per product (whole process)": cpu / products * 1000,
     }
+    if not poll:  # the status requests' own reads would count too
+        figures["SQL statements per product"] = statements / products
+        figures["transactions per product"] = commits / products
     for label, seconds in sorted(timings.seconds.items()):
         figures[f"ms per product awaiting {label}"] = seconds / products * 1000
         figures[f"  calls per product to {label}"] = timings.calls[label] / products
-    assert job["successful_products"] == products, job
+    everything = sorted(latency for kind in latencies.values() for latency in kind)
+    for label, kind in (
+        ("", everything),
+        (" while running", latencies.get("running")),
+        (" once ended", latencies.get("ended")),
+    ):
+        if kind:
+            ordered = sorted(kind)
+            figures[f"status request{label} p50 ms"] = statistics.median(ordered) * 1000
+            figures[f"status request{label} p90 ms"] = ordered[int(0.9 * (len(ordered) - 1))] * 1000
+            figures[f"status requests{label}"] = len(ordered)
     return figures
 
 
-async def with_postgres(admin_dsn: str, products: int, shop: SampleShop, workers: int) -> dict[str, float]:
+@asynccontextmanager
+async def scratch_postgres(admin_dsn: str) -> AsyncIterator[str]:
+    """A database of its own for one run (dropped afterwards); yields its asyncpg DSN."""
     name = f"wipsvc_bench_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    base = admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     try:
-        return await run(f"{base}/{name}", products, shop, workers)
+        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
     finally:
         admin = await asyncpg.connect(admin_dsn)
         try:
@@ -133,35 +196,89 @@ async def with_postgres(admin_dsn: str, products: int, shop: SampleShop, workers
             await admin.close()
 
 
+async def on_database(
+    label: str, kind: str, admin_dsn: str, go: Callable[[str], Awaitable[dict[str, float]]]
+) -> dict[str, float]:
+    if kind == "SQLite":
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = await go(f"sqlite+aiosqlite:///{tmp}/overhead.db")
+    else:
+        async with scratch_postgres(admin_dsn) as dsn:
+            figures = await go(dsn.replace("postgresql://", "postgresql+asyncpg://"))
+    summary = ", ".join(f"{name.strip()} {value:.2f}" for name, value in figures.items())
+    print(f"-- {label}: {summary}", flush=True)
+    return figures
+
+
+def print_table(results: dict[str, dict[str, float]]) -> None:
+    columns = list(results)
+    labels = list(dict.fromkeys(label for figures in results.values() for label in figures))
+    width = max(len(label) for label in labels)
+    print(f"{'':{width}}  " + "  ".join(f"{column:>17}" for column in columns))
+    for label in labels:
+        values = (results[column].get(label, float("nan")) for column in columns)
+        print(f"{label:{width}}  " + "  ".join(f"{value:17.2f}" for value in values))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--products", type=int, default=200)
+    parser.add_argument("--small", type=int, default=100, help="products of the small no-op job")
+    parser.add_argument("--large", type=int, default=1000, help="products of the large no-op job")
+    parser.add_argument(
+        "--builtin", type=int, default=200, help="products with the built-in backends (0: skip)"
+    )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--saq-jobs", type=int, default=2000, help="SAQ's no-op jobs (0: skip SAQ)")
+    parser.add_argument("--no-poll", dest="poll", action="store_false", help="skip the polled run")
     args = parser.parse_args()
     os.environ.pop("OPENAI_API_KEY", None)  # embedded defaults: no LLM
-    print(f"{args.products} products per run; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    results: dict[str, dict[str, float]] = {}
+    print(f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    noop: dict[str, dict[str, float]] = {}
+    builtin: dict[str, dict[str, float]] = {}
     async with SampleShop() as shop:
-        # One worker: each product's own cost, nothing overlapping. 32: the default's concurrency.
-        for workers in (1, 32):
-            with tempfile.TemporaryDirectory() as tmp:
-                url = f"sqlite+aiosqlite:///{tmp}/overhead.db"
-                results[f"SQLite, {workers} w"] = await run(url, args.products, shop, workers)
-            results[f"PostgreSQL, {workers} w"] = await with_postgres(
-                args.postgres, args.products, shop, workers
-            )
-    columns = list(results)
-    labels = list(dict.fromkeys(label for figures in results.values() for label in figures))
-    width = max(len(label) for label in labels)
-    print(f"{'':{width}}  " + "  ".join(f"{column:>15}" for column in columns))
-    for label in labels:
-        values = (results[column].get(label, float("nan")) for column in columns)
-        print(f"{label:{width}}  " + "  ".join(f"{value:15.2f}" for value in values))
+        for kind in ("SQLite", "PostgreSQL"):
+            for size in (args.small, args.large):
+
+                async def go(url: str, size: int = size) -> dict[str, float]:
+                    return await run(url, size, noop=True, shop=shop)
+
+                noop[f"{kind}, {size}"] = await on_database(f"no-op, {kind}, {size}", kind, args.postgres, go)
+
+            async def polled(url: str) -> dict[str, float]:
+                return await run(url, args.large, noop=True, shop=shop, poll=True)
+
+            if args.poll:
+                label = f"{kind}, {args.large}, polled"
+                noop[label] = await on_database(f"no-op, {label}", kind, args.postgres, polled)
+
+            async def real(url: str) -> dict[str, float]:
+                return await run(url, args.builtin, noop=False, shop=shop)
+
+            if args.builtin > 0:
+                label = f"{kind}, {args.builtin}"
+                builtin[label] = await on_database(f"built-in, {label}", kind, args.postgres, real)
+    print("\n== no-op backends: the engine's own cost ==")
+    print_table(noop)
+    if builtin:
+        print("\n== built-in backends on the demo pages (no goal) ==")
+        print_table(builtin)
+    print("\n== ratios ==")
+    for kind in ("SQLite", "PostgreSQL"):
+        small, large = noop[f"{kind}, {args.small}"], noop[f"{kind}, {args.large}"]
+        ratio = large["ms CPU per product (whole process)"] / small["ms CPU per product (whole process)"]
+        print(f"{kind}: CPU per product at {args.large} / at {args.small}: {ratio:.2f}")
+    if args.saq_jobs > 0:
+        async with scratch_postgres(args.postgres) as dsn:
+            saq_rate = await saq_noop_jobs_per_second(dsn, args.saq_jobs)
+        if saq_rate is not None:
+            ours = noop[f"PostgreSQL, {args.large}"]["products per second"]
+            print(f"SAQ on the same PostgreSQL: {saq_rate:.0f} no-op jobs/s ({args.saq_jobs} jobs)")
+            print(f"wipsvc no-op products/s / SAQ no-op jobs/s (PostgreSQL): {ours / saq_rate:.2f}")
     print(
-        "(awaiting = wall time until the call returned, summed over calls: with 32 workers it "
-        "includes waiting for the loop, connections and locks)"
+        "(awaiting = wall time until the call returned, summed over calls: with products in flight at once "
+        "it includes waiting for the loop, connections and locks)"
     )
 
 

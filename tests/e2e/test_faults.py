@@ -19,7 +19,7 @@ import functools
 import io
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from tests.support.paced_shop import PacedShop, expected_fields
 from wipsvc.adapters import factory as backends_module
 from wipsvc.adapters.llm_client import build_llm_client
 from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.store.lease import Lease
+from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, ItemStart
 
 # sku -> (step it fails at, fragment its error must contain)
 Failures = dict[str, tuple[str, str]]
@@ -460,6 +462,12 @@ async def test_a_briefly_locked_database_delays_the_job_but_loses_nothing(
             assert await _local_sheet_skus(client) == sorted(sku for sku, _ in [*products, *extra])
 
 
+def _database_locked() -> sqlalchemy.exc.OperationalError:
+    return sqlalchemy.exc.OperationalError(
+        "UPDATE wip_jobs …", {}, sqlite3.OperationalError("database is locked")
+    )
+
+
 def _fail_once(
     target: Callable[..., Awaitable[Any]], *, on_call: int, failures: list[str]
 ) -> Callable[..., Awaitable[Any]]:
@@ -471,10 +479,32 @@ def _fail_once(
         calls += 1
         if calls == on_call:
             failures.append(target.__name__)
-            raise sqlalchemy.exc.OperationalError(
-                "UPDATE wip_jobs …", {}, sqlite3.OperationalError("database is locked")
-            )
+            raise _database_locked()
         return await target(*args, **kwargs)
+
+    return wrapper
+
+
+# A running job's products write through batches (many products in one transaction): a batch
+# fails as a whole, and every product whose write it held stops with it.
+_BATCHED = {"start_item": ItemStart, "checkpoint": ItemCheckpoint, "finish_item": ItemFinish}
+
+
+def _fail_batch_once(
+    target: Callable[..., Awaitable[Any]], kind: str, *, on_call: int, failures: list[str]
+) -> Callable[..., Awaitable[Any]]:
+    """``target`` (``write_batch``), except that the ``on_call``-th batch holding a write of
+    ``kind`` fails as SQLite does when it stays locked."""
+    calls = 0
+
+    async def wrapper(lease: Lease, writes: Sequence[Any]) -> Any:
+        nonlocal calls
+        if any(isinstance(write, _BATCHED[kind]) for write in writes):
+            calls += 1
+            if calls == on_call:
+                failures.append(kind)
+                raise _database_locked()
+        return await target(lease, writes)
 
     return wrapper
 
@@ -494,8 +524,13 @@ async def test_a_failed_database_write_in_a_runner_resumes_the_job(
             failed: list[str] = []
             # A runner's first heartbeat comes before it records the job's start: fail one made
             # while the job runs (the first one is like a failed mark_started).
-            on_call = {"start_item": 4, "checkpoint": 9, "finish_item": 3, "heartbeat": 2}.get(method, 1)
-            setattr(jobs, method, _fail_once(getattr(jobs, method), on_call=on_call, failures=failed))
+            on_call = {"start_item": 3, "checkpoint": 6, "finish_item": 2, "heartbeat": 2}.get(method, 1)
+            if method in _BATCHED:
+                jobs.write_batch = _fail_batch_once(  # type: ignore[method-assign,assignment]
+                    jobs.write_batch, method, on_call=on_call, failures=failed
+                )
+            else:
+                setattr(jobs, method, _fail_once(getattr(jobs, method), on_call=on_call, failures=failed))
             job_id, ids = await start_faults_job(client, {}, products)
             await _finished_as_expected(server, client, job_id, products, ids, {})
             assert failed == [method]

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,10 @@ from tests.support.live import LiveServer, make_settings, start_job, wait_for_jo
 from tests.support.netguard import LocalHttpServer, Reply
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.cli import app as cli_app
+from wipsvc.jobs.ledger_writer import WriteBatch
+from wipsvc.store import ProgressEvent
 from wipsvc.store.lease import Lease
+from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, LedgerWrite
 from wipsvc.text import MAX_TEXT_CHARS
 
 COLLECTION = "texts"
@@ -162,12 +165,19 @@ async def test_a_vendor_error_with_a_nul_fails_only_its_product(
         cloud.close()
 
 
-def _always_locked(*_: Any, **__: Any) -> Any:
-    raise sqlalchemy.exc.OperationalError(
-        "UPDATE job_items SET status=? WHERE job_items.job_id = ?",
-        {},
-        sqlite3.OperationalError("database is locked"),
-    )
+def _locked_at_every_finish(write_batch: WriteBatch) -> WriteBatch:
+    """``write_batch``, failing every batch that would end a product as a locked SQLite does."""
+
+    async def locked(lease: Lease, writes: Sequence[LedgerWrite]) -> list[ProgressEvent]:
+        if any(isinstance(write, ItemFinish) for write in writes):
+            raise sqlalchemy.exc.OperationalError(
+                "UPDATE job_items SET status=? WHERE job_items.job_id = ?",
+                {},
+                sqlite3.OperationalError("database is locked"),
+            )
+        return await write_batch(lease, writes)
+
+    return locked
 
 
 async def test_a_job_whose_runs_keep_dying_ends_failed_without_sql(
@@ -176,7 +186,8 @@ async def test_a_job_whose_runs_keep_dying_ends_failed_without_sql(
     pages.routes["/p"] = lambda _: Reply(200, [HTML], product_page(name="One"))
     settings = make_settings(database_url, job_max_claims=3, claim_interval_seconds=0.1)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
-        server.services.store.jobs.finish_item = _always_locked  # type: ignore[method-assign]
+        jobs = server.services.store.jobs
+        jobs.write_batch = _locked_at_every_finish(jobs.write_batch)  # type: ignore[method-assign,assignment]
         job = await _run(client, [("P-1", pages.url("/p"))])
     assert job["status"] == "failed", job
     assert job["error"] == "gave up after 3 runs with no product finished: database error (OperationalError)"
@@ -190,7 +201,7 @@ async def test_cancel_ends_a_job_whose_runs_keep_dying(
     settings = make_settings(database_url, job_max_claims=1000, claim_interval_seconds=0.1)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
         jobs = server.services.store.jobs
-        jobs.finish_item = _always_locked  # type: ignore[method-assign]
+        jobs.write_batch = _locked_at_every_finish(jobs.write_batch)  # type: ignore[method-assign,assignment]
         created = await client.post(
             f"/api/{COLLECTION}/wip", json={"products": [{"sku": "P-1", "url": pages.url("/p")}]}
         )
@@ -213,18 +224,19 @@ async def test_a_product_whose_checkpoint_is_refused_fails_alone(
     pages.routes["/p"] = lambda _: Reply(200, [HTML], product_page(name="One"))
     async with LiveServer(make_settings(database_url), fetcher=fetcher) as server, server.client() as client:
         jobs = server.services.store.jobs
-        checkpoint = jobs.checkpoint
+        write_batch = jobs.write_batch
         refused: list[int] = []
 
-        async def refuse_one(lease: Lease, wip_id: int, *args: Any, **kwargs: Any) -> None:
-            if wip_id == refused_id:
-                refused.append(wip_id)
+        async def refuse_one(lease: Lease, writes: Sequence[LedgerWrite]) -> list[ProgressEvent]:
+            # The batches of several products are refused whole, then written one by one.
+            if any(isinstance(w, ItemCheckpoint) and w.wip_id == refused_id for w in writes):
+                refused.append(refused_id)
                 raise sqlalchemy.exc.DataError(
                     "UPDATE wip_products SET extracted=$1", {}, ValueError("invalid byte sequence")
                 )
-            await checkpoint(lease, wip_id, *args, **kwargs)
+            return await write_batch(lease, writes)
 
-        jobs.checkpoint = refuse_one  # type: ignore[method-assign]
+        jobs.write_batch = refuse_one  # type: ignore[method-assign]
         body = {"products": [{"sku": f"P-{i}", "url": pages.url("/p")} for i in range(3)]}
         ids = (await client.post(f"/api/{COLLECTION}/wip", json=body)).json()["wip_ids"]
         refused_id = ids[1]

@@ -156,3 +156,39 @@ def test_a_step_served_a_few_at_a_time_is_modelled_as_a_queue() -> None:
     assert run(None) <= 3.0
     # With it: 8 left, 2 at a time, 3 s each: 4 rounds; the first round has been served 3 s already.
     assert run({"clean": 2}) == pytest.approx(9.3, abs=0.5)
+
+
+def test_with_many_products_in_flight_the_model_is_redone_a_few_times_a_second() -> None:
+    clock = ManualClock(0.0)
+    eta = EtaEstimator(300, clock, workers=300)
+    for product in range(300):
+        eta.product_started(product, ["extract"])
+    clock.now = 2.0
+    eta.step_finished(0, "extract")
+    eta.product_finished(0)
+    first = eta.estimate()
+    assert first is not None and first > 0
+    # A tenth of a second and nine products later the estimate only counts down: the model costs
+    # time in proportion to the products in flight, and a large job asks at every product's end.
+    clock.now = 2.1
+    for product in range(1, 10):
+        eta.step_finished(product, "extract")
+        eta.product_finished(product)
+    assert eta.estimate() == pytest.approx(first - 0.1)
+    clock.now = 2.5
+    assert eta.estimate() != pytest.approx(first - 0.5)  # modelled afresh
+
+
+def test_with_few_products_in_flight_every_estimate_is_modelled_afresh() -> None:
+    clock = ManualClock(0.0)
+    eta = EtaEstimator(30, clock, workers=10)
+    for product in range(10):
+        eta.product_started(product, ["extract"])
+    clock.now = 2.0
+    eta.step_finished(0, "extract")
+    eta.product_finished(0)
+    first = eta.estimate()
+    clock.now = 2.1
+    eta.step_finished(1, "extract")
+    eta.product_finished(1)
+    assert first is not None and eta.estimate() != pytest.approx(first - 0.1)

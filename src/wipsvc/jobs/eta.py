@@ -7,6 +7,13 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
+# Modelling costs time in proportion to the products in flight. With many in flight (a large job
+# whose products all run at once, each asking for an estimate as it ends) the model is redone at
+# most every ``_REMODEL_SECONDS`` and counted down in between, so that a job's ETAs cost it time in
+# proportion to its products, not to their square.
+_CHEAP_IN_FLIGHT = 64
+_REMODEL_SECONDS = 0.25
+
 
 @dataclass(slots=True)
 class _Running:
@@ -58,6 +65,7 @@ class EtaEstimator:
         self._durations: dict[str, deque[float]] = {}
         self._all_steps: list[str] = []  # a whole product's steps, in order
         self._running: dict[Hashable, _Running] = {}
+        self._last_model: tuple[float, float] | None = None  # when, and what the model said
 
     def product_started(self, key: Hashable, steps: Sequence[str]) -> None:
         """A product began; ``steps`` are those it still has to do (fewer when resumed)."""
@@ -86,8 +94,15 @@ class EtaEstimator:
             return None
         if self._remaining == 0:
             return 0.0
+        if len(self._running) > _CHEAP_IN_FLIGHT and self._last_model is not None:
+            age = self._clock() - self._last_model[0]
+            if age < _REMODEL_SECONDS:
+                return max(0.0, self._last_model[1] - age)
         modelled = self._modelled()
-        return modelled if modelled is not None else self._from_rate()
+        if modelled is None:
+            return self._from_rate()
+        self._last_model = (self._clock(), modelled)
+        return modelled
 
     def _average(self, step: str) -> float | None:
         samples = self._durations.get(step)

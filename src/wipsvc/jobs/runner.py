@@ -4,8 +4,6 @@
 A runner can also be paused (the instance is shutting down): it starts no new product, lets
 each product in flight finish its current step and checkpoint it, and returns leaving the
 job running, for the registry to hand it over (see `JobRegistry.drain`).
-
-(Over 300 lines: running, pausing and cancelling share the runner's events and its lease keeper.)
 """
 
 from __future__ import annotations
@@ -20,27 +18,24 @@ from dataclasses import replace
 from wipsvc import logs
 from wipsvc.adapters.base import Backends
 from wipsvc.config import Settings
-from wipsvc.domain.statuses import STEP_ORDER, ItemStatus, JobStatus, Step
+from wipsvc.domain.statuses import ItemStatus, JobStatus, Step
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
+from wipsvc.jobs.ledger_writer import LedgerWriter
 from wipsvc.jobs.observer import RunnerObserver
+from wipsvc.jobs.product_run import ProductRun
 from wipsvc.limits import Limits
 from wipsvc.limits.waiting import call_priority
 from wipsvc.pipeline.fence import fenced_backends
 from wipsvc.pipeline.prefetch import PageFetcher, PrefetchingFetcher
 from wipsvc.pipeline.retry import RetryPolicy, with_retries
-from wipsvc.pipeline.steps import ProductState, StepFailure, run_product
-from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error, is_outage
+from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error
 from wipsvc.store.lease import Lease, LeaseGuard, effective_margin
 
 log = logging.getLogger(__name__)
 
 OpenBackends = Callable[[JobRecord], Awaitable[Backends]]
 Outcome = tuple[JobStatus, str | None] | None  # None: paused with products left
-
-
-class _Paused(Exception):
-    """A product stopped between two steps because its runner is pausing."""
 
 
 def _queues(limits: Limits | None) -> dict[str, int]:
@@ -171,6 +166,7 @@ class JobRunner:
             return JobStatus.FAILED, f"could not open the collection's backends: {describe_error(error)}"
         worker_tasks: list[asyncio.Task[None]] = []
         queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
+        writer = LedgerWriter(self._store.jobs.write_batch, self._bus, lambda: self._guard.lease)
         try:
             for item in todo:
                 queue.put_nowait(item)
@@ -188,8 +184,16 @@ class JobRunner:
                 paused_for=limits.paused_for if limits is not None else None,
                 queues=_queues(limits),
             )
+            products_run = ProductRun(
+                self.job.job_id,
+                writer,
+                self._retry,
+                should_pause=self._should_pause,
+                observer=self._observer,
+            )
             worker_tasks += [
-                group.create_task(self._work(queue, backends, urls, eta)) for _ in range(workers)
+                group.create_task(self._work(queue, backends, urls, eta, products_run))
+                for _ in range(workers)
             ]
             await asyncio.gather(*worker_tasks)
             if any(item.status is ItemStatus.RUNNING for item in todo):
@@ -201,7 +205,10 @@ class JobRunner:
                 if worker_tasks:
                     await asyncio.wait(worker_tasks)
             finally:
-                await backends.close()
+                try:
+                    await writer.aclose()  # the writes already handed over, before the job goes on
+                finally:
+                    await backends.close()
         if self._should_pause() and (self._interrupted or not queue.empty()):
             return None
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
@@ -246,6 +253,7 @@ class JobRunner:
         backends: Backends,
         urls: dict[int, str],
         eta: EtaEstimator,
+        products: ProductRun,
     ) -> None:
         delay = self._settings.product_delay_seconds
         first = True
@@ -258,89 +266,5 @@ class JobRunner:
                     return
             first = False
             item = queue.get_nowait()
-            await self._process(item, backends, urls[item.wip_id], eta)
-
-    async def _process(self, item: ItemRecord, backends: Backends, url: str, eta: EtaEstimator) -> None:
-        jobs, job_id, guard = self._store.jobs, self.job.job_id, self._guard
-        started = time.monotonic()
-        item = await jobs.start_item(guard.lease, item.wip_id)
-        state = ProductState.resume(item.wip_id, item.sku, url, item.step, item.row_num, item.checkpoint)
-        state.resumed = item.attempts > 1
-        eta.product_started(item.wip_id, [step.value for step in state.remaining_steps()])
-        spent_before = dict(state.token_usage)
-
-        async def record(state: ProductState) -> None:
-            remaining = state.remaining_steps()
-            for step in STEP_ORDER:  # steps may finish out of order (see run_product)
-                if step not in remaining:
-                    eta.step_finished(state.wip_id, step.value)
-            values: dict[str, object] = {"row_num": state.row_num}
-            if state.extracted is not None:
-                values["extracted"] = state.extracted.get("fields")
-                values["sources"] = state.extracted.get("sources")
-            if state.descriptions is not None:
-                values["descriptions"] = state.descriptions
-            await jobs.checkpoint(
-                guard.lease,
-                state.wip_id,
-                step=state.step_done.value if state.step_done else None,
-                checkpoint=state.checkpoint(),
-                row_num=state.row_num,
-                wip_status=state.wip_status(),
-                product_values=values,
-            )
-
-        async def save(state: ProductState) -> None:
-            await record(state)
-            if self._should_pause() and state.remaining_steps():
-                raise _Paused
-
-        error = error_step = None
-        transient = False
-        try:
-            await run_product(state, backends, save, self._retry, on_step=self._step_finished)
-        except _Paused:
-            self._interrupted += 1
-            self._tokens_spent(state.token_usage, spent_before)
-            log.info("job %s product %s paused after %s", job_id, item.sku, state.step_done)
-            return
-        except StepFailure as failure:
-            error, error_step, transient = failure.message, failure.step.value, failure.transient
-            log.info("job %s product %s failed at %s: %s", job_id, item.sku, error_step, error)
-            try:
-                await record(state)  # keep what the failed step spent (tokens, attempts)
-            except Exception as unsaved:
-                if isinstance(unsaved, LeaseLost) or is_outage(unsaved):
-                    raise
-                log.exception("job %s product %s: its last checkpoint could not be stored", job_id, item.sku)
-        except Exception as failure:
-            if isinstance(failure, LeaseLost) or is_outage(failure):
-                raise  # the job stops and is resumed (a claim limit ends it if this never passes)
-            # The store refused this product's checkpoint: the product fails alone.
-            remaining = state.remaining_steps()
-            error_step = remaining[0].value if remaining else None
-            error = f"could not store the product's progress: {describe_error(failure)}"
-            log.exception("job %s product %s: %s", job_id, item.sku, error)
-        self._tokens_spent(state.token_usage, spent_before)
-        eta.product_finished(item.wip_id)
-        event = await jobs.finish_item(
-            guard.lease,
-            item.wip_id,
-            error=error,
-            error_step=error_step,
-            duration=time.monotonic() - started,
-            eta=eta.estimate(),
-            token_usage=state.token_usage,
-            transient=transient,
-        )
-        await self._bus.publish([event])
-
-    def _step_finished(self, step: Step, seconds: float) -> None:
-        if self._observer is not None:
-            self._observer.step_finished(step.value, seconds)
-
-    def _tokens_spent(self, usage: dict[str, int], before: dict[str, int]) -> None:
-        # A resumed product's checkpoint carries what earlier attempts spent: only the rest is new.
-        if self._observer is not None:
-            spent = {kind: total - before.get(kind, 0) for kind, total in usage.items()}
-            self._observer.tokens_spent(spent)
+            if not await products.process(item, backends, urls[item.wip_id], eta):
+                self._interrupted += 1

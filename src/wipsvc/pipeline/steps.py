@@ -61,8 +61,8 @@ class ProductState:
         return {
             "extracted": self.extracted,
             "descriptions": self.descriptions,
-            "attempts": self.attempts,
-            "token_usage": self.token_usage or None,
+            "attempts": dict(self.attempts),  # copies: the steps still running add to them
+            "token_usage": dict(self.token_usage) or None,
         }
 
     def add_usage(self, usage: TokenUsage) -> None:
@@ -148,16 +148,16 @@ async def run_product(
     The sheet row and the page scrape do not depend on each other, so they run at once:
     the append (often waiting on the Sheets quota) is then off the product's critical path.
     """
-    saving = asyncio.Lock()  # checkpoints of concurrent steps are written one after the other
 
     async def run(step: Step) -> None:
         started = time.monotonic()
         await _run_step(step, state, backends, retry)
         if on_step is not None:
             on_step(step, time.monotonic() - started)
-        async with saving:
-            state.mark_done(step)
-            await save(state)
+        # ``save`` takes its snapshot before it first awaits: the checkpoints of two steps that
+        # end at once are stored in the order they were taken (and often in one transaction).
+        state.mark_done(step)
+        await save(state)
 
     remaining = state.remaining_steps()
     first = [step for step in (Step.SHEET_ROW, Step.EXTRACT) if step in remaining]

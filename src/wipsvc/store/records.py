@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -94,7 +95,7 @@ class JobRecord:
     processed_products: int
     successful_products: int
     failed_products: int
-    results: list[dict[str, Any]]
+    results_json: str  # ``results`` as stored: parsed only when asked for (1,000 results take ms)
     error: str | None
     created_at: datetime
     started_at: datetime | None
@@ -111,6 +112,16 @@ class JobRecord:
     run_at: datetime | None = None  # when a `scheduled` job is queued
     schedule_id: int | None = None  # the recurring schedule that made the job
 
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """The per-product results written when the job ended (`[]` before)."""
+        return self.parse_results(self.results_json)
+
+    @staticmethod
+    def parse_results(stored: str) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = json.loads(stored)
+        return results
+
     @classmethod
     def from_row(cls, row: RowMapping) -> JobRecord:
         return cls(
@@ -122,7 +133,7 @@ class JobRecord:
             processed_products=row["processed_products"],
             successful_products=row["successful_products"],
             failed_products=row["failed_products"],
-            results=json.loads(row["results"]) if row["results"] else [],
+            results_json=row["results"] or "[]",
             error=row["error"],
             created_at=row["created_at"],
             started_at=row["started_at"],
@@ -181,23 +192,57 @@ class ItemRecord:
 
     def result(self) -> dict[str, Any]:
         """The item as an entry of the job's `results` (the seed's fields first)."""
-        extracted = self.checkpoint.get("extracted") or {}
-        fields = extracted.get("fields") or {}
-        return {
-            "wip_id": self.wip_id,
-            "sku": self.sku,
-            "row_num": self.row_num,
-            "success": self.status is ItemStatus.SUCCEEDED,
-            "extracted_fields": [name for name, value in fields.items() if value not in ("", [], None)],
-            "duration": round(self.duration, 3) if self.duration is not None else None,
-            "status": self.status.value,
-            "step": self.step,
-            "error": self.error,
-            "error_step": self.error_step,
-            "attempts": self.attempts,
-            "generator": (self.checkpoint.get("descriptions") or {}).get("generator"),
-            "token_usage": self.checkpoint.get("token_usage"),
-        }
+        return item_result(
+            {
+                "wip_id": self.wip_id,
+                "sku": self.sku,
+                "row_num": self.row_num,
+                "status": self.status.value,
+                "duration": self.duration,
+                "step": self.step,
+                "error": self.error,
+                "error_step": self.error_step,
+                "attempts": self.attempts,
+                "checkpoint": self.checkpoint,
+            }
+        )
+
+
+# The ledger's columns a result is made of (see `item_result`).
+RESULT_COLUMNS = (
+    "wip_id",
+    "sku",
+    "row_num",
+    "status",
+    "duration",
+    "step",
+    "error",
+    "error_step",
+    "attempts",
+    "checkpoint",
+)
+
+
+def item_result(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
+    """A ledger row (its `RESULT_COLUMNS` at least) as an entry of the job's `results`."""
+    checkpoint = row["checkpoint"] or {}
+    fields = (checkpoint.get("extracted") or {}).get("fields") or {}
+    duration = row["duration"]
+    return {
+        "wip_id": row["wip_id"],
+        "sku": row["sku"],
+        "row_num": row["row_num"],
+        "success": row["status"] == ItemStatus.SUCCEEDED.value,
+        "extracted_fields": [name for name, value in fields.items() if value not in ("", [], None)],
+        "duration": round(duration, 3) if duration is not None else None,
+        "status": row["status"],
+        "step": row["step"],
+        "error": row["error"],
+        "error_step": row["error_step"],
+        "attempts": row["attempts"],
+        "generator": (checkpoint.get("descriptions") or {}).get("generator"),
+        "token_usage": checkpoint.get("token_usage"),
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from wipsvc.api.deps import AllowedCollectionName, ExistingCollection, ServicesDep
 from wipsvc.api.errors import error_responses
+from wipsvc.api.job_json import job_json_response
 from wipsvc.api.limits import JobCap, JobStartLimit
 from wipsvc.api.schemas import (
     CancelResponse,
@@ -110,10 +110,11 @@ async def list_jobs(
     summary="Get a job",
     response_description="The job's status, counters, ETA and per-product results.",
 )
-async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> JobResponse:
+async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> Response:
     """A job's status, counters and per-product results."""
     # No lookup of the collection: its job proves it exists (this is the route clients poll).
-    return JobResponse(job=await job_view(services, await services.job_service.get(collection, job_id)))
+    job = await services.job_service.get(collection, job_id)
+    return await job_json_response(services, job, await job_view(services, job, with_results=False))
 
 
 @router.patch(
@@ -224,11 +225,18 @@ def _accepted(job: JobRecord) -> ProcessResponse:
     )
 
 
-async def job_view(services: Services, job: JobRecord) -> Job:
-    # The record's fields, with the results and the estimate as of now in place of the stored ones.
-    current = replace(
-        job,
-        results=await services.job_service.results(job),
-        eta_seconds=await services.job_service.eta_seconds(job),
+async def job_view(services: Services, job: JobRecord, *, with_results: bool = True) -> Job:
+    """The record's fields as the API shows them, with the results (or none: the status route
+    writes them out itself) and the estimate as of now in place of the stored ones."""
+    fields = {name: getattr(job, name) for name in Job.model_fields if name not in _AS_OF_NOW}
+    return Job.model_validate(
+        {
+            **fields,
+            "results": await services.job_service.results(job) if with_results else [],
+            "eta_seconds": await services.job_service.eta_seconds(job),
+        }
     )
-    return Job.model_validate(current, from_attributes=True)
+
+
+# Stored on the record, but shown as of now (and a job's stored results are parsed only if asked for).
+_AS_OF_NOW = frozenset({"results", "eta_seconds"})
