@@ -28,6 +28,7 @@ from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.realtime.server import Realtime
 from wipsvc.services import Services
 from wipsvc.store.tables import utcnow
+from wipsvc.tasks import cancel_and_wait
 from wipsvc.web import include_dashboard
 from wipsvc.web.docs import include_docs
 
@@ -111,14 +112,8 @@ class _Lifespan:
                 running.callback(services.bus.subscribe(realtime.relay))
                 running.callback(services.bus.subscribe_notices(realtime.relay_notice))
                 watcher = asyncio.create_task(realtime.watch_revocations(settings.socket_key_recheck_seconds))
-                running.push_async_callback(_cancel, watcher)
+                running.push_async_callback(cancel_and_wait, watcher)
             yield
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def create_api(

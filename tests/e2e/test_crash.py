@@ -30,7 +30,7 @@ import pytest
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.paced_shop import PacedShop, expected_fields
-from tests.support.server_process import ServerProcess, free_port
+from tests.support.server_process import TERMINAL, ServerProcess, free_port
 from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, create_sheet_products, sheets_server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 
@@ -47,7 +47,6 @@ MAX_UPTIME = 1.5  # longest a killed instance lives after it answers
 # applied an append or a batch write (the windows where a lost checkpoint would double a row
 # or an event).
 KILL_MOMENTS = ("startup", "random", "random", "after_append", "after_append", "after_write")
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import socketio
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
 from tests.support.paced_shop import PacedShop
-from tests.support.server_process import ServerProcess, free_port
+from tests.support.server_process import TERMINAL, ServerProcess, free_port
 from tests.support.sheet_servers import HEADER, WORKSHEET, add_sheet, create_sheet_products, sheets_server_env
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
 
@@ -37,7 +37,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 COLLECTION = "drain"
 SA_EMAIL = "wipsvc-drain@fake-project.iam.gserviceaccount.com"
 PRODUCTS = 12
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture

@@ -25,9 +25,10 @@ import pytest
 
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
-from tests.support.cluster import REDIS_URL, Cluster, ClusterDatabase
-from tests.support.cluster_checks import check_ledger_and_events, check_sheet, poll_until
+from tests.support.cluster import FAILOVER_SETTINGS, REDIS_URL, Cluster, ClusterDatabase
+from tests.support.cluster_checks import check_ledger_and_events, check_sheet, poll_until, submit_job
 from tests.support.paced_shop import PacedShop
+from tests.support.server_process import TERMINAL
 from tests.support.sheet_servers import WORKSHEET, add_sheet, sheets_server_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -39,7 +40,6 @@ CLAIM_INTERVAL = 0.3
 APPEND_LATENCY = 0.4
 # Scheduling allowance on a shared 2-core machine on top of "lease + claim interval".
 TAKEOVER_SLACK = 1.5
-TERMINAL = ("completed", "failed", "cancelled")
 # What a resumed instance logs when it finds its job gone: its lease lost, or its database
 # sessions ended by the server while it was frozen.
 STOPPED = ("was taken over by another instance", "stopped on an error; it will be resumed")
@@ -87,11 +87,7 @@ async def test_a_paused_owner_never_writes_after_its_job_is_taken_over(
         redis_url=REDIS_URL,
         lease_seconds=LEASE,
         claim_interval_seconds=CLAIM_INTERVAL,
-        lease_safety_margin_seconds=1.0,
-        sheets_timeout_seconds=0.8,
-        db_statement_timeout_seconds=2.0,
-        db_idle_in_transaction_timeout_seconds=1.0,
-        log_level="info",
+        **FAILOVER_SETTINGS,
     )
     cluster = Cluster(["a", "b", "c"], env, tmp_path)
     figures: list[str] = []
@@ -134,14 +130,7 @@ async def _run_trial(
             "llm": {"enabled": False},
         }
         (await client.put(f"/api/collections/{collection}", json=config)).raise_for_status()
-        created = await client.post(
-            f"/api/{collection}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-        )
-        created.raise_for_status()
-        ids: list[int] = created.json()["wip_ids"]
-        started = await client.post(f"/api/{collection}/wip/process", json={"wip_ids": ids})
-        started.raise_for_status()
-        job_id: str = started.json()["job_id"]
+        job_id, ids = await submit_job(client, collection, products)
 
         owner = await poll_until(lambda: db.owner(job_id), where=f"no owner {where}")
         writes = sheets.count("values.batchUpdate")

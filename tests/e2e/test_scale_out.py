@@ -25,7 +25,7 @@ import socketio
 
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.sheets import FakeSheets
-from tests.support.cluster import REDIS_URL, Cluster, ClusterDatabase
+from tests.support.cluster import FAILOVER_SETTINGS, REDIS_URL, Cluster, ClusterDatabase
 from tests.support.cluster_checks import (
     check_ledger_and_events,
     check_sheet,
@@ -35,7 +35,7 @@ from tests.support.cluster_checks import (
     wait_until,
 )
 from tests.support.paced_shop import PacedShop
-from tests.support.server_process import server_env
+from tests.support.server_process import TERMINAL, server_env
 from tests.support.sheet_servers import HEADER
 from wipsvc.auth import create_key
 from wipsvc.store import Store
@@ -52,7 +52,6 @@ WORKERS = 2  # per job
 LEASE = 3.0
 CLAIM_INTERVAL = 0.3
 TAKEOVER_SLACK = 1.5  # scheduling allowance on a shared 2-core machine
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture
@@ -99,11 +98,7 @@ async def test_three_instances_share_jobs_survive_a_kill_and_relay_every_event(
         sheets_read_per_minute=1_000_000,
         lease_seconds=LEASE,
         claim_interval_seconds=CLAIM_INTERVAL,
-        lease_safety_margin_seconds=1.0,
-        sheets_timeout_seconds=0.8,
-        db_statement_timeout_seconds=2.0,
-        db_idle_in_transaction_timeout_seconds=1.0,
-        log_level="info",
+        **FAILOVER_SETTINGS,
     )
     # Keys exist: an admin key drives the API; the Socket.IO client's key sees two collections.
     store = await Store.open(postgres_url)

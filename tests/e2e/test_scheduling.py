@@ -16,18 +16,10 @@ from tests.support.cli import wipsvc
 from tests.support.live import LiveServer, ManualClock, make_settings, until, wait_for_job
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.auth import create_key
+from wipsvc.client.api import ApiClient
 from wipsvc.demo.shop import SampleShop
 
 SEED_EVENT_STATUSES = {"started", "processing", "completed", "failed", "cancelled"}
-
-
-async def _products(client: httpx.AsyncClient, collection: str, products: list[tuple[str, str]]) -> list[int]:
-    response = await client.post(
-        f"/api/{collection}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-    )
-    assert response.status_code == 201, response.text
-    ids: list[int] = response.json()["wip_ids"]
-    return ids
 
 
 async def _job(client: httpx.AsyncClient, collection: str, job_id: str) -> dict[str, Any]:
@@ -54,7 +46,7 @@ async def test_a_job_at_a_set_time_is_scheduled_then_queued_and_runs(
         sio.on("wip_job_progress", lambda data: progress.append(data))
         await sio.connect(server.url, transports=["websocket"])
         try:
-            ids = await _products(client, "sinks", shop.products()[:2])
+            ids = await ApiClient.over(client).create_products("sinks", shop.products()[:2])
             run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
             paris = run_at.astimezone(ZoneInfo("Europe/Paris")).isoformat()  # any offset will do
             response = await client.post("/api/sinks/wip/process", json={"wip_ids": ids, "run_at": paris})
@@ -98,7 +90,7 @@ async def test_a_scheduled_job_counts_as_active_and_can_be_cancelled(
 ) -> None:
     settings = make_settings(sqlite_url, max_active_jobs_per_collection=1, schedule_max_ahead_days=2)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
-        first, second = await _products(client, "sinks", shop.products()[:2])
+        first, second = await ApiClient.over(client).create_products("sinks", shop.products()[:2])
         later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
         response = await client.post("/api/sinks/wip/process", json={"wip_ids": [first], "run_at": later})
         assert response.status_code == 202, response.text
@@ -147,7 +139,7 @@ async def test_a_recurring_schedule_fires_on_its_cron_by_the_clock(
     )
     products = shop.products()
     async with LiveServer(settings, fetcher=fetcher, clock=clock) as server, server.client() as client:
-        ids = await _products(client, "sinks", products[:3])
+        ids = await ApiClient.over(client).create_products("sinks", products[:3])
         # Every 30 seconds (seconds are the sixth field), read in Paris time.
         created = await client.post(
             "/api/sinks/schedules", json={"cron": "* * * * * */30", "timezone": "Europe/Paris"}
@@ -191,7 +183,7 @@ async def test_a_recurring_schedule_fires_on_its_cron_by_the_clock(
         assert (log[0]["outcome"], log[0]["job_ids"], log[0]["products"]) == ("skipped", [], 0)
 
         # A new product: the third due time takes it, and only it.
-        (new,) = await _products(client, "sinks", [("SCHED-NEW", products[0][1])])
+        (new,) = await ApiClient.over(client).create_products("sinks", [("SCHED-NEW", products[0][1])])
         clock.advance(seconds=30)
         log = await _within(fire_count(3))
         assert log[0]["outcome"] == "fired" and log[0]["products"] == 1
@@ -295,7 +287,7 @@ async def _within(awaitable: Any, timeout: float = 20) -> Any:
 
 async def test_the_cli_schedules_a_job_and_manages_schedules(sqlite_url: str, shop: SampleShop) -> None:
     async with LiveServer(make_settings(sqlite_url)) as server, server.client() as client:
-        (wip_id,) = await _products(client, "sinks", shop.products()[:1])
+        (wip_id,) = await ApiClient.over(client).create_products("sinks", shop.products()[:1])
         at = (datetime.now(UTC) + timedelta(hours=2)).replace(microsecond=0)
         run = await wipsvc(
             "jobs", "start", "sinks", str(wip_id), "--at", at.isoformat(), "--json", url=server.url
@@ -350,7 +342,7 @@ async def test_schedules_survive_a_restart_and_fires_missed_meanwhile_follow_the
     clock = ManualClock(datetime(2026, 6, 1, 8, 0, 0, tzinfo=UTC))
     settings = make_settings(sqlite_url, schedule_poll_seconds=0.05, schedule_missed_fire_grace_seconds=600)
     async with LiveServer(settings, fetcher=fetcher, clock=clock) as server, server.client() as client:
-        (wip_id,) = await _products(client, "sinks", shop.products()[:1])
+        (wip_id,) = await ApiClient.over(client).create_products("sinks", shop.products()[:1])
         hourly = (await client.post("/api/sinks/schedules", json={"cron": "0 * * * *"})).json()["schedule"]
         daily = (await client.post("/api/sinks/schedules", json={"cron": "30 8 * * *"})).json()["schedule"]
 

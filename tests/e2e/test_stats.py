@@ -10,6 +10,7 @@ import httpx
 
 from tests.support.live import LiveServer, make_settings, wait_for_job
 from wipsvc.adapters.scraper import SafeFetcher
+from wipsvc.client.api import ApiClient
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 from wipsvc.store import Store
 from wipsvc.store.stats_repo import StatsRepository
@@ -22,15 +23,6 @@ async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def _create(client: httpx.AsyncClient, collection: str, products: list[tuple[str, str]]) -> list[int]:
-    response = await client.post(
-        f"/api/{collection}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-    )
-    assert response.status_code == 201, response.text
-    ids: list[int] = response.json()["wip_ids"]
-    return ids
 
 
 async def test_empty_service_reports_zeroes(sqlite_url: str) -> None:
@@ -51,7 +43,7 @@ async def test_finished_products_land_in_the_current_minute(
     sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher
 ) -> None:
     async with LiveServer(make_settings(sqlite_url), fetcher=fetcher) as server, server.client() as client:
-        ids = await _create(client, "sinks", shop.products())
+        ids = await ApiClient.over(client).create_products("sinks", shop.products())
         job_id = (await client.post("/api/sinks/wip/process", json={"wip_ids": ids})).json()["job_id"]
         await wait_for_job(client, "sinks", job_id)
         stats = await _stats(client)
@@ -69,8 +61,8 @@ async def test_running_and_queued_jobs_are_counted(
     settings = make_settings(sqlite_url, product_delay_seconds=0.5, workers_per_job=1, jobs_per_collection=1)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
         products = shop.products()
-        first = await _create(client, "sinks", products[:4])
-        second = await _create(client, "sinks", products[4:6])
+        first = await ApiClient.over(client).create_products("sinks", products[:4])
+        second = await ApiClient.over(client).create_products("sinks", products[4:6])
         running = (await client.post("/api/sinks/wip/process", json={"wip_ids": first})).json()["job_id"]
         queued = (await client.post("/api/sinks/wip/process", json={"wip_ids": second})).json()["job_id"]
         async with asyncio.timeout(10):
@@ -90,7 +82,7 @@ async def test_minutes_are_bucketed_oldest_first(
     """Read through the repository with a clock moved forward: past products shift left,
     and products older than the window drop out."""
     async with LiveServer(make_settings(sqlite_url), fetcher=fetcher) as server, server.client() as client:
-        ids = await _create(client, "sinks", shop.products()[:3])
+        ids = await ApiClient.over(client).create_products("sinks", shop.products()[:3])
         job_id = (await client.post("/api/sinks/wip/process", json={"wip_ids": ids})).json()["job_id"]
         await wait_for_job(client, "sinks", job_id)
     store = await Store.open(sqlite_url)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy import event
@@ -22,13 +21,6 @@ from wipsvc.store import LeaseLost, ProgressEvent, Store
 from wipsvc.store.lease import Lease
 from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
 from wipsvc.store.tables import wip_jobs
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url)
-    yield opened
-    await opened.close()
 
 
 async def _running_job(store: Store, count: int) -> tuple[str, list[int]]:

@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-
-import pytest
 
 from tests.support.leases import lease_of
 from wipsvc.domain.statuses import JobStatus
 from wipsvc.store import Store
 from wipsvc.store.tables import utcnow
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url)
-    yield opened
-    await opened.close()
 
 
 async def _ended_job(store: Store, *, fail: dict[int, bool]) -> tuple[str, list[int]]:

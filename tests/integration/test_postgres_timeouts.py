@@ -11,6 +11,7 @@ process stopped with SIGSTOP at that moment does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -29,22 +30,27 @@ IDLE_TIMEOUT = 0.5
 STATEMENT_TIMEOUT = 2.0
 
 
+@contextlib.asynccontextmanager
+async def _store_with_timeouts(url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(
+        url, idle_in_transaction_timeout=IDLE_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT
+    )
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 @pytest.fixture
 async def owner(postgres_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(
-        postgres_url, idle_in_transaction_timeout=IDLE_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT
-    )
-    yield opened
-    await opened.close()
+    async with _store_with_timeouts(postgres_url) as store:
+        yield store
 
 
 @pytest.fixture
 async def other(postgres_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(
-        postgres_url, idle_in_transaction_timeout=IDLE_TIMEOUT, statement_timeout=STATEMENT_TIMEOUT
-    )
-    yield opened
-    await opened.close()
+    async with _store_with_timeouts(postgres_url) as store:
+        yield store
 
 
 async def _running_job(owner: Store, other: Store) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
@@ -13,13 +12,6 @@ from tests.support.store_data import add_products, new_job_id
 from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
 from wipsvc.store import Conflict, LeaseLost, Store
 from wipsvc.store.tables import wip_jobs
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url)
-    yield opened
-    await opened.close()
 
 
 async def test_schema_upgrade_is_idempotent(database_url: str) -> None:

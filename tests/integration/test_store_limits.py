@@ -4,7 +4,6 @@ text cleaned before storage, and migration 0004 (admin keys, credential names, c
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,13 +17,6 @@ from wipsvc.domain.statuses import JobStatus, WipStatus
 from wipsvc.store import Store
 from wipsvc.store.engine import _alembic_config, create_engine
 from wipsvc.store.tables import collections, job_items, utcnow, wip_jobs
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url)
-    yield opened
-    await opened.close()
 
 
 async def _job(store: Store, count: int = 2) -> tuple[str, list[int]]:

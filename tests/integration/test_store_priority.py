@@ -4,7 +4,6 @@ ageing, the urgent job's one place beyond the cap, and changing a queued job's p
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -17,13 +16,6 @@ from wipsvc.store import Conflict, NotFound, Store
 from wipsvc.store.tables import utcnow, wip_jobs
 
 URGENT, NORMAL, LOW = Priority.URGENT, Priority.NORMAL, Priority.LOW
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    opened = await Store.open(database_url)
-    yield opened
-    await opened.close()
 
 
 async def _job(store: Store, priority: Priority, *, queued_ago: float = 0.0, collection: str = "") -> str:

@@ -20,6 +20,16 @@ import asyncpg
 from tests.support.server_process import ServerProcess, free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# Server settings for a take-over in bounded time: a margin before the lease ends, and no call to
+# Sheets or PostgreSQL that outlives a frozen owner's lease by much. Logged at info, so that a
+# test can count what the instances did.
+FAILOVER_SETTINGS: dict[str, Any] = {
+    "lease_safety_margin_seconds": 1.0,
+    "sheets_timeout_seconds": 0.8,
+    "db_statement_timeout_seconds": 2.0,
+    "db_idle_in_transaction_timeout_seconds": 1.0,
+    "log_level": "info",
+}
 
 
 class Cluster:

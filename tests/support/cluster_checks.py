@@ -11,12 +11,11 @@ from typing import Any
 import httpx
 
 from tests.support.cluster import ClusterDatabase
+from tests.support.live import start_job
 from tests.support.paced_shop import expected_fields
-from tests.support.server_process import ServerProcess
+from tests.support.server_process import TERMINAL, ServerProcess
 from tests.support.sheet_servers import HEADER
 from wipsvc.collection import DEFAULT_COLUMNS, column_index
-
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 async def check_ledger_and_events(db: ClusterDatabase, job_id: str, ids: list[int], where: str) -> None:
@@ -86,14 +85,9 @@ def instance_client(server: ServerProcess, key: str | None = None) -> httpx.Asyn
 async def submit_job(
     client: httpx.AsyncClient, collection: str, products: list[tuple[str, str]]
 ) -> tuple[str, list[int]]:
-    created = await client.post(
-        f"/api/{collection}/wip", json={"products": [{"sku": s, "url": u} for s, u in products]}
-    )
-    created.raise_for_status()
-    ids: list[int] = created.json()["wip_ids"]
-    started = await client.post(f"/api/{collection}/wip/process", json={"wip_ids": ids})
-    started.raise_for_status()
-    return str(started.json()["job_id"]), ids
+    """The job's id and its products' ids (created and started through the typed client)."""
+    started = await start_job(client, collection, products)
+    return started.job_id, started.wip_ids
 
 
 async def ended_job(client: httpx.AsyncClient, collection: str, job_id: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from tests.support.server_process import TERMINAL
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
 from wipsvc.api.deps import app_runtime
@@ -114,7 +115,7 @@ async def wait_for_job(
             response = await client.get(f"/api/{collection}/wip/jobs/{job_id}")
             response.raise_for_status()
             job: dict[str, Any] = response.json()["job"]
-            if job["status"] in ("completed", "failed", "cancelled"):
+            if job["status"] in TERMINAL:
                 return job
             await asyncio.sleep(0.05)
 

@@ -25,6 +25,8 @@ import httpx
 # Variables that would point the child at real services or at the developer's settings.
 _INHERITED_PREFIXES = ("WIPSVC_",)
 _DROPPED = frozenset({"OPENAI_API_KEY", "OPENAI_BASE_URL", "GOOGLE_APPLICATION_CREDENTIALS"})
+# The job statuses a job ends in, as the API spells them.
+TERMINAL = ("completed", "failed", "cancelled")
 
 
 def free_port() -> int:

@@ -15,7 +15,7 @@ PACKAGE = Path(wipsvc.__file__).parent
 # Lowest first. A name is a package (its modules) or a top-level module of `wipsvc`.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # The service's own words, and pure functions that need nothing of the project.
-    ("domain", "text", "extraction"),
+    ("domain", "text", "extraction", "tasks"),
     ("config", "collection", "credentials", "collection_access", "limits", "logs"),
     ("store",),
     # Real clients and built-in defaults, behind the contracts of adapters/base.py.

@@ -4,6 +4,7 @@ It speaks only HTTP to a running server (never the store), so it works against a
 deployment. Failures become one of two exceptions: ``ApiError`` when the server answered
 with an error (its ``{"success": false, "error": {code, message, details}}`` shape), and
 ``ServiceUnreachable`` when it could not be reached at all.
+(Over 300 lines: one short method per REST endpoint, in one class so that every call is found there.)
 """
 
 from __future__ import annotations

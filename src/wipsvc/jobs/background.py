@@ -4,7 +4,9 @@ kept by reference, cancelled and awaited on stop (no task outlives the service).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
+
+from wipsvc.tasks import cancel_and_wait
 
 
 class BackgroundLoop:
@@ -19,10 +21,31 @@ class BackgroundLoop:
     async def stop(self) -> None:
         if self._task is None:
             return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def _loop(self) -> None:
         raise NotImplementedError
+
+
+class PeriodicLoop(BackgroundLoop):
+    """A round, then a pause of `_pause_seconds()`, for ever. A round that fails is logged (under
+    the subclass's module) with `failure_message`, and the next round tries again: one bad round
+    never stops the loop."""
+
+    failure_message = "a background round failed; trying again"
+
+    async def _round(self) -> None:
+        raise NotImplementedError
+
+    def _pause_seconds(self) -> float:
+        raise NotImplementedError
+
+    async def _loop(self) -> None:
+        log = logging.getLogger(type(self).__module__)
+        while True:
+            try:
+                await self._round()
+            except Exception:
+                log.exception(self.failure_message)
+            await asyncio.sleep(self._pause_seconds())

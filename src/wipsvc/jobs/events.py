@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from wipsvc.store import ProgressEvent
+from wipsvc.domain.events import SCHEDULED_EVENT_NAME, JobScheduled
+from wipsvc.store import JobRecord, ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +63,21 @@ class EventBus:
                 await handler(notice)
             except Exception:
                 log.exception("notice handler failed for %s", notice.name)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def scheduled_notice(job: JobRecord) -> Notice:
+    """The notice that a job was accepted to start later, at its ``run_at``."""
+    assert job.run_at is not None
+    event = JobScheduled(
+        job_id=job.job_id,
+        collection_name=job.collection_name,
+        total=job.total_products,
+        run_at=_iso(job.run_at),
+        job_status=job.status,
+        timestamp=_iso(datetime.now(UTC)),
+    )
+    return Notice(SCHEDULED_EVENT_NAME, job.collection_name, event.payload())

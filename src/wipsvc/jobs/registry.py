@@ -23,12 +23,11 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from wipsvc.config import Settings
-from wipsvc.domain.events import SCHEDULED_EVENT_NAME, JobScheduled
 from wipsvc.domain.priority import Priority
-from wipsvc.jobs.events import EventBus, Notice
+from wipsvc.jobs.events import EventBus, scheduled_notice
 from wipsvc.jobs.runner import JobRunner
 from wipsvc.jobs.signals import JobSignals
 from wipsvc.store import JobRecord, LeaseLost, Store, describe_error
@@ -287,20 +286,3 @@ class JobRegistry:
         with contextlib.suppress(Exception):
             await self._store.jobs.release(job_id, self.owner, error=error)
         self._wake.set()
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def scheduled_notice(job: JobRecord) -> Notice:
-    assert job.run_at is not None
-    event = JobScheduled(
-        job_id=job.job_id,
-        collection_name=job.collection_name,
-        total=job.total_products,
-        run_at=_iso(job.run_at),
-        job_status=job.status,
-        timestamp=_iso(datetime.now(UTC)),
-    )
-    return Notice(SCHEDULED_EVENT_NAME, job.collection_name, event.payload())

@@ -10,13 +10,12 @@ between creating the re-run and settling the first job, never create it twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from wipsvc.jobs.background import BackgroundLoop
+from wipsvc.jobs.background import PeriodicLoop
 from wipsvc.store import Conflict, Store
 from wipsvc.store.tables import utcnow
 
@@ -29,8 +28,9 @@ def rerun_job_id(job_id: str) -> str:
     return str(uuid.uuid5(_RERUN_NAMESPACE, job_id))
 
 
-class RerunScheduler(BackgroundLoop):
+class RerunScheduler(PeriodicLoop):
     task_name = "wipsvc-reruns"
+    failure_message = "automatic re-runs failed this round; trying again"
 
     def __init__(
         self,
@@ -66,10 +66,8 @@ class RerunScheduler(BackgroundLoop):
             self._on_created()
         return created
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_due()
-            except Exception:
-                log.exception("automatic re-runs failed this round; trying again")
-            await asyncio.sleep(self._poll)
+    async def _round(self) -> None:
+        await self.run_due()
+
+    def _pause_seconds(self) -> float:
+        return self._poll

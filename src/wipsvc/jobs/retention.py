@@ -11,7 +11,7 @@ import asyncio
 import logging
 from datetime import datetime, timedelta
 
-from wipsvc.jobs.background import BackgroundLoop
+from wipsvc.jobs.background import PeriodicLoop
 from wipsvc.store import Store
 from wipsvc.store.lifecycle_repo import Pruned
 from wipsvc.store.tables import utcnow
@@ -23,8 +23,9 @@ BATCH_JOBS = 200
 MAX_BATCHES_PER_ROUND = 50  # bounded work per round; what is left waits for the next one
 
 
-class HistoryPruner(BackgroundLoop):
+class HistoryPruner(PeriodicLoop):
     task_name = "wipsvc-history-pruner"
+    failure_message = "pruning job history failed; trying again in an hour"
 
     def __init__(self, store: Store, retention_days: float) -> None:
         self._store = store
@@ -46,10 +47,8 @@ class HistoryPruner(BackgroundLoop):
             )
         return Pruned(jobs, events, items)
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.prune_once(utcnow())
-            except Exception:
-                log.exception("pruning job history failed; trying again in an hour")
-            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+    async def _round(self) -> None:
+        await self.prune_once(utcnow())
+
+    def _pause_seconds(self) -> float:
+        return PRUNE_INTERVAL_SECONDS

@@ -7,7 +7,6 @@ The clock is injectable, so that tests can move time instead of waiting for it."
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from datetime import datetime, timedelta
 
 from wipsvc.config import Settings
 from wipsvc.domain.schedules import parse_zone, plan_fire
-from wipsvc.jobs.background import BackgroundLoop
+from wipsvc.jobs.background import PeriodicLoop
 from wipsvc.store import Conflict, Store
 from wipsvc.store.schedules_repo import FireRecord
 from wipsvc.store.tables import utcnow
@@ -25,8 +24,9 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
-class Scheduler(BackgroundLoop):
+class Scheduler(PeriodicLoop):
     task_name = "wipsvc-schedules"
+    failure_message = "firing schedules failed this round; trying again"
 
     def __init__(
         self,
@@ -89,10 +89,8 @@ class Scheduler(BackgroundLoop):
             self._on_created()
         return fired
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_due()
-            except Exception:
-                log.exception("firing schedules failed this round; trying again")
-            await asyncio.sleep(self._settings.schedule_poll_seconds)
+    async def _round(self) -> None:
+        await self.run_due()
+
+    def _pause_seconds(self) -> float:
+        return self._settings.schedule_poll_seconds

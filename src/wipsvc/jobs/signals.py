@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from wipsvc.config import Settings
 from wipsvc.store import Store
 from wipsvc.store.channel import PgListener, asyncpg_dsn, notify
+from wipsvc.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +135,7 @@ class RedisTransport:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         await self._redis.aclose()
 
     async def _run(self, on_message: OnMessage, on_reconnect: OnReconnect) -> None:

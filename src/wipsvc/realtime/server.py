@@ -19,7 +19,6 @@ closed (the client's reconnect is then refused), so revocation also ends live ev
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -36,6 +35,7 @@ from wipsvc.jobs.events import Notice
 from wipsvc.realtime.bounded import BoundedAsyncServer
 from wipsvc.services import Services
 from wipsvc.store import ProgressEvent
+from wipsvc.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,7 @@ class Realtime:
         manager = self.server.manager
         listener = getattr(manager, "thread", None)
         if isinstance(listener, asyncio.Task):
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await cancel_and_wait(listener)
         for connection in (getattr(manager, "pubsub", None), getattr(manager, "redis", None)):
             if connection is not None:
                 await connection.aclose()

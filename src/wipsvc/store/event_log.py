@@ -14,6 +14,17 @@ from wipsvc.domain.statuses import EventPhase, EventStatus, JobStatus
 from wipsvc.store.records import ProgressEvent
 from wipsvc.store.tables import job_events, utcnow, wip_jobs
 
+# What an event reads from its job's row: returned by the statement that bumps its sequence.
+EVENT_COLUMNS = (
+    wip_jobs.c.event_seq,
+    wip_jobs.c.collection_name,
+    wip_jobs.c.status,
+    wip_jobs.c.total_products,
+    wip_jobs.c.processed_products,
+    wip_jobs.c.successful_products,
+    wip_jobs.c.failed_products,
+)
+
 
 async def events_after(conn: AsyncConnection, job_id: str, after_seq: int, limit: int) -> list[ProgressEvent]:
     query = (
@@ -45,15 +56,7 @@ async def append_event(
                 wip_jobs.update()
                 .where(wip_jobs.c.job_id == job_id)
                 .values(event_seq=wip_jobs.c.event_seq + 1, eta_seconds=rounded_eta, eta_at=now)
-                .returning(
-                    wip_jobs.c.event_seq,
-                    wip_jobs.c.collection_name,
-                    wip_jobs.c.status,
-                    wip_jobs.c.total_products,
-                    wip_jobs.c.processed_products,
-                    wip_jobs.c.successful_products,
-                    wip_jobs.c.failed_products,
-                )
+                .returning(*EVENT_COLUMNS)
             )
         )
         .mappings()

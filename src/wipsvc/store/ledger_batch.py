@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wipsvc.domain.events import CurrentProduct, JobProgress
 from wipsvc.domain.statuses import EventStatus, ItemStatus, JobStatus, WipStatus
 from wipsvc.store import fencing
+from wipsvc.store.event_log import EVENT_COLUMNS
 from wipsvc.store.lease import Lease
 from wipsvc.store.outbox_repo import enqueue_product_failure
 from wipsvc.store.records import LeaseLost, ProgressEvent
@@ -137,16 +138,7 @@ async def _fence(conn: AsyncConnection, lease: Lease, finishes: list[ItemFinish]
             await conn.execute(
                 fencing.owned(lease.job_id, lease.owner)
                 .values(**values)
-                .returning(
-                    wip_jobs.c.event_seq,
-                    wip_jobs.c.collection_name,
-                    wip_jobs.c.status,
-                    wip_jobs.c.total_products,
-                    wip_jobs.c.processed_products,
-                    wip_jobs.c.successful_products,
-                    wip_jobs.c.failed_products,
-                    wip_jobs.c.token_usage,
-                )
+                .returning(*EVENT_COLUMNS, wip_jobs.c.token_usage)
             )
         )
         .mappings()
