@@ -112,7 +112,7 @@ def jobs_priority(
     as_json: JsonOption = False,
     url: UrlOption = None,
 ) -> None:
-    """Change the priority of a job that is still queued."""
+    """Change the priority of a job that is still scheduled or queued."""
 
     async def action(api: ApiClient, console: Console) -> int:
         job = await api.change_priority(collection, job_id, priority.value)

@@ -120,18 +120,20 @@ async def get_job(job_id: JobId, collection: AllowedCollectionName, services: Se
 @router.patch(
     "/jobs/{job_id}",
     response_model=JobResponse,
-    summary="Change a queued job's priority",
+    summary="Change a waiting job's priority",
     response_description="The job with its new priority.",
     responses=error_responses(
+        400,
         409,
+        413,
         examples={409: ("conflict", "job ce672290-… is running: its priority can change only while queued")},
     ),
 )
 async def change_job_priority(
     job_id: JobId, body: PriorityChange, collection: ExistingCollection, services: ServicesDep
 ) -> JobResponse:
-    """Raise (or lower) the priority of a job that is still queued: `{"priority": "urgent"}`. A job
-    that runs or has ended answers 409."""
+    """Raise (or lower) the priority of a job that is still scheduled or queued: `{"priority":
+    "urgent"}`. A job that runs or has ended answers 409."""
     job = await services.job_service.change_priority(collection.name, job_id, body.priority)
     return JobResponse(job=await job_view(services, job))
 
