@@ -16,19 +16,21 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import openai
 import typer
-from sqlalchemy.engine import make_url
 
-from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.adapters.llm_client import api_message, build_llm_client, llm_api_key, llm_model
 from wipsvc.collection import CollectionConfig
-from wipsvc.config import Settings
 from wipsvc.credentials import with_resolved_credentials
 from wipsvc.domain.errors import StepError
-from wipsvc.store import CollectionRecord, Store
+
+# The settings and the clients (openai, gspread, SQLAlchemy) are imported where a check uses them:
+# the `wipsvc` command registers this module's command, and its other commands should not wait.
+if TYPE_CHECKING:
+    import openai
+
+    from wipsvc.config import Settings
+    from wipsvc.store import CollectionRecord
 
 # A check that has not answered by then will not help an operator waiting at a prompt.
 CHECK_TIMEOUT_SECONDS = 30.0
@@ -94,6 +96,8 @@ def check_config_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as one JSON object.")] = False,
 ) -> None:
     """Check each collection's sheet, LLM and cleaning backends: credentials and a harmless call."""
+    from wipsvc.config import Settings
+
     settings = Settings()
     for line in settings.database_notice():
         typer.echo(line, err=True)
@@ -109,6 +113,8 @@ def check_config_command(
 async def _collections(
     settings: Settings, name: str | None
 ) -> tuple[list[CollectionRecord], CheckResult | None]:
+    from wipsvc.store import Store
+
     where = name or "*"
     if (missing := _missing_sqlite_file(settings)) is not None:
         # Opening it would create an empty file: a check writes nothing.
@@ -136,6 +142,9 @@ class _Checker:
     """Runs the checks of one collection after another, sharing clients between them."""
 
     def __init__(self, settings: Settings) -> None:
+        from wipsvc.adapters.google_sheets import GoogleSheetsBackend
+        from wipsvc.adapters.llm_client import build_llm_client
+
         self.settings = settings
         # One request each (adapters do not retry) and a short timeout: a check reports, it does
         # not wait out an outage.
@@ -166,6 +175,8 @@ class _Checker:
         return "ok", await self.sheets.check(config)
 
     async def _llm(self, config: CollectionConfig) -> tuple[Status, str]:
+        from wipsvc.adapters.llm_client import llm_api_key, llm_model
+
         if not config.llm.enabled:
             return "skipped", "LLM disabled for this collection: structured data and template descriptions"
         if self.llm is None or llm_api_key(self.settings) is None:
@@ -186,8 +197,7 @@ class _Checker:
         )
 
     async def _cleaning(self, config: CollectionConfig) -> tuple[Status, str]:
-        # Imported here, not above: the factory pulls in every adapter, slow to import for the
-        # CLI's other commands.
+        # Imported here, not above: the factory pulls in every adapter.
         from wipsvc.adapters.builtin_cleaner import PythonCleaner
         from wipsvc.adapters.factory import cleaner_for
 
@@ -219,6 +229,10 @@ async def _run(
 
 
 async def _list_models(client: openai.AsyncOpenAI, base_url: str) -> list[str]:
+    import openai
+
+    from wipsvc.adapters.llm_client import api_message
+
     try:
         page = await client.models.list()
     except openai.APITimeoutError as exc:
@@ -239,6 +253,8 @@ def _missing_sqlite_file(settings: Settings) -> str | None:
     """The SQLite database's path if the file does not exist (None for other databases)."""
     if not settings.is_sqlite:
         return None
+    from sqlalchemy.engine import make_url
+
     path = make_url(settings.database_url).database
     if not path or path == ":memory:" or Path(path).exists():
         return None

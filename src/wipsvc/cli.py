@@ -8,17 +8,21 @@ import json
 import logging
 import os
 from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
 import typer
 from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
 from wipsvc.check_config import check_config_command
 from wipsvc.client.commands import collections_app
 from wipsvc.client.commands import register as register_client_commands
 from wipsvc.collections_cli import set_collection
-from wipsvc.config import Settings
 from wipsvc.keys_cli import keys_app
+
+# What a command needs beyond typer is imported in its function: the client commands and `--help`
+# start without the server's libraries, or even the settings (tests/unit/test_cli_imports.py).
+if TYPE_CHECKING:
+    from wipsvc.config import Settings
 
 ALLOWED_HOSTS_ENV = "WIPSVC_SCRAPE_ALLOWED_HOSTS"
 
@@ -56,6 +60,7 @@ def serve(
     from pydantic_settings import SettingsError
 
     from wipsvc.auth import InsecureBind, check_bind
+    from wipsvc.config import Settings
     from wipsvc.logs import configure_logging
     from wipsvc.serving import build_server, run
     from wipsvc.startup import (
@@ -116,6 +121,7 @@ def db_upgrade(
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as one JSON object."),
 ) -> None:
     """Upgrade the schema to the newest migration (the server also does this on start)."""
+    from wipsvc.config import Settings
     from wipsvc.startup import require_database
 
     settings = Settings()
@@ -132,6 +138,7 @@ def demo(
     products: int = typer.Option(0, help="Also add this many generated copies of the sample pages."),
 ) -> None:
     """Run a job end to end on embedded defaults against a built-in sample shop."""
+    from wipsvc.config import Settings
     from wipsvc.demo.run import run_demo
     from wipsvc.startup import require_database
 
@@ -180,7 +187,12 @@ def main() -> None:
     except ValidationError as error:  # a WIPSVC_* setting (or .env line) that does not parse
         typer.echo(f"error: invalid settings: {settings_problems(error)}", err=True)
         raise SystemExit(2) from None
-    except SettingsError as error:
+    except Exception as error:
+        # Imported only now: it was loaded already if the command read the settings.
+        from pydantic_settings import SettingsError
+
+        if not isinstance(error, SettingsError):
+            raise
         typer.echo(f"error: invalid settings: {error}", err=True)
         raise SystemExit(2) from None
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from wipsvc.store import Store
+# The store (and SQLAlchemy) and the settings' errors are imported where they are used: every
+# `wipsvc` command imports this module, and most never read the settings or open a database.
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from wipsvc.store import Store
 
 EXIT_BAD_SETTINGS = 2
 EXIT_DATABASE_UNUSABLE = 3
@@ -32,6 +35,8 @@ class DatabaseUnusable(Exception):
 
 def settings_problem(error: ValidationError | SettingsError) -> str:
     """One line saying which settings are wrong and why (never their values: one may be a secret)."""
+    from pydantic_settings import SettingsError
+
     if isinstance(error, SettingsError):
         return f"bad settings: {_one_line(str(error))}"
     problems = []
@@ -44,6 +49,8 @@ def settings_problem(error: ValidationError | SettingsError) -> str:
 async def check_database(database_url: str) -> None:
     """Open the database, bring its schema up to date and make sure it can be written;
     raise `DatabaseUnusable` if any of that fails."""
+    from wipsvc.store import Store
+
     where = _shown_url(database_url)
     store: Store | None = None
     try:
@@ -91,6 +98,9 @@ def _one_line(text: str) -> str:
 
 
 def _shown_url(database_url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(database_url).render_as_string(hide_password=True)
     except ArgumentError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ import pytest
 
 from tests.support.browser import open_page
 from tests.support.live import LiveServer, make_settings
+from tests.support.paced_shop import PacedShop
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.auth import create_key
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
@@ -53,8 +55,19 @@ async def wait_status(page: Page, status: str) -> None:
     await page.wait_for_selector(f'h1 .badge[data-status="{status}"]')
 
 
+@pytest.fixture
+def slow_shop() -> Iterator[PacedShop]:
+    with PacedShop(latency=(1.0, 1.0)) as running:
+        yield running
+
+
 async def test_add_products_run_a_job_and_cancel_another(
-    sqlite_url: str, shop: SampleShop, fetcher: SafeFetcher, browser: BrowserContext, screenshot_dir: Path
+    sqlite_url: str,
+    shop: SampleShop,
+    slow_shop: PacedShop,
+    fetcher: SafeFetcher,
+    browser: BrowserContext,
+    screenshot_dir: Path,
 ) -> None:
     settings = make_settings(sqlite_url, product_delay_seconds=0.5, workers_per_job=1)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
@@ -114,17 +127,21 @@ async def test_add_products_run_a_job_and_cancel_another(
         assert await page.inner_text("#retry-job") == f"Retry {len(BROKEN_SKUS)} failed product"
         await page.screenshot(path=str(screenshot_dir / "job-completed.png"), full_page=True)
 
-        # A second job (the same pages three times over, new SKUs), slow enough to cancel from its page.
+        # A second job of pages that take a second each, slow enough to cancel from its page.
         await page.goto(f"{server.url}/#/c/sinks")
         await page.wait_for_selector("#products tbody tr")
-        slow = [(f"SLOW-{i}", url) for i, (_, url) in enumerate(products * 3)]
+        slow = slow_shop.products("SLOW", 9)
         await add_products(page, lines(slow))
         await page.click("#start-job")
         second_job = await job_id_from(page)
         assert second_job != first_job
+        # Cancelled once running: the job ends when its product in flight (most likely, a page
+        # still loading) finishes; until then the page says "cancelling", never `cancelled`
+        # ahead of the job and its API.
+        await wait_status(page, "running")
         await page.click("#cancel-job")
         await page.wait_for_selector("#job-feedback .notice")
-        assert re.search(r"Cancellation requested|Job cancelled", await page.inner_text("#job-feedback"))
+        assert "Cancellation requested" in await page.inner_text("#job-feedback")
         await wait_status(page, "cancelled")
         job = (await client.get(f"/api/sinks/wip/jobs/{second_job}")).json()["job"]
         assert job["status"] == "cancelled" and job["processed_products"] < len(slow)

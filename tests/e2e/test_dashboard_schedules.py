@@ -39,7 +39,7 @@ async def test_scheduled_jobs_and_schedules_are_shown_and_paused(
         text = await schedule_row.inner_text()
         assert "30 5 * * *" in text and "Asia/Tokyo" in text and "pending" in text
         await schedule_row.get_by_role("button", name="Pause").click()
-        await schedule_row.locator('.badge[data-status="cancelled"]').wait_for()  # shown "paused"
+        await schedule_row.locator('.badge[data-status="paused"]').wait_for()
         assert (await client.get(f"/api/sinks/schedules/{schedule_id}")).json()["schedule"]["paused"] is True
         await schedule_row.get_by_role("button", name="Resume").click()
         await schedule_row.get_by_role("button", name="Pause").wait_for()

@@ -122,6 +122,11 @@ class ClusterDatabase:
     async def __aexit__(self, *_: object) -> None:
         await self._conn.close()
 
+    async def query(self, sql: str, *args: object) -> list[Any]:
+        """The rows of any read-only query (asyncpg records, read by column name)."""
+        rows: list[Any] = await self._conn.fetch(sql, *args)
+        return rows
+
     async def owner(self, job_id: str) -> str | None:
         owner: str | None = await self._conn.fetchval("SELECT owner FROM wip_jobs WHERE job_id = $1", job_id)
         return owner

@@ -13,10 +13,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
-
-import httpx
 
 from wipsvc.api.schemas import (
     CancelResponse,
@@ -32,6 +30,11 @@ from wipsvc.api.schemas import (
     WipProductListResponse,
     WipProductResponse,
 )
+
+# httpx is imported where a request is made: `wipsvc --help` and the commands that open the
+# database instead of calling a server do not need it.
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "WIPSVC_URL"
@@ -105,6 +108,8 @@ class ApiClient:
         self, config: ClientConfig, *, timeout: float = 30.0, http: httpx.AsyncClient | None = None
     ) -> None:
         """``http``, if given, is used as it is (its base URL and headers) and left open."""
+        import httpx
+
         self.config = config
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(base_url=config.url, headers=config.headers, timeout=timeout)
@@ -129,6 +134,8 @@ class ApiClient:
     async def _request(
         self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
     ) -> httpx.Response:
+        import httpx
+
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = await self._http.request(method, path, json=json, params=clean_params)

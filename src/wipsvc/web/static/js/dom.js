@@ -48,6 +48,8 @@ const TONES = {
   scheduled: "idle", queued: "idle", running: "info", completed: "ok", failed: "bad", cancelled: "warn",
   pending: "idle", extracting: "info", generating: "info", cleaning: "info", ready: "ok", error: "bad",
   succeeded: "ok", skipped: "warn", waiting: "idle", started: "info", processing: "info",
+  // States that are not API statuses but read like one: a running job asked to stop, a paused schedule.
+  cancelling: "warn", paused: "warn",
 };
 
 export function tone(status) {

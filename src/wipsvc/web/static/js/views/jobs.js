@@ -44,7 +44,8 @@ export function timing(job) {
 }
 
 export function jobStatusBadge(job) {
-  if (job.cancel_requested && ACTIVE.has(job.status)) return badge("cancelled", "cancelling");
+  // Still running until its products in flight finish: `cancelled` only once the job has ended.
+  if (job.cancel_requested && ACTIVE.has(job.status)) return badge("cancelling");
   return badge(job.status);
 }
 

@@ -37,7 +37,7 @@ export function schedulesCard(name) {
         td("Cron", { class: "mono nowrap" }, s.cron),
         td("Time zone", { class: "nowrap" }, s.timezone),
         td("Takes", {}, s.selector.statuses.join(", ")),
-        td("Next", { class: "nowrap" }, s.paused ? badge("cancelled", "paused") : timeEl(s.next_fire_at)),
+        td("Next", { class: "nowrap" }, s.paused ? badge("paused") : timeEl(s.next_fire_at)),
         td("Last fire", { class: "nowrap" }, fire
           ? h("span", {}, badge(fire.outcome === "fired" ? "completed" : "skipped", fire.outcome), " ", timeEl(fire.due_at),
             fire.job_ids.length ? h("span", { class: "muted" }, ` · ${fire.job_ids.length} job(s)`) : null)
