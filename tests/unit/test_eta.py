@@ -251,3 +251,32 @@ def test_before_any_product_waited_a_waiting_one_needs_the_shortest_direct_servi
     estimates = served_two_at_a_time(eta, clock, [(3.5, 0), (4.0, 1)])
     # 2 admitted at 3.5 s, 3 at 4 s, 4 when 2 leaves at 7 s: it leaves at 10.5 s.
     assert estimates[-1] == pytest.approx(6.5)
+
+
+def test_admissions_told_by_the_resource_replace_the_inference() -> None:
+    """As in the test above, but the resource tells when each call got an execution: the two
+    admitted on arrival prepared for 0.5 s first, so a call takes 3 s, not the 3.5 s the step
+    took them; products 2 and 3, admitted at 3.5 s, end at 6.5 s and 4 at 9.5 s."""
+
+    def estimate_at_3_5(told: bool) -> float:
+        clock = ManualClock()
+        eta = EtaEstimator(5, clock, workers=5, queues={"clean": 2})
+        for key in range(5):
+            eta.product_started(key, ["clean"])
+        clock.now = 0.5
+        for key in (0, 1):
+            if told:
+                eta.call_admitted(key)
+        clock.now = 3.5
+        for key in (0, 1):
+            eta.step_finished(key, "clean")
+            eta.product_finished(key)
+        for key in (2, 3):
+            if told:
+                eta.call_admitted(key)
+        estimate = eta.estimate()
+        assert estimate is not None
+        return estimate
+
+    assert estimate_at_3_5(told=False) == pytest.approx(7.0)  # the step's 3.5 s, inferred
+    assert estimate_at_3_5(told=True) == pytest.approx(6.0)

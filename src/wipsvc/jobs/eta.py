@@ -91,6 +91,12 @@ class EtaEstimator:
         if running.steps and running.steps[0] in self._queues:
             self._queues[running.steps[0]].arrived(key, now)
 
+    def call_admitted(self, key: Hashable) -> None:
+        """The product's call to a resource that serves a fixed number at once was admitted."""
+        running = self._running.get(key)
+        if running is not None and running.steps and running.steps[0] in self._queues:
+            self._queues[running.steps[0]].admitted(key, self._clock())
+
     def product_finished(self, key: Hashable | None = None) -> None:
         self._remaining = max(0, self._remaining - 1)
         self._count += 1

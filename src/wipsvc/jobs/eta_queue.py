@@ -8,6 +8,10 @@ departures alone this tells which products are being served, since when, and whi
 and how long a service lasts, apart from the wait. A product that waited did its own preparation
 in the step (a write before the call) while it waited, so its service after admission is shorter
 than that of one admitted on arrival: the two are sampled apart.
+
+When the resource tells when each product's call is admitted (``admitted``, from the quota
+bucket that holds the cap), that replaces the inference: a product is served from then on, and
+its service is the call alone, whatever it did in the step before.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 class _Arrival:
     index: int  # the order in which it reached the step
     at: float
+    admitted: float | None = None  # when its call was admitted, when the resource tells
 
 
 def rest_of(samples: Iterable[float], spent: float, fallback: float) -> float:
@@ -42,24 +47,40 @@ class ServedQueue:
         self._departures: list[float] = []  # in time order (the clock is monotonic)
         self._direct: deque[float] = deque(maxlen=window)  # services of products admitted on arrival
         self._waited: deque[float] = deque(maxlen=window)  # from admission, of those that waited
+        self._calls: deque[float] = deque(maxlen=window)  # from told admissions: the calls alone
+        self._told = False  # admissions are told: nothing to infer
 
     def arrived(self, key: Hashable, now: float) -> None:
         if key not in self._arrivals:
             self._arrivals[key] = _Arrival(self._count, now)
             self._count += 1
 
+    def admitted(self, key: Hashable, now: float) -> None:
+        """Its call was admitted (again, if the call is retried: the last admission counts)."""
+        arrival = self._arrivals.get(key)
+        if arrival is not None:
+            arrival.admitted = now
+            self._told = True
+
     def departed(self, key: Hashable, now: float, *, served: bool = True) -> None:
         """It left the step: done (``served``), or failed or gone from the job (no sample)."""
         arrival = self._arrivals.pop(key, None)
         if arrival is None:
             return
-        admitted = self._admitted(arrival)
+        if arrival.admitted is not None and served:
+            self._calls.append(now - arrival.admitted)
+        admitted = self._inferred(arrival)
         if admitted is not None and served:
             (self._waited if admitted > arrival.at else self._direct).append(now - admitted)
         self._departures.append(now)
 
     def _admitted(self, arrival: _Arrival) -> float | None:
         """When it was admitted; None while it waits for a free execution."""
+        if self._told:
+            return arrival.admitted
+        return self._inferred(arrival)
+
+    def _inferred(self, arrival: _Arrival) -> float | None:
         ahead = arrival.index - self.capacity
         if ahead < 0:
             return arrival.at
@@ -68,12 +89,14 @@ class ServedQueue:
         return max(arrival.at, self._departures[ahead])
 
     def known(self) -> bool:
-        return bool(self._direct or self._waited)
+        return bool(self._calls or self._direct or self._waited)
 
     def _service(self, waited: bool) -> Sequence[float]:
         """Recent services of products admitted like this one. Until one product has been
         served after waiting, one that waited is taken to need the shortest direct service: the
         one whose preparation took least, which the waiting products did while they waited."""
+        if self._told and self._calls:
+            return self._calls
         if waited:
             return self._waited or [min(self._direct)]
         return self._direct or self._waited
@@ -93,7 +116,7 @@ class ServedQueue:
             if admitted is None:
                 waiting.append((arrival.index, key))
                 continue
-            waited = admitted > arrival.at
+            waited = admitted > arrival.at or self._told
             end = rest_of(self._service(waited), now - admitted, self.mean_service(waited))
             servers.append(end)
             ends[key] = end
