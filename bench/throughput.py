@@ -11,6 +11,11 @@ latencies, quota window, coalescing window, backoff, the seed's 20 s delay — i
 design's scale, and results are converted back to unscaled time. The default design runs in real
 time; the seed at 1/50 of it, or it would take an hour. Our own code's time is not scaled, so it
 weighs 50 times more in the seed's run: the seed's model rate (without it) is printed too.
+
+The default design's ETA is judged at every progress event the service recorded (read from its
+database after the run) against the time actually left until the job's ``completed_at``. The
+run ends with a PASS/FAIL line per goal: at least 0.9 of the true external bound, 100 times the
+seed, 0 429s, the ETA within 25% from 10% to 90% done.
 """
 
 from __future__ import annotations
@@ -465,10 +470,13 @@ async def main() -> None:
         f"{bound.binding})"
     )
     print("\n== goals ==")
-    versus_seed = default_rate / (seed_model if args.no_seed else min(seed_rate, seed_model))
+    versus_seed = default_rate / (seed_model if args.no_seed else max(seed_rate, seed_model))
     goals = [
         (f"default / true external bound {bound_ratio:.3f} >= 0.9", bound_ratio >= 0.9),
-        (f"default / seed {versus_seed:.1f} >= 100 (the lower of measured and model)", versus_seed >= 100),
+        (
+            f"default / seed {versus_seed:.1f} >= 100 (the seed's faster rate: model or measured)",
+            versus_seed >= 100,
+        ),
         (
             f"self-inflicted 429s {default.throttled + seed.throttled} == 0",
             default.throttled + seed.throttled == 0,
