@@ -40,6 +40,8 @@ def rest_of(samples: Iterable[float], spent: float, fallback: float) -> float:
 
 
 class ServedQueue:
+    """One such step of one job: who arrived, was admitted and left, and how long services took."""
+
     def __init__(self, capacity: int, window: int) -> None:
         self.capacity = max(1, capacity)
         self._arrivals: dict[Hashable, _Arrival] = {}
