@@ -154,8 +154,56 @@ def test_a_step_served_a_few_at_a_time_is_modelled_as_a_queue() -> None:
 
     # Without the queue: every product in the step "about done" by the one sample.
     assert run(None) <= 3.0
-    # With it: 8 left, 2 at a time, 3 s each: 4 rounds; the first round has been served 3 s already.
-    assert run({"clean": 2}) == pytest.approx(9.3, abs=0.5)
+    # With it: product 2 was admitted when product 0 left (t=4), product 1 is about done (0.3 s);
+    # the six still waiting follow two at a time, 3 s each, the last admitted at t=13: 12 s left.
+    assert run({"clean": 2}) == pytest.approx(12.0)
+
+
+def served_two_at_a_time(
+    eta: EtaEstimator, clock: ManualClock, finish: list[tuple[float, int]]
+) -> list[float]:
+    """Five products reach a step served 2 at a time at t=0; ``finish``: (when, product) they
+    leave it, each leaving the job then. The estimates after each departure."""
+    for key in range(5):
+        eta.product_started(key, ["clean"])
+    estimates = []
+    for at, key in finish:
+        clock.now = at
+        eta.step_finished(key, "clean")
+        eta.product_finished(key)
+        estimate = eta.estimate()
+        assert estimate is not None
+        estimates.append(estimate)
+    return estimates
+
+
+def test_a_waiting_product_is_served_from_its_admission_not_its_arrival() -> None:
+    """The step prepares for 0.5 s (a write) and then waits for one of 2 executions of 3 s. A
+    product that waited prepared while waiting: 3 s from its admission, which is when the one
+    two places ahead of it left. The time measured in the step (up to 9.5 s here, mostly
+    waiting) says nothing about how long the last one's execution still takes."""
+    clock = ManualClock()
+    eta = EtaEstimator(5, clock, workers=5, queues={"clean": 2})
+    departures = [(3.5, 0), (3.5, 1), (6.5, 2), (6.5, 3)]
+    estimates = served_two_at_a_time(eta, clock, departures)
+    # At 3.5 s products 2 and 3 have just been admitted; nothing has been served after waiting
+    # yet, so a whole 3.5 s service is assumed for them and for 4 after them: 7 s, 1 s too long.
+    assert estimates[1] == pytest.approx(7.0)
+    # At 6.5 s product 4 has just been admitted and is served like 2 and 3 were: 3 s.
+    assert estimates[3] == pytest.approx(3.0)
+    clock.now = 8.0
+    assert eta.estimate() == pytest.approx(1.5)  # modelled again: half of its service done
+
+
+def test_a_product_that_fails_in_the_queue_frees_its_place_without_a_sample() -> None:
+    clock = ManualClock()
+    eta = EtaEstimator(5, clock, workers=5, queues={"clean": 2})
+    estimates = served_two_at_a_time(eta, clock, [(3.5, 0), (3.5, 1)])
+    assert estimates[-1] == pytest.approx(7.0)  # 2 and 3 from 3.5 s, then 4: 3.5 s each
+    clock.now = 4.0
+    eta.product_finished(2)  # failed in the step: no step_finished, no sample of 0.5 s
+    # Product 4 takes 2's place from now; 3 was admitted at 3.5 s: both need a whole service.
+    assert eta.estimate() == pytest.approx(3.5)
 
 
 def test_with_many_products_in_flight_the_model_is_redone_a_few_times_a_second() -> None:
@@ -192,3 +240,43 @@ def test_with_few_products_in_flight_every_estimate_is_modelled_afresh() -> None
     eta.step_finished(1, "extract")
     eta.product_finished(1)
     assert first is not None and eta.estimate() != pytest.approx(first - 0.1)
+
+
+def test_before_any_product_waited_a_waiting_one_needs_the_shortest_direct_service() -> None:
+    """The first two were admitted on arrival and prepared for 0.5 s and 1 s before their 3 s
+    execution; the others prepared while waiting. With no service after a wait measured yet,
+    the shortest direct one (3.5 s) stands for theirs, not the mean (3.75 s)."""
+    clock = ManualClock()
+    eta = EtaEstimator(5, clock, workers=5, queues={"clean": 2})
+    estimates = served_two_at_a_time(eta, clock, [(3.5, 0), (4.0, 1)])
+    # 2 admitted at 3.5 s, 3 at 4 s, 4 when 2 leaves at 7 s: it leaves at 10.5 s.
+    assert estimates[-1] == pytest.approx(6.5)
+
+
+def test_admissions_told_by_the_resource_replace_the_inference() -> None:
+    """As in the test above, but the resource tells when each call got an execution: the two
+    admitted on arrival prepared for 0.5 s first, so a call takes 3 s, not the 3.5 s the step
+    took them; products 2 and 3, admitted at 3.5 s, end at 6.5 s and 4 at 9.5 s."""
+
+    def estimate_at_3_5(told: bool) -> float:
+        clock = ManualClock()
+        eta = EtaEstimator(5, clock, workers=5, queues={"clean": 2})
+        for key in range(5):
+            eta.product_started(key, ["clean"])
+        clock.now = 0.5
+        for key in (0, 1):
+            if told:
+                eta.call_admitted(key)
+        clock.now = 3.5
+        for key in (0, 1):
+            eta.step_finished(key, "clean")
+            eta.product_finished(key)
+        for key in (2, 3):
+            if told:
+                eta.call_admitted(key)
+        estimate = eta.estimate()
+        assert estimate is not None
+        return estimate
+
+    assert estimate_at_3_5(told=False) == pytest.approx(7.0)  # the step's 3.5 s, inferred
+    assert estimate_at_3_5(told=True) == pytest.approx(6.0)

@@ -11,6 +11,7 @@ import pytest
 from tests.support.clocks import LoopClock
 from tests.support.live import make_settings
 from wipsvc.limits import Limits, Permit, QuotaBucket
+from wipsvc.limits.admission import call_admitted
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -214,6 +215,32 @@ async def test_max_concurrent_caps_calls_in_flight(clock: LoopClock) -> None:
     for start, _ in log:
         assert sum(1 for s, e in log if s <= start < e) <= 3
     assert len(log) >= 27
+
+
+async def test_a_capped_bucket_tells_the_caller_when_its_call_is_admitted(clock: LoopClock) -> None:
+    """The ETA learns when each product's call got one of the executions (not when it began to
+    wait for one): the listener in the caller's context hears it, and only from a capped bucket."""
+    capped = QuotaBucket("apps_script", None, max_concurrent=1)
+    plain = QuotaBucket("sheets_write", 60, 60.0)
+    heard: list[tuple[str, str, float]] = []
+
+    async def call(name: str, bucket: QuotaBucket, hold: float) -> None:
+        call_admitted.set(lambda bucket_name: heard.append((name, bucket_name, clock.now)))
+        async with bucket.permit():
+            await asyncio.sleep(hold)
+
+    tasks = [
+        asyncio.create_task(call("first", capped, 3.0)),
+        asyncio.create_task(call("second", capped, 3.0)),
+        asyncio.create_task(call("write", plain, 0.0)),
+    ]
+    await clock.advance(7)
+    await stop(tasks)
+    assert [(name, bucket) for name, bucket, _ in heard] == [
+        ("first", "apps_script"),
+        ("second", "apps_script"),
+    ]
+    assert heard[1][2] - heard[0][2] == pytest.approx(3.0, abs=0.1)  # when the first one's call ended
 
 
 async def test_limits_follow_the_settings() -> None:

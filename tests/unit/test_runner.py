@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
+from dataclasses import replace
 
 import pytest
 import sqlalchemy.exc
@@ -15,12 +16,15 @@ from tests.support.leases import lease_of
 from tests.support.live import make_settings
 from tests.support.memory_backends import Fetcher, Sheet, memory_backends
 from wipsvc.adapters.base import Backends, FetchedPage
+from wipsvc.adapters.builtin_cleaner import PythonCleaner
 from wipsvc.config import Settings
 from wipsvc.domain.errors import StepError
 from wipsvc.domain.statuses import ItemStatus, JobStatus, WipStatus
+from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.registry import JobRegistry
 from wipsvc.jobs.runner import JobRunner
+from wipsvc.limits import Limits, QuotaBucket
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.store import JobRecord, ProgressEvent, Store
 from wipsvc.store.tables import wip_jobs
@@ -258,3 +262,44 @@ async def test_the_registry_claims_even_when_it_may_not_end_stalled_sessions(
     finally:
         await registry.stop()
     assert "could not end stalled database sessions: database error" in caplog.text
+
+
+class CappedCleaner(PythonCleaner):
+    """Runs each product's cleaning through a bucket of one execution at a time, as the Apps
+    Script adapter runs its calls through Apps Script's bucket."""
+
+    def __init__(self, bucket: QuotaBucket) -> None:
+        super().__init__()
+        self.bucket = bucket
+
+    async def run(self, *, row_num: int, sku: str) -> None:
+        async with self.bucket.permit():
+            await asyncio.sleep(0.01)
+
+
+async def test_each_products_admission_to_a_capped_resource_reaches_the_eta(
+    store: Store, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Apps Script bucket tells the ETA when a product's call gets an execution: each
+    product of the job is told once, as its own (the products run at once, in their own tasks),
+    while it is in the clean step."""
+    told: list[tuple[int, str]] = []
+
+    class Recording(EtaEstimator):
+        def call_admitted(self, key: Hashable) -> None:
+            running = self._running.get(key)
+            told.append((int(str(key)), running.steps[0] if running and running.steps else ""))
+            super().call_admitted(key)
+
+    monkeypatch.setattr("wipsvc.jobs.runner.EtaEstimator", Recording)
+    bucket = QuotaBucket("apps_script", None, max_concurrent=1)
+    limits = replace(Limits.unlimited(), apps_script=bucket)
+    backends = replace(memory_backends(), cleaner=CappedCleaner(bucket), limits=limits)
+    engine = Engine(store, make_settings(sqlite_url, workers_per_job=3, product_delay_seconds=0), backends)
+    job = await _job(store, 3)
+    [claimed] = await engine.claimed("me")
+    await engine.runner(claimed, "me").run()
+
+    ended = await store.jobs.get(job.job_id)
+    assert ended is not None and ended.status is JobStatus.COMPLETED
+    assert sorted(told) == sorted((item.wip_id, "clean") for item in await store.jobs.items(job.job_id))

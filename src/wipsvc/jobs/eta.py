@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+
+from wipsvc.jobs.eta_queue import ServedQueue, rest_of
 
 # Modelling costs time in proportion to the products in flight. With many in flight (a large job
 # whose products all run at once, each asking for an estimate as it ends) the model is redone at
@@ -31,10 +32,11 @@ class EtaEstimator:
     products). A bucket pausing after a 429 (``paused_for``) holds every product in flight at least
     that long. Waiting for quota tokens is part of each step's measured time, so a quota that binds
     shows in the averages. A step served a fixed number of products at once (``queues``: Apps
-    Script's concurrent executions) is modelled as its queue: the products still needing it pass
-    through in arrival order, which the averages of the first, unqueued products do not show. Modelling the
-    workers rather than the completion rate matters when
-    products finish in waves: the last wave still takes a whole product's time.
+    Script's concurrent executions) is modelled as its queue (:mod:`wipsvc.jobs.eta_queue`): who
+    is being served since when, inferred from the order of arrivals and departures, and who still
+    waits; its measured time, mostly waiting late in a job, would say the last ones are about
+    done. Modelling the workers rather than the completion rate matters when products finish in
+    waves: the last wave still takes a whole product's time.
 
     Without step timings it falls back to the completion rate over a sliding window (measured from
     when this runner started, so that a resumed job does not count time it spent dead).
@@ -60,8 +62,8 @@ class EtaEstimator:
         self._workers = max(1, workers)
         self._gap = gap
         self._paused_for = paused_for
-        # step -> how many products it serves at once (Apps Script: 30 executions per user).
-        self._queues = dict(queues or {})
+        # step -> the products it serves at once (Apps Script: 30 executions per user).
+        self._queues = {step: ServedQueue(capacity, window) for step, capacity in (queues or {}).items()}
         self._durations: dict[str, deque[float]] = {}
         self._all_steps: list[str] = []  # a whole product's steps, in order
         self._running: dict[Hashable, _Running] = {}
@@ -71,7 +73,10 @@ class EtaEstimator:
         """A product began; ``steps`` are those it still has to do (fewer when resumed)."""
         if len(steps) > len(self._all_steps):
             self._all_steps = list(steps)
-        self._running[key] = _Running(list(steps), self._clock())
+        now = self._clock()
+        self._running[key] = _Running(list(steps), now)
+        if steps and steps[0] in self._queues:
+            self._queues[steps[0]].arrived(key, now)
 
     def step_finished(self, key: Hashable, step: str) -> None:
         running = self._running.get(key)
@@ -81,6 +86,16 @@ class EtaEstimator:
         self._durations.setdefault(step, deque(maxlen=self._window)).append(now - running.mark)
         running.steps.remove(step)
         running.mark = now
+        if step in self._queues:
+            self._queues[step].departed(key, now)
+        if running.steps and running.steps[0] in self._queues:
+            self._queues[running.steps[0]].arrived(key, now)
+
+    def call_admitted(self, key: Hashable) -> None:
+        """The product's call to a resource that serves a fixed number at once was admitted."""
+        running = self._running.get(key)
+        if running is not None and running.steps and running.steps[0] in self._queues:
+            self._queues[running.steps[0]].admitted(key, self._clock())
 
     def product_finished(self, key: Hashable | None = None) -> None:
         self._remaining = max(0, self._remaining - 1)
@@ -88,6 +103,8 @@ class EtaEstimator:
         self._finished.append(self._clock())
         if key is not None:
             self._running.pop(key, None)
+            for queue in self._queues.values():  # failed in or before the step: it waits no more
+                queue.departed(key, self._clock(), served=False)
 
     def estimate(self) -> float | None:
         if not self._finished:
@@ -126,7 +143,8 @@ class EtaEstimator:
             if running.steps:
                 # Time already spent in the current step counts, but a slow step is not over yet.
                 step = running.steps[0]
-                left += self._rest_of(step, now - running.mark, mean.get(step, 0.0)) - mean.get(step, 0.0)
+                rest = rest_of(self._durations.get(step, ()), now - running.mark, mean.get(step, 0.0))
+                left += rest - mean.get(step, 0.0)
             busy.append(max(left, pause))
         pending = max(0, self._remaining - len(busy))
         free_at = sorted(busy + [0.0] * max(0, self._workers - len(busy)))[: max(self._workers, 1)]
@@ -137,57 +155,27 @@ class EtaEstimator:
         ]
         return max([*finish, *busy])
 
-    def _rest_of(self, step: str, spent: float, mean: float) -> float:
-        """Expected time left in ``step`` after ``spent`` seconds in it: the recent samples that
-        lasted longer, less ``spent`` (a product already slower than the mean is likely among
-        the slow ones, not about to finish); a tenth of the mean when none lasted that long."""
-        longer = [sample for sample in self._durations.get(step, ()) if sample > spent]
-        if not longer:
-            return mean * 0.1
-        return sum(longer) / len(longer) - spent
-
     def _through_queues(self, mean: dict[str, float], now: float) -> dict[Hashable, float]:
         """Seconds until done for the running products that still need a step served a fixed
-        number at a time. Of those in the step, the ``capacity`` that began it first are being
-        served: each needs what the step's recent samples longer than its time so far suggest.
-        The others, and the products still on their way to the step, queue behind them in
-        order, each taking the step's unqueued time (the shortest it took recently)."""
+        number at a time: through the step's queue (see :mod:`wipsvc.jobs.eta_queue`), in the
+        order they reach it, then the steps after it at their averages."""
         ends: dict[Hashable, float] = {}
-        for step, capacity in self._queues.items():
-            samples = self._durations.get(step)
-            if not samples or step not in self._all_steps:
+        for step, queue in self._queues.items():
+            if not queue.known() or step not in self._all_steps:
                 continue
-            service, step_mean = min(samples), mean.get(step, 0.0)
             after = sum(mean.get(name, 0.0) for name in self._all_steps[self._all_steps.index(step) + 1 :])
-            inside: list[tuple[float, Hashable]] = []
             coming: list[tuple[float, Hashable]] = []
             for key, running in self._running.items():
-                if step not in running.steps:
+                if step not in running.steps or running.steps[0] == step:
                     continue
                 index = running.steps.index(step)
-                spent = now - running.mark
-                if index == 0:
-                    inside.append((spent, key))
-                    continue
                 current = running.steps[0]
                 before = sum(mean.get(name, 0.0) for name in running.steps[:index])
-                rest = self._rest_of(current, spent, mean.get(current, 0.0))
+                rest = rest_of(self._durations.get(current, ()), now - running.mark, mean.get(current, 0.0))
                 coming.append((max(0.0, before - mean.get(current, 0.0) + rest), key))
-            inside.sort(key=lambda pair: -pair[0])  # the longest in the step first
-            servers: list[float] = []
-            for spent, key in inside[: max(1, capacity)]:
-                end = self._rest_of(step, spent, step_mean)
-                servers.append(end)
-                ends[key] = end + after
-            servers += [0.0] * max(0, capacity - len(servers))
-            heapq.heapify(servers)
-            waiting = [(0.0, key) for _, key in inside[max(1, capacity) :]] + sorted(
-                coming, key=lambda pair: pair[0]
-            )
-            for arrival, key in waiting:
-                start = max(arrival, heapq.heappop(servers))
-                heapq.heappush(servers, start + service)
-                ends[key] = start + service + after
+            for key, end in queue.ends(coming, now).items():
+                if key in self._running:
+                    ends[key] = end + after
         return ends
 
     def _from_rate(self) -> float | None:

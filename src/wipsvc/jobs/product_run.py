@@ -18,6 +18,7 @@ from wipsvc.domain.statuses import STEP_ORDER, Step
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.ledger_writer import LedgerWriter
 from wipsvc.jobs.observer import RunnerObserver
+from wipsvc.limits.admission import call_admitted
 from wipsvc.pipeline.retry import RetryPolicy
 from wipsvc.pipeline.steps import ProductState, StepFailure, run_product
 from wipsvc.store import ItemRecord, LeaseLost, describe_error, is_outage
@@ -70,6 +71,8 @@ class ProductRun:
         error = error_step = None
         transient = False
         last: ItemCheckpoint | None = None
+        # The Apps Script bucket tells when this product's call gets one of its executions.
+        told = call_admitted.set(lambda _bucket: eta.call_admitted(item.wip_id))
         try:
             await run_product(state, backends, save, self._retry, on_step=self._step_finished)
             last = _checkpoint(state)
@@ -89,6 +92,8 @@ class ProductRun:
             error_step = remaining[0].value if remaining else None
             error = f"could not store the product's progress: {describe_error(failure)}"
             log.exception("job %s product %s: %s", job_id, item.sku, error)
+        finally:
+            call_admitted.reset(told)
         self._tokens_spent(state.token_usage, spent_before)
         eta.product_finished(item.wip_id)
         finish = ItemFinish(

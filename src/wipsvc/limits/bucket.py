@@ -40,6 +40,7 @@ from itertools import count
 from types import TracebackType
 from typing import Any, Literal, Self
 
+from wipsvc.limits.admission import tell_admitted
 from wipsvc.limits.waiting import WaitQueue
 
 Anchor = Literal["start", "finish"]
@@ -172,6 +173,8 @@ class QuotaBucket:
         paused; then, with an enclosing bucket (Google's per-project quota above a user's), for its
         tokens too."""
         permit = await self._acquire_own(amount)
+        if self.max_concurrent is not None:
+            tell_admitted(self.name)
         if self.enclosing is None:
             return permit
         try:

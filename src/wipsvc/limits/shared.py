@@ -23,6 +23,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from wipsvc.limits.admission import tell_admitted
 from wipsvc.limits.bucket import Anchor, Permit, QuotaBucket
 from wipsvc.limits.waiting import PriorityGate
 
@@ -241,6 +242,8 @@ class SharedQuotaBucket(QuotaBucket):
                     await self._sleep(wait)
         self._in_flight += 1
         self.admitted += 1
+        if self.max_concurrent is not None:
+            tell_admitted(self.name)
         return Permit(self, amount, self._local_now(), token)
 
     def _local_now(self) -> float:
