@@ -92,7 +92,7 @@ async def test_three_instances_share_jobs_survive_a_kill_and_relay_every_event(
         sheets_api_url=sheets.url,
         google_credentials_file=credentials,
         workers_per_job=WORKERS,
-        max_running_jobs=2,  # the survivors always have room for a job taken over
+        max_running_jobs=2,  # the survivors always have room for a job taken over ("a": 1, below)
         jobs_per_collection=1,
         sheets_write_per_minute=1_000_000,
         sheets_read_per_minute=1_000_000,
@@ -107,7 +107,10 @@ async def test_three_instances_share_jobs_survive_a_kill_and_relay_every_event(
         watcher = (await create_key(store.keys, sorted(WATCHED))).key
     finally:
         await store.close()
-    cluster = Cluster(["a", "b", "c"], env, tmp_path)
+    # "a" runs one job at a time: the two watched collections' jobs run at once (a job per
+    # collection at a time), so one of them is always on b or c, where the kill falls. Otherwise
+    # "a", claiming its collection's next job the moment it ends its last, could run all of them.
+    cluster = Cluster(["a", "b", "c"], env, tmp_path, overrides={"a": {"WIPSVC_MAX_RUNNING_JOBS": "1"}})
     events = EventLog()
     try:
         with cluster:

@@ -35,10 +35,17 @@ FAILOVER_SETTINGS: dict[str, Any] = {
 class Cluster:
     """``with Cluster(["a", "b", "c"], env, tmp_path) as cluster: cluster["a"].pause() …``"""
 
-    def __init__(self, names: Sequence[str], env: Mapping[str, str], workdir: Path) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        env: Mapping[str, str],
+        workdir: Path,
+        overrides: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """``overrides`` gives some instances settings of their own (by name)."""
         self.servers = {
             name: ServerProcess(
-                {**env, "WIPSVC_INSTANCE_ID": name},
+                {**env, **(overrides or {}).get(name, {}), "WIPSVC_INSTANCE_ID": name},
                 port=free_port(),
                 cwd=workdir,
                 log_path=workdir / f"instance-{name}.log",
