@@ -10,7 +10,6 @@ event, and `/readyz` answers 503 meanwhile. A second Ctrl-C cuts the wait short.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import socket
 import sys
@@ -30,25 +29,10 @@ log = logging.getLogger(__name__)
 STARTUP_FAILURE = 3
 
 
-def freeze_startup_heap() -> None:
-    """Keep what exists once the service has started (its modules, app, settings, clients) out of
-    the garbage collector's full collections. A full collection walks every object tracked: with
-    the libraries loaded that took 100-150 ms each, and a 1,000-product job triggers one or two,
-    which made each of its products 15-25% dearer than a small job's (``bench/overhead.py``).
-    Frozen, a full collection walks only what was made since (20 ms)."""
-    gc.collect()  # garbage already made is freed, not frozen
-    gc.freeze()
-
-
 class DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, drain: Callable[[], Coroutine[Any, Any, None]]) -> None:
         super().__init__(config)
         self._drain = drain
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started:
-            freeze_startup_heap()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         draining = asyncio.create_task(self._drain())
