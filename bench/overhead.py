@@ -340,6 +340,11 @@ async def main() -> None:
             f"{kind}: marginal CPU per product at {args.large} / at {args.small}: {marginal:.2f} "
             f"(a 1-product job's run: {one_off[kind]:.1f} ms CPU; goal within 10%: {verdict})"
         )
+        between = (
+            large["ms CPU per product (whole process)"] * args.large
+            - small["ms CPU per product (whole process)"] * args.small
+        ) / (args.large - args.small)
+        print(f"  {kind}: CPU per product from {args.small} to {args.large} products: {between:.2f} ms")
         for size in (args.small, args.large):
             runs = ", ".join(f"{cpu:.0f}" for cpu in spent[f"{kind}, {size}"])
             print(f"  {kind}, {size} products: whole CPU of each run, ms: {runs}")
