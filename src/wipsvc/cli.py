@@ -92,7 +92,7 @@ def serve(
     for line in settings.database_notice():
         serve_log.log(logging.WARNING if line.startswith("warning:") else logging.INFO, "%s", line)
     server = build_server(settings)
-    _tune_gc_for_serving()
+    tune_gc_for_serving()
     run(server)
 
 
@@ -101,7 +101,7 @@ def _announce_database(settings: Settings) -> None:
         typer.echo(line, err=True)
 
 
-def _tune_gc_for_serving() -> None:
+def tune_gc_for_serving() -> None:
     """Keep full garbage collections, which pause the event loop, out of a busy server's way.
 
     Everything imported and built so far lives as long as the process: frozen, it is no longer

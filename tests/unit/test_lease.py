@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 
 import pytest
 
@@ -38,6 +40,17 @@ def test_p95_of_the_recent_durations() -> None:
     for _ in range(100):  # the window keeps only the recent ones
         stats.add(0.5)
     assert stats.p95() == 0.5
+
+
+def test_p95_follows_the_window_as_old_durations_leave_it() -> None:
+    rng = random.Random(14)
+    stats, recent = DurationStats(window=20), list[float]()
+    for _ in range(200):
+        seconds = rng.choice([rng.uniform(0, 5), 1.0, -1.0])  # repeats, and negatives kept as 0
+        stats.add(seconds)
+        recent = [*recent, max(0.0, seconds)][-20:]
+        ordered = sorted(recent)
+        assert stats.p95() == ordered[math.ceil(0.95 * len(ordered)) - 1]
 
 
 async def test_a_call_starts_only_while_the_remaining_certain_validity_exceeds_its_p95() -> None:

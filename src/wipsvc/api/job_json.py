@@ -5,7 +5,8 @@ The store writes each product's result in exactly the shape of :class:`ProductRe
 and then again as the response (FastAPI validates a returned model once more) cost a poll of a
 large job ~20 ms of the event loop; a result in that exact shape is written out as it is. Anything
 else (a row written by an older version, say) still goes through the model. An ended job's results
-never change: their JSON is kept for the next poll, keyed by the stored text itself.
+never change: their JSON is kept for the next poll, keyed by the stored text itself. A running
+job's results are the JSON kept on its ledger rows, joined as they are (``item_result_json``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ async def job_json_response(services: Services, job: JobRecord, view: Job) -> Re
     if job.status in TERMINAL_JOB_STATUSES:
         results = _ended_results(job.results_json)
     else:
-        results = _results_json(await services.job_service.results(job))
+        # Each finished product's result is kept as JSON on its ledger row: joined, not rebuilt.
+        results = (await services.job_service.results_json(job)).encode()
     outer = JobResponse(job=view).model_dump(mode="json")
     outer["job"]["results"] = _MARK
     return Response(to_json(outer).replace(_PLACEHOLDER, results, 1), media_type="application/json")

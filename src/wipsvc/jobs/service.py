@@ -131,6 +131,9 @@ class JobService:
     async def results(self, job: JobRecord) -> list[dict[str, Any]]:
         return await self._store.jobs.results(job)
 
+    async def results_json(self, job: JobRecord) -> str:
+        return await self._store.jobs.results_json(job)
+
     async def eta_seconds(self, job: JobRecord) -> float | None:
         """The job's last estimate, decayed by the time since it was made; 0 once it ended, None
         while queued or before its first estimate."""

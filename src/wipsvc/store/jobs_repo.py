@@ -12,7 +12,6 @@ job over, they raise `LeaseLost` and change nothing.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,7 +31,7 @@ from wipsvc.domain.statuses import (
     JobStatus,
     WipStatus,
 )
-from wipsvc.store import event_log, fencing, ledger
+from wipsvc.store import event_log, fencing, ledger, ledger_results
 from wipsvc.store.database import Database
 from wipsvc.store.job_create import insert_job, queue_due_scheduled
 from wipsvc.store.lease import Clock, Lease, LeaseState
@@ -387,7 +386,7 @@ async def _finish(
             completed_at=now,
             owner=None,
             lease_expires_at=None,
-            results=json.dumps(await ledger.results_of(conn, job_id)),  # written once, here
+            results=await ledger_results.results_json_of(conn, job_id),  # written once, here
         )
     )
     await mark_for_rerun(conn, job_id)

@@ -17,6 +17,7 @@ call starts right after a renewal, and could never start otherwise.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import math
 import time
@@ -72,15 +73,21 @@ class DurationStats:
 
     def __init__(self, window: int = 100) -> None:
         self._recent: deque[float] = deque(maxlen=window)
+        # The same durations kept in order: every call's admission asks for the p95, and sorting
+        # the window each time made a product's calls dearer once the window had filled.
+        self._ordered: list[float] = []
 
     def add(self, seconds: float) -> None:
-        self._recent.append(max(0.0, seconds))
+        seconds = max(0.0, seconds)
+        if len(self._recent) == self._recent.maxlen:
+            del self._ordered[bisect.bisect_left(self._ordered, self._recent[0])]
+        self._recent.append(seconds)
+        bisect.insort(self._ordered, seconds)
 
     def p95(self) -> float:
-        if not self._recent:
+        if not self._ordered:
             return 0.0
-        ordered = sorted(self._recent)
-        return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+        return self._ordered[max(0, math.ceil(0.95 * len(self._ordered)) - 1)]
 
 
 class LeaseGuard:

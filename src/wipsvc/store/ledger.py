@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wipsvc.domain.statuses import TERMINAL_ITEM_STATUSES, TERMINAL_JOB_STATUSES, WipStatus
-from wipsvc.store import ledger_batch
+from wipsvc.store import ledger_batch, ledger_results
 from wipsvc.store.database import Database
 from wipsvc.store.lease import Lease
 from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
@@ -39,6 +39,14 @@ class JobLedger:
             return job.results
         async with self.db.read() as conn:
             return await results_of(conn, job.job_id)
+
+    async def results_json(self, job: JobRecord) -> str:
+        """`results` as a JSON array: a running job's from the results kept on its ledger rows (a
+        poll joins stored text), an ended job's as stored with it."""
+        if job.status in TERMINAL_JOB_STATUSES:
+            return job.results_json
+        async with self.db.read() as conn:
+            return await ledger_results.results_json_of(conn, job.job_id)
 
     async def write_batch(self, lease: Lease, writes: Sequence[LedgerWrite]) -> list[ProgressEvent]:
         """Many products' writes in one transaction (see :mod:`wipsvc.store.ledger_batch`)."""

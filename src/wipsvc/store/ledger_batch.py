@@ -5,7 +5,9 @@ were made. It is written in one transaction whose first write to the job's row i
 ``UPDATE wip_jobs … WHERE job_id AND owner AND status = 'running'`` that renews the lease and, when
 products finish, also bumps the job's counters and its event sequence, returning what the events
 need. No row count, no row: the lease is lost and nothing is written. Every other statement is one
-``executemany`` per kind of write, and nothing just written is read back: the caller knows it.
+``executemany`` per kind of write, and nothing just written is read back for the caller: it knows
+it. The one read-back is the finished products' results, kept as JSON on their rows (see
+:func:`wipsvc.store.ledger_results.keep_results`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wipsvc.domain.events import CurrentProduct, JobProgress
 from wipsvc.domain.statuses import EventStatus, ItemStatus, JobStatus, WipStatus
-from wipsvc.store import fencing
+from wipsvc.store import fencing, ledger_results
 from wipsvc.store.event_log import EVENT_COLUMNS
 from wipsvc.store.lease import Lease
 from wipsvc.store.outbox_repo import enqueue_product_failure
@@ -115,6 +117,7 @@ async def write_batch(
     if not finishes:
         return []
     await _close(conn, lease.job_id, finishes, now)
+    await ledger_results.keep_results(conn, lease.job_id, [f.wip_id for f in finishes])
     return await _events(conn, lease.job_id, job, finishes, now)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import RowMapping
 
 from wipsvc.collection import CollectionConfig
@@ -243,6 +244,11 @@ def item_result(row: Mapping[str, Any] | RowMapping) -> dict[str, Any]:
         "generator": (checkpoint.get("descriptions") or {}).get("generator"),
         "token_usage": checkpoint.get("token_usage"),
     }
+
+
+def item_result_json(row: Mapping[str, Any] | RowMapping) -> str:
+    """`item_result` as compact JSON, exactly as the status route writes a result out."""
+    return to_json(item_result(row)).decode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,8 @@ job_items = sa.Table(
     sa.Column("started_at", UTCDateTime),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("duration", sa.Float),
+    # The product's entry of the job's `results`, as JSON, written with its end (migration 0008).
+    sa.Column("result_json", sa.Text),
 )
 
 job_events = sa.Table(
