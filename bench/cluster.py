@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -45,6 +44,8 @@ sys.path.insert(0, str(ROOT))  # `python bench/cluster.py` from the repo root: t
 from tests.fakes.google_oauth import FakeGoogleOAuth  # noqa: E402
 from tests.fakes.server import ThreadedServer  # noqa: E402
 from tests.fakes.sheets import FakeSheets  # noqa: E402
+from tests.support.databases import scratch_postgres, sqlalchemy_url  # noqa: E402
+from tests.support.windows import most_in_window  # noqa: E402
 
 from wipsvc.collection import DEFAULT_COLUMNS  # noqa: E402
 
@@ -79,15 +80,6 @@ class Outcome:
     throttled: int
 
 
-def most_in_window(times: Sequence[float], window: float) -> int:
-    ordered, most, first = sorted(times), 0, 0
-    for last, at in enumerate(ordered):
-        while at - ordered[first] >= window:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
-
-
 class Instance:
     """``bench/service.py`` in its own process, with the given environment."""
 
@@ -118,7 +110,7 @@ async def run_scenario(
     name: str, *, accounts: int, instances: int, collections: int, products: int, scale: float, workdir: Path
 ) -> Outcome:
     run = uuid.uuid4().hex[:8]  # fresh accounts: no Redis state of an earlier run applies
-    database = None
+    database = contextlib.AsyncExitStack()  # the scratch PostgreSQL database several instances share
     with (
         FakeGoogleOAuth() as oauth,
         FakeSheets(
@@ -135,14 +127,8 @@ async def run_scenario(
                 project_id=f"project-{n}",
             )
         if instances > 1:
-            database = f"wipsvc_cluster_{run}"
-            admin = await asyncpg.connect(POSTGRES_ADMIN)
-            try:
-                await admin.execute(f'CREATE DATABASE "{database}"')
-            finally:
-                await admin.close()
-            url = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-            database_url = f"{url}/{database}"
+            dsn = await database.enter_async_context(scratch_postgres(POSTGRES_ADMIN, "wipsvc_cluster"))
+            database_url = sqlalchemy_url(dsn)
         else:
             database_url = f"sqlite+aiosqlite:///{workdir / name.replace(' ', '-')}.db"
         env = {
@@ -167,15 +153,8 @@ async def run_scenario(
             sid = sheets.add_spreadsheet()
             sheets.set_rows(sid, "Sheet1", [header])
             sids.append(sid)
-        try:
+        async with database:
             started = await _run_jobs(env, instances, sids, accounts, shop.url, products)
-        finally:
-            if database is not None:
-                admin = await asyncpg.connect(POSTGRES_ADMIN)
-                try:
-                    await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-                finally:
-                    await admin.close()
         writes: dict[str, list[float]] = {}
         for request in sheets.requests:
             if request.kind == "write" and request.status == 200:

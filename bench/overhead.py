@@ -28,13 +28,10 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,6 +41,7 @@ sys.path.insert(0, str(ROOT))  # `python bench/overhead.py` from the repo root: 
 from counters import SqlCounter, Timings  # noqa: E402
 from noop_backends import NoopFetcher, noop_backends  # noqa: E402
 from saq_reference import saq_noop_jobs_per_second  # noqa: E402
+from tests.support.databases import scratch_postgres, sqlalchemy_url  # noqa: E402
 from tests.support.live import LiveServer, make_settings  # noqa: E402
 
 from wipsvc.adapters.base import Backends, PageFetcher  # noqa: E402
@@ -210,25 +208,6 @@ async def _rebuilt(conn: AsyncConnection, job_id: str) -> bytes:
     return to_json(await ledger.results_of(conn, job_id))
 
 
-@asynccontextmanager
-async def scratch_postgres(admin_dsn: str) -> AsyncIterator[str]:
-    """A database of its own for one run (dropped afterwards); yields its asyncpg DSN."""
-    name = f"wipsvc_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
 async def on_database(
     label: str, kind: str, admin_dsn: str, go: Callable[[str], Awaitable[dict[str, float]]]
 ) -> dict[str, float]:
@@ -236,8 +215,8 @@ async def on_database(
         with tempfile.TemporaryDirectory() as tmp:
             figures = await go(f"sqlite+aiosqlite:///{tmp}/overhead.db")
     else:
-        async with scratch_postgres(admin_dsn) as dsn:
-            figures = await go(dsn.replace("postgresql://", "postgresql+asyncpg://"))
+        async with scratch_postgres(admin_dsn, "wipsvc_bench") as dsn:
+            figures = await go(sqlalchemy_url(dsn))
     summary = ", ".join(f"{name.strip()} {value:.2f}" for name, value in figures.items())
     print(f"-- {label}: {summary}", flush=True)
     return figures
@@ -349,7 +328,7 @@ async def main() -> None:
             runs = ", ".join(f"{cpu:.0f}" for cpu in spent[f"{kind}, {size}"])
             print(f"  {kind}, {size} products: whole CPU of each run, ms: {runs}")
     if args.saq_jobs > 0:
-        async with scratch_postgres(args.postgres) as dsn:
+        async with scratch_postgres(args.postgres, "wipsvc_bench") as dsn:
             saq_rate = await saq_noop_jobs_per_second(dsn, args.saq_jobs)
         if saq_rate is not None:
             ours = noop[f"PostgreSQL, {args.large}"]["products per second"]

@@ -52,6 +52,7 @@ from tests.fakes.google_oauth import FakeGoogleOAuth  # noqa: E402
 from tests.fakes.openai_api import FakeOpenAI, RecordedRequest  # noqa: E402
 from tests.fakes.server import ThreadedServer  # noqa: E402
 from tests.fakes.sheets import FakeSheets  # noqa: E402
+from tests.support.windows import most_in_window  # noqa: E402
 
 from wipsvc.collection import DEFAULT_COLUMNS  # noqa: E402
 from wipsvc.config import Settings  # noqa: E402
@@ -240,7 +241,7 @@ async def run_design(design: Design, products: int, workdir: Path, runner: Runne
             process.stdin.close()
             await process.wait()
         design.events = progress_events(workdir / f"{design.name}.db")
-        design.max_writes_per_window = max_in_window(
+        design.max_writes_per_window = most_in_window(
             [r.at for r in sheets.requests if r.kind == "write" and r.status == 200], 60 * scale
         )
         design.sheets_reads = sheets.count(kind="read", status=200)
@@ -260,16 +261,6 @@ def progress_events(database: Path) -> list[tuple[datetime, int, float | None]]:
         stamped = datetime.fromisoformat(payload["timestamp"].replace("Z", "+00:00"))
         events.append((stamped, int(payload["processed"]), payload.get("eta_seconds")))
     return events
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most events in any window of ``window`` seconds (counted at the fake)."""
-    times, most, first = sorted(times), 0, 0
-    for last, at in enumerate(times):
-        while at - times[first] >= window:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def _for(sku: str, schema: str | None) -> Callable[[RecordedRequest], bool]:

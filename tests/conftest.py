@@ -7,14 +7,13 @@ import os
 import shutil
 import socket
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
+from tests.support.databases import scratch_postgres, sqlalchemy_url
 from tests.support.netguard import LoopbackOnlyTransport
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import SampleShop
@@ -95,19 +94,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 async def postgres_url() -> AsyncIterator[str]:
     """A fresh database on the machine's PostgreSQL, dropped afterwards."""
-    name = f"wipsvc_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(POSTGRES_ADMIN_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_postgres(POSTGRES_ADMIN_DSN, "wipsvc_test") as dsn:
+        yield sqlalchemy_url(dsn)
 
 
 @pytest.fixture

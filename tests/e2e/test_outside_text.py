@@ -9,7 +9,8 @@ import csv
 import io
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -180,14 +181,23 @@ def _locked_at_every_finish(write_batch: WriteBatch) -> WriteBatch:
     return locked
 
 
-async def test_a_job_whose_runs_keep_dying_ends_failed_without_sql(
-    database_url: str, fetcher: SafeFetcher, pages: LocalHttpServer
-) -> None:
+@asynccontextmanager
+async def _runs_keep_dying(
+    database_url: str, fetcher: SafeFetcher, pages: LocalHttpServer, *, job_max_claims: int
+) -> AsyncIterator[tuple[LiveServer, httpx.AsyncClient]]:
+    """A server on which every product's finish meets "database is locked", with one product page."""
     pages.routes["/p"] = lambda _: Reply(200, [HTML], product_page(name="One"))
-    settings = make_settings(database_url, job_max_claims=3, claim_interval_seconds=0.1)
+    settings = make_settings(database_url, job_max_claims=job_max_claims, claim_interval_seconds=0.1)
     async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
         jobs = server.services.store.jobs
         jobs.write_batch = _locked_at_every_finish(jobs.write_batch)  # type: ignore[method-assign,assignment]
+        yield server, client
+
+
+async def test_a_job_whose_runs_keep_dying_ends_failed_without_sql(
+    database_url: str, fetcher: SafeFetcher, pages: LocalHttpServer
+) -> None:
+    async with _runs_keep_dying(database_url, fetcher, pages, job_max_claims=3) as (_, client):
         job = await _run(client, [("P-1", pages.url("/p"))])
     assert job["status"] == "failed", job
     assert job["error"] == "gave up after 3 runs with no product finished: database error (OperationalError)"
@@ -197,11 +207,8 @@ async def test_a_job_whose_runs_keep_dying_ends_failed_without_sql(
 async def test_cancel_ends_a_job_whose_runs_keep_dying(
     database_url: str, fetcher: SafeFetcher, pages: LocalHttpServer
 ) -> None:
-    pages.routes["/p"] = lambda _: Reply(200, [HTML], product_page(name="One"))
-    settings = make_settings(database_url, job_max_claims=1000, claim_interval_seconds=0.1)
-    async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
+    async with _runs_keep_dying(database_url, fetcher, pages, job_max_claims=1000) as (server, client):
         jobs = server.services.store.jobs
-        jobs.write_batch = _locked_at_every_finish(jobs.write_batch)  # type: ignore[method-assign,assignment]
         created = await client.post(
             f"/api/{COLLECTION}/wip", json={"products": [{"sku": "P-1", "url": pages.url("/p")}]}
         )

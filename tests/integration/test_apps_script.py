@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from tests.fakes.apps_script import FakeAppsScript, ScriptFailure
 from tests.fakes.google_oauth import FakeGoogleOAuth
+from tests.support.cleaning import failed_run
 from tests.support.netguard import LoopbackOnlyTransport, StaticResolver
 from wipsvc.adapters.apps_script import (
     CHECK_FUNCTION,
@@ -182,15 +183,11 @@ async def test_api_unknown_script_is_a_permanent_error_with_a_hint(
 ) -> None:
     config = api_config.model_copy(update={"script_id": "no-such-script"})
     cleaner = AppsScriptApiCleaner(config, worksheet="Products", api_url=script.url, transport=transport)
-    try:
-        with pytest.raises(StepError) as caught:
-            await cleaner.run(row_num=2, sku="SKU-1")
-    finally:
-        await cleaner.aclose()
+    error = await failed_run(cleaner)
 
-    assert "404" in caught.value.message
-    assert "API executable" in caught.value.message
-    assert not caught.value.transient
+    assert "404" in error.message
+    assert "API executable" in error.message
+    assert not error.transient
 
 
 async def test_api_check_refreshes_and_runs_nothing(
@@ -226,12 +223,9 @@ async def test_api_timeout_is_transient(
     cleaner = AppsScriptApiCleaner(
         api_config, worksheet="Products", api_url=script.url, transport=transport, timeout=0.2
     )
-    try:
-        with pytest.raises(StepError, match="timed out") as caught:
-            await cleaner.run(row_num=2, sku="SKU-1")
-    finally:
-        await cleaner.aclose()
-    assert caught.value.transient
+    error = await failed_run(cleaner)
+    assert "timed out" in error.message
+    assert error.transient
 
 
 # -- web app ----------------------------------------------------------------------------------------------
@@ -261,25 +255,17 @@ async def test_webapp_not_ok_is_a_permanent_error(
 ) -> None:
     script.fail_sku("SKU-BAD", ScriptFailure("row 5 has no price"))
     cleaner = webapp_cleaner(webapp_config(script), transport)
-    try:
-        with pytest.raises(StepError) as caught:
-            await cleaner.run(row_num=5, sku="SKU-BAD")
-    finally:
-        await cleaner.aclose()
+    error = await failed_run(cleaner, row_num=5, sku="SKU-BAD")
 
-    assert caught.value.message == "Apps Script web app error: row 5 has no price"
-    assert not caught.value.transient
+    assert error.message == "Apps Script web app error: row 5 has no price"
+    assert not error.transient
 
 
 async def test_webapp_wrong_secret(script: FakeAppsScript, transport: LoopbackOnlyTransport) -> None:
     cleaner = webapp_cleaner(webapp_config(script, secret="not-the-secret"), transport)
-    try:
-        with pytest.raises(StepError, match="bad secret") as caught:
-            await cleaner.run(row_num=5, sku="SKU-1")
-    finally:
-        await cleaner.aclose()
-
-    assert not caught.value.transient
+    error = await failed_run(cleaner, row_num=5)
+    assert "bad secret" in error.message
+    assert not error.transient
     assert [c.secret_ok for c in script.webapp_calls] == [False]
 
 
@@ -288,12 +274,8 @@ async def test_webapp_server_error_is_transient(
 ) -> None:
     script.http_error_next(503)
     cleaner = webapp_cleaner(webapp_config(script), transport)
-    try:
-        with pytest.raises(StepError) as caught:
-            await cleaner.run(row_num=5, sku="SKU-1")
-    finally:
-        await cleaner.aclose()
-    assert caught.value.transient
+    error = await failed_run(cleaner, row_num=5)
+    assert error.transient
 
 
 async def test_webapp_check_posts_nothing(script: FakeAppsScript, transport: LoopbackOnlyTransport) -> None:

@@ -304,16 +304,20 @@ async def test_lost_append_response_is_not_appended_twice(
     assert sheets.count("values.append") == 1  # the SKU column was read again instead
 
 
+async def _permanent_open_error(backend: GoogleSheetsBackend, spreadsheet_id: str) -> str:
+    """Opening the spreadsheet fails with a permanent ``StepError``: its message."""
+    with pytest.raises(StepError) as caught:
+        await backend.open(config_for(spreadsheet_id))
+    assert not caught.value.transient
+    return caught.value.message
+
+
 async def test_token_endpoint_rejecting_the_key_is_a_clear_permanent_error(
     backend: GoogleSheetsBackend, oauth: FakeGoogleOAuth, spreadsheet_id: str
 ) -> None:
     oauth.reject("invalid_grant", "Invalid JWT Signature.")
-    with pytest.raises(StepError) as caught:
-        await backend.open(config_for(spreadsheet_id))
-    assert not caught.value.transient
-    assert (
-        caught.value.message
-        == f"Google refused a token for {SA_EMAIL}: invalid_grant: Invalid JWT Signature."
+    assert await _permanent_open_error(backend, spreadsheet_id) == (
+        f"Google refused a token for {SA_EMAIL}: invalid_grant: Invalid JWT Signature."
     )
     assert oauth.token_requests == 1  # not retried: a bad key stays bad
 
@@ -322,12 +326,8 @@ async def test_wrong_bearer_token_is_a_clear_permanent_error(
     backend: GoogleSheetsBackend, oauth: FakeGoogleOAuth, sheets: FakeSheets, spreadsheet_id: str
 ) -> None:
     oauth.mint_invalid_tokens()
-    with pytest.raises(StepError) as caught:
-        await backend.open(config_for(spreadsheet_id))
-    assert not caught.value.transient
-    assert (
-        caught.value.message
-        == f"Google Sheets rejected the access token for {SA_EMAIL} (401 UNAUTHENTICATED)"
+    assert await _permanent_open_error(backend, spreadsheet_id) == (
+        f"Google Sheets rejected the access token for {SA_EMAIL} (401 UNAUTHENTICATED)"
     )
     assert sheets.count(status=401) >= 1
 

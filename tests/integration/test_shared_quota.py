@@ -78,6 +78,19 @@ async def test_instances_together_never_take_more_than_the_limit(clients: list[o
         await bucket.flush()
 
 
+async def _next_take_waits(
+    bucket: SharedQuotaBucket, seconds: float, clock: ManualClock, sleeper: HeldSleep
+) -> None:
+    """The bucket's next caller sleeps ``seconds`` (no more, no less), then is admitted."""
+    waiting = asyncio.create_task(bucket.acquire())
+    await settle(lambda: len(sleeper.delays) == 1)
+    assert sleeper.delays == [pytest.approx(seconds)]
+    clock.now += seconds
+    sleeper.release_all()
+    (await waiting).release()
+    await bucket.flush()
+
+
 async def test_a_429_seen_by_one_instance_pauses_the_account_for_all(clients: list[object]) -> None:
     clock, sleeper, name = ManualClock(1_000.0), HeldSleep(), key()
     first, second = (
@@ -88,13 +101,7 @@ async def test_a_429_seen_by_one_instance_pauses_the_account_for_all(clients: li
     assert permit.throttled(retry_after=7.5) == 7.5
     permit.release()
     await first.flush()
-    waiting = asyncio.create_task(second.acquire())
-    await settle(lambda: len(sleeper.delays) == 1)
-    assert sleeper.delays == [pytest.approx(7.5)]
-    clock.now += 7.5
-    sleeper.release_all()
-    (await waiting).release()
-    await second.flush()
+    await _next_take_waits(second, 7.5, clock, sleeper)
 
 
 async def test_the_concurrency_cap_holds_across_instances(clients: list[object]) -> None:
@@ -152,13 +159,7 @@ async def test_finish_anchored_tokens_count_from_the_calls_end(clients: list[obj
     clock.now += 5.0  # the call took 5 s: its token is back 60 s after its end, not its start
     permit.release()
     await bucket.flush()
-    waiting = asyncio.create_task(bucket.acquire())
-    await settle(lambda: len(sleeper.delays) == 1)
-    assert sleeper.delays == [pytest.approx(60.0)]
-    clock.now += 60.0
-    sleeper.release_all()
-    (await waiting).release()
-    await bucket.flush()
+    await _next_take_waits(bucket, 60.0, clock, sleeper)
 
 
 async def test_a_caller_cancelled_while_redis_takes_its_token_gives_it_back(clients: list[object]) -> None:

@@ -40,17 +40,20 @@ async def backend(
     await backend.aclose()
 
 
-async def _open(backend: GoogleSheetsBackend, spreadsheet_id: str) -> GoogleSheetsSession:
-    config = CollectionConfig(sheet=SheetConfig(backend="google", spreadsheet_id=spreadsheet_id))
-    return await backend.open(config)
+async def _open_new(
+    backend: GoogleSheetsBackend, sheets: FakeSheets, rows: list[list[str]]
+) -> tuple[str, GoogleSheetsSession]:
+    """A new spreadsheet whose Sheet1 holds ``rows``, opened: its id and the session."""
+    sid = sheets.add_spreadsheet()
+    sheets.set_rows(sid, "Sheet1", rows)
+    config = CollectionConfig(sheet=SheetConfig(backend="google", spreadsheet_id=sid))
+    return sid, await backend.open(config)
 
 
 async def test_a_write_waits_for_a_valid_lease_and_never_goes_out_once_it_is_lost(
     backend: GoogleSheetsBackend, sheets: FakeSheets
 ) -> None:
-    sid = sheets.add_spreadsheet()
-    sheets.set_rows(sid, "Sheet1", [HEADER])
-    session = await _open(backend, sid)
+    sid, session = await _open_new(backend, sheets, [HEADER])
     guard = LeaseGuard(Lease("job-1", "a", seconds=15.0, margin=5.0))  # not renewed yet
     session.fence_with(guard)
 
@@ -77,10 +80,9 @@ async def test_a_write_waits_for_a_valid_lease_and_never_goes_out_once_it_is_los
 async def test_a_doubled_row_of_the_jobs_skus_is_emptied_and_the_first_row_kept(
     backend: GoogleSheetsBackend, sheets: FakeSheets
 ) -> None:
-    sid = sheets.add_spreadsheet()
-    sheets.set_rows(
-        sid,
-        "Sheet1",
+    sid, session = await _open_new(
+        backend,
+        sheets,
         [
             HEADER,
             _row(sku="DUP-1", url="https://shop.example/dup", title="Mug"),  # row 2: kept
@@ -90,7 +92,6 @@ async def test_a_doubled_row_of_the_jobs_skus_is_emptied_and_the_first_row_kept(
             _row(sku="NOT-OURS", url="https://shop.example/b"),  # row 6: not this job's SKU
         ],
     )
-    session = await _open(backend, sid)
     assert await session.find_row("DUP-1") == 2
     await session.refresh()
 
@@ -112,9 +113,7 @@ async def test_a_doubled_row_of_the_jobs_skus_is_emptied_and_the_first_row_kept(
 async def test_a_refresh_finds_an_append_that_landed_after_the_open(
     backend: GoogleSheetsBackend, sheets: FakeSheets
 ) -> None:
-    sid = sheets.add_spreadsheet()
-    sheets.set_rows(sid, "Sheet1", [HEADER])
-    session = await _open(backend, sid)
+    sid, session = await _open_new(backend, sheets, [HEADER])
     assert await session.find_row("LATE-1") is None
     # Another (paused) instance's append lands meanwhile.
     sheets.set_rows(sid, "Sheet1", [HEADER, _row(sku="LATE-1", url="https://shop.example/late")])

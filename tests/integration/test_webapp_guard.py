@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
+from tests.support.cleaning import failed_run
 from tests.support.netguard import LocalHttpServer, LoopbackOnlyTransport, Reply, StaticResolver
 from wipsvc.adapters.apps_script import AppsScriptWebAppCleaner
 from wipsvc.collection import CleaningConfig
-from wipsvc.domain.errors import StepError
 
 GOOGLE = "script.google.com"
 
@@ -44,13 +44,10 @@ def cleaner(
 async def test_an_internal_webapp_url_is_refused_before_connecting(url: str) -> None:
     transport = LoopbackOnlyTransport()
     webapp = cleaner(url, transport)
-    try:
-        with pytest.raises(StepError, match="refused") as caught:
-            await webapp.run(row_num=2, sku="SKU-1")
-    finally:
-        await webapp.aclose()
+    error = await failed_run(webapp)
+    assert "refused" in error.message
     assert transport.requests == []
-    assert not caught.value.transient
+    assert not error.transient
 
 
 @pytest.mark.parametrize("status", [302, 303, 307])
@@ -58,26 +55,19 @@ async def test_a_redirect_to_an_internal_address_is_refused(server: LocalHttpSer
     server.routes["/exec"] = lambda _: Reply(status, [("Location", "http://127.0.0.2:9/internal")])
     transport = LoopbackOnlyTransport()
     webapp = cleaner(f"http://{GOOGLE}:{server.port}/exec", transport)
-    try:
-        with pytest.raises(StepError) as caught:
-            await webapp.run(row_num=2, sku="SKU-1")
-    finally:
-        await webapp.aclose()
+    error = await failed_run(webapp)
     # The first hop reached the allowed host; the second was refused before any connection.
     assert [r.url.host for r in transport.requests] == ["127.0.0.1"]
-    assert "127.0.0.2" in caught.value.message
-    assert "refused" in caught.value.message
+    assert "127.0.0.2" in error.message
+    assert "refused" in error.message
 
 
 async def test_a_307_does_not_carry_the_secret_to_another_origin(server: LocalHttpServer) -> None:
     server.routes["/exec"] = lambda _: Reply(307, [("Location", f"http://127.0.0.1:{server.port}/other")])
     transport = LoopbackOnlyTransport()
     webapp = cleaner(f"http://{GOOGLE}:{server.port}/exec", transport, allowed=(GOOGLE, "127.0.0.1"))
-    try:
-        with pytest.raises(StepError, match="another origin"):
-            await webapp.run(row_num=2, sku="SKU-1")
-    finally:
-        await webapp.aclose()
+    error = await failed_run(webapp)
+    assert "another origin" in error.message
     assert [r.path for r in server.requests] == ["/exec"]
 
 
@@ -90,13 +80,9 @@ async def test_an_allowed_internal_host_is_reached_but_not_quoted(server: LocalH
     transport = LoopbackOnlyTransport()
     for path, leaked in (("/internal", "abc123"), ("/json", "hunter2")):
         webapp = cleaner(server.url(path), transport, allowed=("127.0.0.1",))
-        try:
-            with pytest.raises(StepError) as caught:
-                await webapp.run(row_num=2, sku="SKU-1")
-        finally:
-            await webapp.aclose()
-        assert leaked not in caught.value.message
-        assert "not quoted" in caught.value.message
+        error = await failed_run(webapp)
+        assert leaked not in error.message
+        assert "not quoted" in error.message
     assert [r.path for r in server.requests] == ["/internal", "/json"]
 
 
@@ -105,12 +91,8 @@ async def test_googles_answer_is_quoted_on_one_clean_line(server: LocalHttpServe
     server.routes["/exec"] = lambda _: Reply(200, [("Content-Type", "text/html")], body)
     transport = LoopbackOnlyTransport()
     webapp = cleaner(f"http://{GOOGLE}:{server.port}/exec", transport)
-    try:
-        with pytest.raises(StepError) as caught:
-            await webapp.run(row_num=2, sku="SKU-1")
-    finally:
-        await webapp.aclose()
-    quoted = caught.value.message.removeprefix("Apps Script web app answered non-JSON: ")
+    error = await failed_run(webapp)
+    quoted = error.message.removeprefix("Apps Script web app answered non-JSON: ")
     assert quoted.startswith("Exception: TypeError in doPost")
     assert len(quoted) <= 200
     assert "\n" not in quoted and "\r" not in quoted and "\x00" not in quoted

@@ -206,15 +206,23 @@ def test_a_product_that_fails_in_the_queue_frees_its_place_without_a_sample() ->
     assert eta.estimate() == pytest.approx(3.5)
 
 
-def test_with_many_products_in_flight_the_model_is_redone_a_few_times_a_second() -> None:
+def _first_product_finished(
+    *, products: int, in_flight: int
+) -> tuple[EtaEstimator, ManualClock, float | None]:
+    """``in_flight`` of a job's ``products`` started at 0 s and the first finished at 2 s: the
+    estimator, its clock and the estimate then."""
     clock = ManualClock(0.0)
-    eta = EtaEstimator(300, clock, workers=300)
-    for product in range(300):
+    eta = EtaEstimator(products, clock, workers=in_flight)
+    for product in range(in_flight):
         eta.product_started(product, ["extract"])
     clock.now = 2.0
     eta.step_finished(0, "extract")
     eta.product_finished(0)
-    first = eta.estimate()
+    return eta, clock, eta.estimate()
+
+
+def test_with_many_products_in_flight_the_model_is_redone_a_few_times_a_second() -> None:
+    eta, clock, first = _first_product_finished(products=300, in_flight=300)
     assert first is not None and first > 0
     # A tenth of a second and nine products later the estimate only counts down: the model costs
     # time in proportion to the products in flight, and a large job asks at every product's end.
@@ -228,14 +236,7 @@ def test_with_many_products_in_flight_the_model_is_redone_a_few_times_a_second()
 
 
 def test_with_few_products_in_flight_every_estimate_is_modelled_afresh() -> None:
-    clock = ManualClock(0.0)
-    eta = EtaEstimator(30, clock, workers=10)
-    for product in range(10):
-        eta.product_started(product, ["extract"])
-    clock.now = 2.0
-    eta.step_finished(0, "extract")
-    eta.product_finished(0)
-    first = eta.estimate()
+    eta, clock, first = _first_product_finished(products=30, in_flight=10)
     clock.now = 2.1
     eta.step_finished(1, "extract")
     eta.product_finished(1)

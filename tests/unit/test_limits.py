@@ -10,13 +10,9 @@ import pytest
 
 from tests.support.clocks import LoopClock
 from tests.support.live import make_settings
+from tests.support.windows import most_in_window
 from wipsvc.limits import Limits, Permit, QuotaBucket
 from wipsvc.limits.admission import call_admitted
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    ordered = sorted(times)
-    return max((sum(1 for t in ordered if start <= t < start + window) for start in ordered), default=0)
 
 
 async def worker(bucket: QuotaBucket, clock: LoopClock, log: list[tuple[float, float]], hold: float) -> None:
@@ -46,9 +42,9 @@ async def test_never_admits_more_than_its_limit_in_any_window(clock: LoopClock, 
     await stop(tasks)
     starts, ends = [s for s, _ in log], [e for _, e in log]
     # Wherever in [start, end] the server counts a call, no 60 s window sees more than 10.
-    assert max_in_window(starts, 60) == 10
+    assert most_in_window(starts, 60) == 10
     if anchor == "finish":
-        assert max_in_window(ends, 60) == 10
+        assert most_in_window(ends, 60) == 10
     # ...and the quota is used: 10 at once, then 10 per window (less one call's time per window).
     assert len(log) >= 45
 
@@ -85,8 +81,8 @@ async def test_a_burst_then_paced_calls_and_still_never_more_than_the_limit_per_
     starts = sorted(s for s, _ in log)
     gaps = [b - a for a, b in itertools.pairwise(starts[3:20])]
     assert min(gaps) >= 1.0 - 0.03  # then one a second: no minute's quota spent in seconds
-    assert max_in_window(starts, 1.0) <= 3
-    assert max_in_window(starts, 60) <= 60 and max_in_window([e for _, e in log], 60) <= 60
+    assert most_in_window(starts, 1.0) <= 3
+    assert most_in_window(starts, 60) <= 60 and most_in_window([e for _, e in log], 60) <= 60
     assert len(log) >= 170
 
 
@@ -272,12 +268,12 @@ async def test_a_share_of_the_quota_is_all_this_instance_admits(clock: LoopClock
     tasks = spawn(10, lambda: worker(bucket, clock, log, hold=0.3))
     await clock.advance(180, step=0.02)
     starts = [s for s, _ in log]
-    assert max_in_window(starts, 60) <= 30 and len(log) >= 80  # half the quota, and all of that half
+    assert most_in_window(starts, 60) <= 30 and len(log) >= 80  # half the quota, and all of that half
     shared = len(log)
     bucket.share(1)  # the other instance went idle
     await clock.advance(120, step=0.02)
     await stop(tasks)
-    assert max_in_window([s for s, _ in log], 60) <= 60
+    assert most_in_window([s for s, _ in log], 60) <= 60
     assert len(log) - shared >= 100  # now at the whole quota's pace
     assert bucket.snapshot()["shared_by"] == 1
 
@@ -315,3 +311,10 @@ async def test_a_capped_waiter_takes_its_whole_request_once_the_share_grows_back
     held.release()
     await clock.advance(10.1)
     assert waiter.done() and waiter.result().amount == 80
+
+
+def test_most_in_window_counts_what_a_quota_window_would() -> None:
+    # A window holds [start, start + 60): 0 and 60 never share one, 59.9 and 60.5 do.
+    assert most_in_window([60.5, 0, 59.9, 60, 200], 60) == 3
+    assert most_in_window([0, 60, 120], 60) == 1
+    assert most_in_window([], 60) == 0
