@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from wipsvc.domain.events import SCHEDULED_EVENT_NAME, JobScheduled
+from wipsvc.domain.times import iso_utc
 from wipsvc.store import JobRecord, ProgressEvent
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,6 @@ class EventBus:
                 log.exception("notice handler failed for %s", notice.name)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def scheduled_notice(job: JobRecord) -> Notice:
     """The notice that a job was accepted to start later, at its ``run_at``."""
     assert job.run_at is not None
@@ -76,8 +73,8 @@ def scheduled_notice(job: JobRecord) -> Notice:
         job_id=job.job_id,
         collection_name=job.collection_name,
         total=job.total_products,
-        run_at=_iso(job.run_at),
+        run_at=iso_utc(job.run_at),
         job_status=job.status,
-        timestamp=_iso(datetime.now(UTC)),
+        timestamp=iso_utc(datetime.now(UTC)),
     )
     return Notice(SCHEDULED_EVENT_NAME, job.collection_name, event.payload())

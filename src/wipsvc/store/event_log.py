@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wipsvc.domain.events import CurrentProduct, JobProgress
 from wipsvc.domain.statuses import EventPhase, EventStatus, JobStatus
+from wipsvc.domain.times import iso_utc
 from wipsvc.store.records import ProgressEvent
 from wipsvc.store.tables import job_events, utcnow, wip_jobs
 
@@ -74,7 +75,7 @@ async def append_event(
         seq=row["event_seq"],
         eta_seconds=rounded_eta,
         job_status=JobStatus(row["status"]),
-        timestamp=now.isoformat().replace("+00:00", "Z"),
+        timestamp=iso_utc(now),
         phase=phase,
     ).payload()
     await conn.execute(

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from wipsvc.domain.events import CurrentProduct, JobProgress
 from wipsvc.domain.statuses import EventStatus, ItemStatus, JobStatus, WipStatus
+from wipsvc.domain.times import iso_utc
 from wipsvc.store import fencing, ledger_results
 from wipsvc.store.event_log import EVENT_COLUMNS
 from wipsvc.store.lease import Lease
@@ -260,7 +261,7 @@ async def _events(
     seq, processed = job["event_seq"] - count, job["processed_products"] - count
     successful = job["successful_products"] - sum(1 for f in finishes if f.error is None)
     failed = job["failed_products"] - sum(1 for f in finishes if f.error is not None)
-    timestamp = now.isoformat().replace("+00:00", "Z")
+    timestamp = iso_utc(now)
     events: list[ProgressEvent] = []
     for finish in finishes:
         seq, processed = seq + 1, processed + 1

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from wipsvc.domain.times import iso_utc
 from wipsvc.store.database import Database
 from wipsvc.store.records import NotFound
 from wipsvc.store.tables import job_items, notification_outbox, notification_targets, utcnow, wip_jobs
@@ -172,7 +173,7 @@ class OutboxRepository:
         async with self.db.write() as conn:
             query = sa.select(notification_outbox.c.attempts).where(notification_outbox.c.id == delivery_id)
             attempts = list((await conn.execute(query)).scalar() or [])
-            attempts.append({"at": now.isoformat().replace("+00:00", "Z"), "ok": ok, "detail": detail[:500]})
+            attempts.append({"at": iso_utc(now), "ok": ok, "detail": detail[:500]})
             status = DELIVERED if ok else (PENDING if retry_at is not None else FAILED)
             await conn.execute(
                 notification_outbox.update()
@@ -266,4 +267,4 @@ async def _insert(
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return iso_utc(value) if value is not None else None

@@ -22,6 +22,7 @@ from wipsvc.api.schemas import (
     ProcessResponse,
 )
 from wipsvc.domain.statuses import ItemStatus, JobStatus
+from wipsvc.domain.times import iso_utc
 from wipsvc.services import Services
 from wipsvc.store import JobRecord
 
@@ -215,7 +216,7 @@ def _accepted(job: JobRecord) -> ProcessResponse:
     count = job.total_products
     message = f"Background processing started for {count} products. Use the job_id to track progress."
     if job.status is JobStatus.SCHEDULED and job.run_at is not None:
-        when = job.run_at.isoformat().replace("+00:00", "Z")
+        when = iso_utc(job.run_at)
         message = (
             f"Background processing scheduled for {count} products at {when}. Use the job_id to track it."
         )
