@@ -128,8 +128,9 @@ class SampleShop:
         """Bind, serve in a background thread, and return once requests are accepted."""
         if self._thread is not None:
             raise RuntimeError("the sample shop is already started")
-        # Binding here, not in uvicorn, is how we learn the ephemeral port before serving.
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # Binding here, not in uvicorn, is how we learn the ephemeral port before serving. The
+        # protocol is named so that asyncio sets TCP_NODELAY on accepted connections (see embedded.py).
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self._host, self._port))
