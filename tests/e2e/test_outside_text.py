@@ -26,9 +26,8 @@ from tests.support.netguard import LocalHttpServer, Reply
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.cli import app as cli_app
 from wipsvc.jobs.ledger_writer import WriteBatch
-from wipsvc.store import ProgressEvent
 from wipsvc.store.lease import Lease
-from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, LedgerWrite
+from wipsvc.store.ledger_batch import Committed, ItemCheckpoint, ItemFinish, LedgerWrite
 from wipsvc.text import MAX_TEXT_CHARS
 
 COLLECTION = "texts"
@@ -169,7 +168,7 @@ async def test_a_vendor_error_with_a_nul_fails_only_its_product(
 def _locked_at_every_finish(write_batch: WriteBatch) -> WriteBatch:
     """``write_batch``, failing every batch that would end a product as a locked SQLite does."""
 
-    async def locked(lease: Lease, writes: Sequence[LedgerWrite]) -> list[ProgressEvent]:
+    async def locked(lease: Lease, writes: Sequence[LedgerWrite]) -> Committed:
         if any(isinstance(write, ItemFinish) for write in writes):
             raise sqlalchemy.exc.OperationalError(
                 "UPDATE job_items SET status=? WHERE job_items.job_id = ?",
@@ -234,7 +233,7 @@ async def test_a_product_whose_checkpoint_is_refused_fails_alone(
         write_batch = jobs.write_batch
         refused: list[int] = []
 
-        async def refuse_one(lease: Lease, writes: Sequence[LedgerWrite]) -> list[ProgressEvent]:
+        async def refuse_one(lease: Lease, writes: Sequence[LedgerWrite]) -> Committed:
             # The batches of several products are refused whole, then written one by one.
             if any(isinstance(w, ItemCheckpoint) and w.wip_id == refused_id for w in writes):
                 refused.append(refused_id)

@@ -19,7 +19,7 @@ from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.ledger_writer import MAX_BATCH, LedgerWriter
 from wipsvc.store import LeaseLost, ProgressEvent, Store
 from wipsvc.store.lease import Lease
-from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
+from wipsvc.store.ledger_batch import Committed, ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
 from wipsvc.store.tables import wip_jobs
 
 
@@ -114,7 +114,7 @@ async def test_a_write_the_store_refuses_fails_only_its_product(store: Store) ->
     job_id, ids = await _running_job(store, 4)
     refused = ids[2]
 
-    async def refusing(lease: Lease, writes: Sequence[LedgerWrite]) -> list[ProgressEvent]:
+    async def refusing(lease: Lease, writes: Sequence[LedgerWrite]) -> Committed:
         if any(isinstance(w, ItemCheckpoint) and w.wip_id == refused for w in writes):
             raise sqlalchemy.exc.DataError("UPDATE wip_products …", {}, ValueError("invalid byte sequence"))
         return await store.jobs.write_batch(lease, writes)

@@ -6,7 +6,8 @@ and then again as the response (FastAPI validates a returned model once more) co
 large job ~20 ms of the event loop; a result in that exact shape is written out as it is. Anything
 else (a row written by an older version, say) still goes through the model. An ended job's results
 never change: their JSON is kept for the next poll, keyed by the stored text itself. A running
-job's results are the JSON kept on its ledger rows, joined as they are (``item_result_json``).
+job's results are the JSON kept on its ledger rows, joined as they are (``item_result_json``), or
+on the instance that runs it, as its runner last committed them (`wipsvc.jobs.live_status`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pydantic_core import to_json
 
 from wipsvc.api.schemas import Job, JobResponse, ProductResult
 from wipsvc.domain.statuses import TERMINAL_JOB_STATUSES
-from wipsvc.services import Services
 from wipsvc.store import JobRecord
 
 _RESULT_FIELDS = frozenset(ProductResult.model_fields)
@@ -29,13 +29,11 @@ _MARK = f"\x00results-{uuid.uuid4().hex}"
 _PLACEHOLDER = to_json(_MARK)
 
 
-async def job_json_response(services: Services, job: JobRecord, view: Job) -> Response:
-    """``job`` as a `JobResponse` body, from its ``view`` without results and its results."""
-    if job.status in TERMINAL_JOB_STATUSES:
-        results = _ended_results(job.results_json)
-    else:
-        # Each finished product's result is kept as JSON on its ledger row: joined, not rebuilt.
-        results = (await services.job_service.results_json(job)).encode()
+def job_json_response(job: JobRecord, view: Job, results_json: str) -> Response:
+    """``job`` as a `JobResponse` body, from its ``view`` without results and its results (a
+    running job's as joined from its ledger, an ended job's as stored with it)."""
+    ended = job.status in TERMINAL_JOB_STATUSES
+    results = _ended_results(results_json) if ended else results_json.encode()
     outer = JobResponse(job=view).model_dump(mode="json")
     outer["job"]["results"] = _MARK
     return Response(to_json(outer).replace(_PLACEHOLDER, results, 1), media_type="application/json")

@@ -4,7 +4,8 @@ Products hand their writes (start, checkpoint, finish) to the job's writer and w
 writes whatever has gathered as one transaction (:func:`wipsvc.store.ledger_batch.write_batch`);
 writes made while a transaction is on its way go into the next one, so the batches grow with the
 load and a lone product waits for no timer. Once a batch has committed, its events are published in
-`seq` order and then every product waiting on it goes on.
+`seq` order and then every product waiting on it goes on. Whoever made the writer hears of each
+committed batch first (``on_commit``: the runner keeps its job's status from it).
 
 A batch the store refuses for a reason of its own (a value it cannot store, say) is written again
 one write at a time, so that only the product at fault fails; a lost lease or an outage fails
@@ -20,19 +21,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from wipsvc.jobs.events import EventBus
 from wipsvc.store import LeaseLost, ProgressEvent, is_outage
 from wipsvc.store.lease import Lease
-from wipsvc.store.ledger_batch import ItemFinish, LedgerWrite
+from wipsvc.store.ledger_batch import Committed, ItemFinish, LedgerWrite
 
 # At most this many writes in one transaction: a batch is prepared, and its products go on, in one
 # stretch of the event loop, which requests (a status poll, say) must not wait behind for long.
 MAX_BATCH = 200
 
-WriteBatch = Callable[[Lease, Sequence[LedgerWrite]], Awaitable[list[ProgressEvent]]]
+WriteBatch = Callable[[Lease, Sequence[LedgerWrite]], Awaitable[Committed]]
 _Waiting = tuple[LedgerWrite, "asyncio.Future[ProgressEvent | None]"]
 
 
 class LedgerWriter:
-    def __init__(self, write_batch: WriteBatch, bus: EventBus, lease: Callable[[], Lease]) -> None:
+    def __init__(
+        self,
+        write_batch: WriteBatch,
+        bus: EventBus,
+        lease: Callable[[], Lease],
+        on_commit: Callable[[Committed], None] = lambda _: None,
+    ) -> None:
         self._write_batch = write_batch
+        self._on_commit = on_commit
         self._bus = bus
         self._lease = lease  # the lease as last renewed: each batch renews it too
         self._pending: list[_Waiting] = []
@@ -64,7 +72,7 @@ class LedgerWriter:
         self, writes: list[LedgerWrite], futures: list[asyncio.Future[ProgressEvent | None]]
     ) -> None:
         try:
-            events = await self._write_batch(self._lease(), writes)
+            committed = await self._write_batch(self._lease(), writes)
         except Exception as error:
             if len(writes) == 1 or isinstance(error, LeaseLost) or is_outage(error):
                 for future in futures:
@@ -75,6 +83,8 @@ class LedgerWriter:
             return
         finally:
             self.batches += 1
+        self._on_commit(committed)
+        events = committed.events
         await self._bus.publish(events)
         by_product = {event.payload["current_product"]["wip_id"]: event for event in events}
         for write, future in zip(writes, futures, strict=True):

@@ -75,6 +75,12 @@ class JobRegistry:
     def running_job_ids(self) -> list[str]:
         return list(self._runners)
 
+    def live_status(self, job_id: str) -> tuple[JobRecord, str] | None:
+        """A job this instance runs, with its results JSON, as its runner last committed them;
+        None when only the database knows (see `LiveStatus`)."""
+        entry = self._runners.get(job_id)
+        return entry[0].status() if entry is not None else None
+
     @property
     def draining(self) -> bool:
         return self._stopping

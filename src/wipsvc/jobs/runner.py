@@ -22,6 +22,7 @@ from wipsvc.domain.statuses import ItemStatus, JobStatus, Step
 from wipsvc.jobs.eta import EtaEstimator
 from wipsvc.jobs.events import EventBus
 from wipsvc.jobs.ledger_writer import LedgerWriter
+from wipsvc.jobs.live_status import LiveStatus
 from wipsvc.jobs.observer import RunnerObserver
 from wipsvc.jobs.product_run import ProductRun
 from wipsvc.limits import Limits
@@ -31,6 +32,7 @@ from wipsvc.pipeline.prefetch import PageFetcher, PrefetchingFetcher
 from wipsvc.pipeline.retry import RetryPolicy, with_retries
 from wipsvc.store import ItemRecord, JobRecord, LeaseLost, Store, describe_error
 from wipsvc.store.lease import Lease, LeaseGuard, effective_margin
+from wipsvc.store.ledger_batch import Committed
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +80,19 @@ class JobRunner:
         margin = effective_margin(settings.lease_seconds, settings.lease_safety_margin_seconds)
         # Not valid until the first renewal says so (run() renews before anything else).
         self._guard = LeaseGuard(Lease(job.job_id, owner, settings.lease_seconds, margin))
+        self._live: LiveStatus | None = None  # the job as last committed, while it runs here
 
     def cancel(self) -> None:
-        """Start no new product; those in flight finish."""
+        """Start no new product; those in flight finish. Called once the request is committed."""
         self._cancel.set()
         self._halt.set()
+        if self._live is not None:
+            self._live.cancel_requested()
+
+    def status(self) -> tuple[JobRecord, str] | None:
+        """The job and its results JSON as this runner last committed them (see `LiveStatus`);
+        None when only the database knows."""
+        return self._live.current() if self._live is not None else None
 
     def renew_soon(self) -> None:
         """Renew the lease now rather than at its next turn (it also picks up a cancel request)."""
@@ -111,14 +121,31 @@ class JobRunner:
         try:
             await self._renew()
             await self._bus.publish([await self._store.jobs.mark_started(self._guard.lease)])
+            await self._keep_status()
             outcome = await self._run_products()
             if outcome is None:
                 log.info("job %s paused; the instance that takes it over resumes it", job_id)
                 return
             status, error = outcome
-            await self._bus.publish([await self._store.jobs.finish(self._guard.lease, status, error)])
+            ended = await self._store.jobs.finish(self._guard.lease, status, error)
+            self._live = None  # ended: the database has it all
+            await self._bus.publish([ended])
         except LeaseLost:
             log.warning("job %s was taken over by another instance; stopping here", job_id)
+        finally:
+            self._live = None
+
+    async def _keep_status(self) -> None:
+        """Read the job once as it starts here; from now on its own writes keep it current."""
+        job_id = self.job.job_id
+        try:
+            job = await self._store.jobs.get(job_id)
+            results = await self._store.jobs.finished_results(job_id)
+        except Exception as error:  # polls read the database instead, as they would anyway
+            log.warning("job %s: could not read its status to keep: %s", job_id, describe_error(error))
+            return
+        if job is not None:
+            self._live = LiveStatus(job, results, lambda: self._guard.lease)
 
     async def _run_products(self) -> Outcome:
         # The lease is renewed from the start: opening the backends may take a while (Google's
@@ -166,7 +193,9 @@ class JobRunner:
             return JobStatus.FAILED, f"could not open the collection's backends: {describe_error(error)}"
         worker_tasks: list[asyncio.Task[None]] = []
         queue: asyncio.Queue[ItemRecord] = asyncio.Queue()
-        writer = LedgerWriter(self._store.jobs.write_batch, self._bus, lambda: self._guard.lease)
+        writer = LedgerWriter(
+            self._store.jobs.write_batch, self._bus, lambda: self._guard.lease, on_commit=self._committed
+        )
         try:
             for item in todo:
                 queue.put_nowait(item)
@@ -212,6 +241,10 @@ class JobRunner:
         if self._should_pause() and (self._interrupted or not queue.empty()):
             return None
         return (JobStatus.CANCELLED if self._cancel.is_set() else JobStatus.COMPLETED), None
+
+    def _committed(self, batch: Committed) -> None:
+        if self._live is not None:
+            self._live.committed(batch)
 
     async def _keep_lease(self) -> None:
         """Renew the lease every third of it, and early when a call waits for more certain

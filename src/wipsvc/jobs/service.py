@@ -96,6 +96,15 @@ class JobService:
             raise NotFound(f"job {job_id} not found in collection '{collection}'")
         return job
 
+    async def poll(self, collection: str, job_id: str) -> tuple[JobRecord, str]:
+        """The job and its results as a JSON array, for the route clients poll: a job running
+        here as its runner last committed it (no read: see `LiveStatus`), else as stored."""
+        live = self._registry.live_status(job_id)
+        if live is not None and live[0].collection_name == collection:
+            return live
+        job = await self.get(collection, job_id)
+        return job, await self.results_json(job)
+
     async def change_priority(self, collection: str, job_id: str, priority: Priority) -> JobRecord:
         """A queued job's new priority; Conflict once it runs or has ended."""
         await self.get(collection, job_id)

@@ -19,6 +19,11 @@ from wipsvc.store.tables import api_keys, utcnow
 # Recording every use would turn each request into a write (and SQLite has one writer);
 # "last used" to the minute is all a listing needs.
 _TOUCH_INTERVAL_SECONDS = 60.0
+# Whether any key exists is asked by every request. Keys are never deleted, so once one is seen
+# the answer stays yes; "none yet" is asked again after this long, so that a first key made by
+# another process (`wipsvc keys create`) closes the open service within it. Until then the service
+# answers only on loopback anyway.
+_NO_KEYS_RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,8 @@ class KeysRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._touched: dict[int, float] = {}  # key id -> monotonic time of the last recorded use
+        self._some_exist = False
+        self._none_seen_at = float("-inf")  # monotonic time of the last "no key exists"
 
     async def create(
         self,
@@ -86,6 +93,7 @@ class KeysRepository:
                     .returning(api_keys.c.id)
                 )
                 key_id = result.scalar_one()
+            self._some_exist = True
         except IntegrityError as error:
             raise Conflict(f"key prefix {prefix} is taken") from error
         record = await self.get(key_id)
@@ -105,10 +113,17 @@ class KeysRepository:
 
     async def any_exist(self) -> bool:
         """Whether any key was ever created; revoked keys count, so revoking the last key
-        locks the service instead of opening it."""
+        locks the service instead of opening it. "No" may be up to a second old (see above)."""
+        if self._some_exist:
+            return True
+        if time.monotonic() - self._none_seen_at < _NO_KEYS_RECHECK_SECONDS:
+            return False
         async with self.db.read() as conn:
             found = (await conn.execute(sa.select(api_keys.c.id).limit(1))).first()
-        return found is not None
+        self._some_exist = found is not None
+        if not self._some_exist:
+            self._none_seen_at = time.monotonic()
+        return self._some_exist
 
     async def still_valid(self, key_ids: set[int]) -> set[int]:
         """Those of ``key_ids`` that exist and are not revoked (one query for any number)."""

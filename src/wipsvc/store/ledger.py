@@ -14,7 +14,7 @@ from wipsvc.domain.statuses import TERMINAL_ITEM_STATUSES, TERMINAL_JOB_STATUSES
 from wipsvc.store import ledger_batch, ledger_results
 from wipsvc.store.database import Database
 from wipsvc.store.lease import Lease
-from wipsvc.store.ledger_batch import ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
+from wipsvc.store.ledger_batch import Committed, ItemCheckpoint, ItemFinish, ItemStart, LedgerWrite
 from wipsvc.store.records import RESULT_COLUMNS, ItemRecord, JobRecord, ProgressEvent, item_result
 from wipsvc.store.tables import job_items
 
@@ -48,7 +48,12 @@ class JobLedger:
         async with self.db.read() as conn:
             return await ledger_results.results_json_of(conn, job.job_id)
 
-    async def write_batch(self, lease: Lease, writes: Sequence[LedgerWrite]) -> list[ProgressEvent]:
+    async def finished_results(self, job_id: str) -> dict[int, str]:
+        """Each finished product's result as JSON, by wip id in submission order."""
+        async with self.db.read() as conn:
+            return await ledger_results.finished_results(conn, job_id)
+
+    async def write_batch(self, lease: Lease, writes: Sequence[LedgerWrite]) -> Committed:
         """Many products' writes in one transaction (see :mod:`wipsvc.store.ledger_batch`)."""
         async with self.db.write() as conn:
             return await ledger_batch.write_batch(conn, lease, writes)
@@ -110,7 +115,7 @@ class JobLedger:
                 token_usage=token_usage,
                 transient=transient,
             )
-            events = await ledger_batch.write_batch(conn, lease, [finish])
+            events = (await ledger_batch.write_batch(conn, lease, [finish])).events
         return events[0] if events else None
 
 

@@ -7,7 +7,8 @@ products finish, also bumps the job's counters and its event sequence, returning
 need. No row count, no row: the lease is lost and nothing is written. Every other statement is one
 ``executemany`` per kind of write, and nothing just written is read back for the caller: it knows
 it. The one read-back is the finished products' results, kept as JSON on their rows (see
-:func:`wipsvc.store.ledger_results.keep_results`).
+:func:`wipsvc.store.ledger_results.keep_results`). The fence returns the job's row as the batch
+leaves it, so the owner knows its job as committed without reading it (see `Committed`).
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ from wipsvc.domain.events import CurrentProduct, JobProgress
 from wipsvc.domain.statuses import EventStatus, ItemStatus, JobStatus, WipStatus
 from wipsvc.domain.times import iso_utc
 from wipsvc.store import fencing, ledger_results
-from wipsvc.store.event_log import EVENT_COLUMNS
 from wipsvc.store.lease import Lease
 from wipsvc.store.outbox_repo import enqueue_product_failure
-from wipsvc.store.records import LeaseLost, ProgressEvent
+from wipsvc.store.records import JobRecord, LeaseLost, ProgressEvent
 from wipsvc.store.tables import job_events, job_items, utcnow, wip_jobs, wip_products
 from wipsvc.text import clean_json, clean_text
 
 OPEN_ITEMS = (ItemStatus.PENDING.value, ItemStatus.RUNNING.value)
+# The job's row as the fence returns it: all but the results, which are written at the end only.
+_JOB_COLUMNS = tuple(column for column in wip_jobs.c if column.name != "results")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +74,21 @@ class ItemFinish:
 LedgerWrite = ItemStart | ItemCheckpoint | ItemFinish
 
 
-async def write_batch(
-    conn: AsyncConnection, lease: Lease, writes: Sequence[LedgerWrite]
-) -> list[ProgressEvent]:
-    """Write ``writes`` (see the module); returns the finished products' events in `seq` order.
-    A product already closed is not closed again, nor counted. Raises LeaseLost."""
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What a batch wrote, as its writer knows it once the batch commits: the finished products'
+    events in `seq` order, the job's row as the batch left it (its ``results_json`` is empty:
+    the results are the ledger's until the job ends) and each finished product's result (JSON,
+    by wip id)."""
+
+    events: list[ProgressEvent]
+    job: JobRecord
+    results: dict[int, str]
+
+
+async def write_batch(conn: AsyncConnection, lease: Lease, writes: Sequence[LedgerWrite]) -> Committed:
+    """Write ``writes`` (see the module). A product already closed is not closed again, nor
+    counted. Raises LeaseLost."""
     now = utcnow()
     finishes = [w for w in writes if isinstance(w, ItemFinish)]
     if finishes:
@@ -116,10 +128,16 @@ async def write_batch(
             latest[write.wip_id] = write
     await _checkpoints(conn, lease.job_id, list(latest.values()), now)
     if not finishes:
-        return []
+        return Committed([], _record(job), {})
     await _close(conn, lease.job_id, finishes, now)
-    await ledger_results.keep_results(conn, lease.job_id, [f.wip_id for f in finishes])
-    return await _events(conn, lease.job_id, job, finishes, now)
+    results = await ledger_results.keep_results(conn, lease.job_id, [f.wip_id for f in finishes])
+    usage = await _add_token_usage(conn, lease.job_id, job["token_usage"], finishes)
+    events = await _events(conn, lease.job_id, job, finishes, now)
+    return Committed(events, _record(job, token_usage=usage), results)
+
+
+def _record(job: sa.RowMapping, **changed: Any) -> JobRecord:
+    return JobRecord.from_row({**job, "results": None, **changed})  # type: ignore[arg-type]
 
 
 async def _fence(conn: AsyncConnection, lease: Lease, finishes: list[ItemFinish], now: Any) -> sa.RowMapping:
@@ -140,9 +158,7 @@ async def _fence(conn: AsyncConnection, lease: Lease, finishes: list[ItemFinish]
     row = (
         (
             await conn.execute(
-                fencing.owned(lease.job_id, lease.owner)
-                .values(**values)
-                .returning(*EVENT_COLUMNS, wip_jobs.c.token_usage)
+                fencing.owned(lease.job_id, lease.owner).values(**values).returning(*_JOB_COLUMNS)
             )
         )
         .mappings()
@@ -247,16 +263,24 @@ async def _close(conn: AsyncConnection, job_id: str, finishes: list[ItemFinish],
     )
 
 
-async def _events(
-    conn: AsyncConnection, job_id: str, job: sa.RowMapping, finishes: list[ItemFinish], now: Any
-) -> list[ProgressEvent]:
-    usage: dict[str, int] = dict(job["token_usage"] or {})
+async def _add_token_usage(
+    conn: AsyncConnection, job_id: str, before: dict[str, int] | None, finishes: list[ItemFinish]
+) -> dict[str, int] | None:
+    """The job's token usage with the finished products' added (written only if they spent any)."""
+    usage: dict[str, int] = dict(before or {})
     spent = False
     for finish in finishes:
         for key, value in (finish.token_usage or {}).items():
             usage[key], spent = usage.get(key, 0) + value, True
-    if spent:
-        await conn.execute(wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(token_usage=usage))
+    if not spent:
+        return before
+    await conn.execute(wip_jobs.update().where(wip_jobs.c.job_id == job_id).values(token_usage=usage))
+    return usage
+
+
+async def _events(
+    conn: AsyncConnection, job_id: str, job: sa.RowMapping, finishes: list[ItemFinish], now: Any
+) -> list[ProgressEvent]:
     count = len(finishes)
     seq, processed = job["event_seq"] - count, job["processed_products"] - count
     successful = job["successful_products"] - sum(1 for f in finishes if f.error is None)

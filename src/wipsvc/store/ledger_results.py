@@ -8,7 +8,7 @@ lives in the database: every instance, and the service after a restart, reads th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,9 +20,10 @@ from wipsvc.store.tables import job_items
 TERMINAL_ITEMS = [status.value for status in TERMINAL_ITEM_STATUSES]
 
 
-async def keep_results(conn: AsyncConnection, job_id: str, wip_ids: Sequence[int]) -> None:
-    """The results of products just closed, as JSON on their rows. Read back from the rows (their
-    attempts and earlier checkpoints are not in the batch): once per product, not per poll."""
+async def keep_results(conn: AsyncConnection, job_id: str, wip_ids: Sequence[int]) -> dict[int, str]:
+    """The results of products just closed, as JSON on their rows; returned by wip id. Read back
+    from the rows (their attempts and earlier checkpoints are not in the batch): once per
+    product, not per poll."""
     rows = (
         await conn.execute(
             sa.select(*(job_items.c[name] for name in RESULT_COLUMNS)).where(
@@ -30,18 +31,25 @@ async def keep_results(conn: AsyncConnection, job_id: str, wip_ids: Sequence[int
             )
         )
     ).mappings()
+    results = {row["wip_id"]: item_result_json(row) for row in rows}
     await conn.execute(
         job_items.update()
         .where(job_items.c.job_id == job_id, job_items.c.wip_id == sa.bindparam("b_wip_id"))
         .values(result_json=sa.bindparam("b_result_json")),
-        [{"b_wip_id": row["wip_id"], "b_result_json": item_result_json(row)} for row in rows],
+        [{"b_wip_id": wip_id, "b_result_json": result} for wip_id, result in results.items()],
     )
+    return results
 
 
 async def results_json_of(conn: AsyncConnection, job_id: str) -> str:
-    """The results of the job's finished products as a JSON array, in submission order, joined
-    from the JSON kept on their rows (see `keep_results`); a finished row without one (closed by
-    its job's end, or before migration 0008) is built from its columns."""
+    """The results of the job's finished products as a JSON array, in submission order."""
+    return join_results((await finished_results(conn, job_id)).values())
+
+
+async def finished_results(conn: AsyncConnection, job_id: str) -> dict[int, str]:
+    """Each finished product's result as JSON, by wip id in submission order, from the JSON kept
+    on its row (see `keep_results`); a finished row without one (closed by its job's end, or
+    before migration 0008) is built from its columns."""
     query = (
         sa.select(job_items.c.wip_id, job_items.c.result_json)
         .where(job_items.c.job_id == job_id, job_items.c.status.in_(TERMINAL_ITEMS))
@@ -55,4 +63,9 @@ async def results_json_of(conn: AsyncConnection, job_id: str) -> str:
             job_items.c.job_id == job_id, job_items.c.wip_id.in_(missing)
         )
         built = {row["wip_id"]: item_result_json(row) for row in (await conn.execute(columns)).mappings()}
-    return "[" + ",".join(stored if stored is not None else built[wip_id] for wip_id, stored in rows) + "]"
+    return {wip_id: stored if stored is not None else built[wip_id] for wip_id, stored in rows}
+
+
+def join_results(results: Iterable[str]) -> str:
+    """Results, each already JSON, as one JSON array."""
+    return "[" + ",".join(results) + "]"

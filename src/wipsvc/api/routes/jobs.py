@@ -114,8 +114,8 @@ async def list_jobs(
 async def get_job(job_id: JobId, collection: AllowedCollectionName, services: ServicesDep) -> Response:
     """A job's status, counters and per-product results."""
     # No lookup of the collection: its job proves it exists (this is the route clients poll).
-    job = await services.job_service.get(collection, job_id)
-    return await job_json_response(services, job, await job_view(services, job, with_results=False))
+    job, results_json = await services.job_service.poll(collection, job_id)
+    return job_json_response(job, await job_view(services, job, with_results=False), results_json)
 
 
 @router.patch(
