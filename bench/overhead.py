@@ -8,11 +8,12 @@ reference.
 The real service (``create_app`` under uvicorn, in this process so that its store and event bus can
 be timed and its SQL counted) runs each job. **No-op backends** (``bench/noop_backends.py``): every
 step answers at once, nothing is parsed; what is left is the engine: the ledger, checkpoints,
-events, leases. Run at 1 product and at two job sizes, each ``--runs`` times (the run of median CPU
-counts), to see whether the cost per product stays flat: the whole run's CPU per product, and the
-marginal one (the whole run less the 1-product job's, over the products beyond the first); then
-once more at the large size while a client asks for the job's status every 20 ms (its latency is
-printed), and the CPU of reading the ended job's 1,000 results as a poll does and as it did.
+events, leases. Jobs of 1 product and of two sizes, ``--runs`` times each, interleaved on one
+service warmed up by a job first (the run of median CPU counts), to see whether the cost per
+product stays flat: the whole run's CPU per product, and the marginal one (the whole run less the
+1-product job's, over the products beyond the first); then once more at the large size while a
+client asks for the job's status every 20 ms (its latency is printed), and the CPU of reading the
+ended job's 1,000 results as a poll does and as it did.
 **Built-in backends**: the sample shop's demo pages (local, no latency), the local sheet in the
 service's database, structured-data extraction, template descriptions, Python cleaning, no quotas.
 PostgreSQL runs use a scratch database (created and dropped here).
@@ -28,10 +29,11 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -85,14 +87,22 @@ async def poll_status(base_url: str, url: str) -> dict[str, list[float]]:
     return latencies
 
 
-async def run(
-    database_url: str, products: int, *, noop: bool, shop: SampleShop, poll: bool = False
-) -> dict[str, float]:
+async def run_jobs(
+    database_url: str,
+    sizes: Sequence[int],
+    *,
+    noop: bool,
+    shop: SampleShop,
+    poll: bool = False,
+    warm_up: int = 0,
+) -> list[dict[str, float]]:
+    """One service on ``database_url`` runs a job of each of ``sizes`` products in turn, after a
+    ``warm_up`` job whose figures are dropped; returns each job's figures."""
     settings = make_settings(
         database_url,
         socketio_enabled=True,
         workers_per_job=None,  # the default: as many products at once as the batch holds
-        max_batch=max(100, products),
+        max_batch=max(100, warm_up, *sizes),
         sheets_write_per_minute=None,
         sheets_read_per_minute=None,
         llm_requests_per_minute=None,
@@ -106,14 +116,7 @@ async def run(
             timeout=10, max_bytes=5_000_000, max_redirects=5, allowed_hosts=["127.0.0.1"], user_agent="bench"
         )
     )
-    timings, sql = Timings(), SqlCounter()
-    latencies: dict[str, list[float]] = {}
-    read_costs: dict[str, float] = {}
-    if noop:
-        items = [{"sku": f"OVH-{n:05}", "url": f"http://127.0.0.1/noop/{n}"} for n in range(products)]
-    else:
-        good = [page for page in DEMO_PAGES if page.markup != "none"]
-        items = [{"sku": f"OVH-{n:05}", "url": shop.url_for(good[n % len(good)])} for n in range(products)]
+    figures: list[dict[str, float]] = []
     try:
         async with LiveServer(settings, fetcher=fetcher) as server, server.client() as client:
             services = server.services
@@ -125,64 +128,97 @@ async def run(
                     return noop_backends(noop_fetcher)
 
                 services.backends.open = open_noop  # type: ignore[method-assign,assignment]
-            sql.attach(services.store.engine.sync_engine)
-            # Instance attributes shadow the methods: only this benchmark's service is timed.
-            timings.wrap(services.store.jobs, "store: job ledger")
-            timings.wrap(services.store.collections, "store: local sheet and products")
-            timings.wrap(services.bus, "events: publish")
-            ended = asyncio.Event()
-
-            async def on_event(event: ProgressEvent) -> None:
-                if event.payload["status"] in TERMINAL_EVENTS:
-                    ended.set()
-
-            services.bus.subscribe(on_event)
+            job = OneJob(server, client, noop=noop, shop=shop)
             (await client.put("/api/collections/overhead", json={})).raise_for_status()
-            ids = (await client.post("/api/overhead/wip", json={"products": items})).json()["wip_ids"]
-            for label in list(timings.seconds):
-                timings.seconds[label], timings.calls[label] = 0.0, 0
-            sql.reset()
-            cpu = time.process_time()
-            response = await client.post("/api/overhead/wip/process", json={"wip_ids": ids})
-            status_url = response.json()["status_url"]
-            poller = asyncio.create_task(poll_status(server.url, status_url)) if poll else None
-            await ended.wait()  # told by the event bus: no polling weighs in the figures
-            cpu = time.process_time() - cpu
-            statements, commits = sql.statements, sql.commits
-            if poller is not None:
-                latencies = await poller
-            job = (await client.get(status_url)).json()["job"]
-            if poll:
-                read_costs = await results_read_costs(services.store, job["job_id"])
+            if warm_up:
+                await job.run(warm_up)
+            for size in sizes:
+                figures.append(await job.run(size, poll=poll))
     finally:
         await fetcher.aclose()
-    assert job["successful_products"] == products, job
-    started, completed = (datetime.fromisoformat(job[key]) for key in ("started_at", "completed_at"))
-    elapsed = (completed - started).total_seconds()
-    figures = {
-        "products per second": products / elapsed,
-        "ms per product (wall)": elapsed / products * 1000,
-        "ms CPU per product (whole process)": cpu / products * 1000,
-    }
-    if not poll:  # the status requests' own reads would count too
-        figures["SQL statements per product"] = statements / products
-        figures["transactions per product"] = commits / products
-    for label, seconds in sorted(timings.seconds.items()):
-        figures[f"ms per product awaiting {label}"] = seconds / products * 1000
-        figures[f"  calls per product to {label}"] = timings.calls[label] / products
-    figures.update(read_costs)
-    everything = sorted(latency for kind in latencies.values() for latency in kind)
-    for label, kind in (
-        ("", everything),
-        (" while running", latencies.get("running")),
-        (" once ended", latencies.get("ended")),
-    ):
-        if kind:
-            ordered = sorted(kind)
-            figures[f"status request{label} p50 ms"] = statistics.median(ordered) * 1000
-            figures[f"status request{label} p90 ms"] = ordered[int(0.9 * (len(ordered) - 1))] * 1000
-            figures[f"status requests{label}"] = len(ordered)
     return figures
+
+
+class OneJob:
+    """Runs one job after another on a service, each timed and counted on its own."""
+
+    def __init__(
+        self, server: LiveServer, client: httpx.AsyncClient, *, noop: bool, shop: SampleShop
+    ) -> None:
+        self._server, self._client, self._noop, self._shop = server, client, noop, shop
+        self._timings, self._sql = Timings(), SqlCounter()
+        services = server.services
+        self._sql.attach(services.store.engine.sync_engine)
+        # Instance attributes shadow the methods: only this benchmark's service is timed.
+        self._timings.wrap(services.store.jobs, "store: job ledger")
+        self._timings.wrap(services.store.collections, "store: local sheet and products")
+        self._timings.wrap(services.bus, "events: publish")
+        self._ended: dict[str, asyncio.Event] = {}
+        self._jobs = 0
+        services.bus.subscribe(self._on_event)
+
+    async def _on_event(self, event: ProgressEvent) -> None:
+        if event.payload["status"] in TERMINAL_EVENTS:
+            self._ended.setdefault(event.job_id, asyncio.Event()).set()
+
+    async def run(self, products: int, *, poll: bool = False) -> dict[str, float]:
+        client, timings, sql = self._client, self._timings, self._sql
+        self._jobs += 1
+        if self._noop:
+            items = [
+                {"sku": f"OVH-{self._jobs:03}-{n:05}", "url": f"http://127.0.0.1/noop/{n}"}
+                for n in range(products)
+            ]
+        else:
+            good = [page for page in DEMO_PAGES if page.markup != "none"]
+            items = [
+                {"sku": f"OVH-{self._jobs:03}-{n:05}", "url": self._shop.url_for(good[n % len(good)])}
+                for n in range(products)
+            ]
+        ids = (await client.post("/api/overhead/wip", json={"products": items})).json()["wip_ids"]
+        for label in list(timings.seconds):
+            timings.seconds[label], timings.calls[label] = 0.0, 0
+        sql.reset()
+        latencies: dict[str, list[float]] = {}
+        cpu = time.process_time()
+        response = await client.post("/api/overhead/wip/process", json={"wip_ids": ids})
+        status_url, job_id = response.json()["status_url"], response.json()["job_id"]
+        poller = asyncio.create_task(poll_status(self._server.url, status_url)) if poll else None
+        # Told by the event bus: no polling weighs in the figures.
+        await self._ended.setdefault(job_id, asyncio.Event()).wait()
+        cpu = time.process_time() - cpu
+        statements, commits = sql.statements, sql.commits
+        if poller is not None:
+            latencies = await poller
+        job = (await client.get(status_url)).json()["job"]
+        assert job["successful_products"] == products, job
+        read_costs = await results_read_costs(self._server.services.store, job_id) if poll else {}
+        started, completed = (datetime.fromisoformat(job[key]) for key in ("started_at", "completed_at"))
+        elapsed = (completed - started).total_seconds()
+        figures = {
+            "products per second": products / elapsed,
+            "ms per product (wall)": elapsed / products * 1000,
+            "ms CPU per product (whole process)": cpu / products * 1000,
+        }
+        if not poll:  # the status requests' own reads would count too
+            figures["SQL statements per product"] = statements / products
+            figures["transactions per product"] = commits / products
+        for label, seconds in sorted(timings.seconds.items()):
+            figures[f"ms per product awaiting {label}"] = seconds / products * 1000
+            figures[f"  calls per product to {label}"] = timings.calls[label] / products
+        figures.update(read_costs)
+        everything = sorted(latency for kind in latencies.values() for latency in kind)
+        for label, kind in (
+            ("", everything),
+            (" while running", latencies.get("running")),
+            (" once ended", latencies.get("ended")),
+        ):
+            if kind:
+                ordered = sorted(kind)
+                figures[f"status request{label} p50 ms"] = statistics.median(ordered) * 1000
+                figures[f"status request{label} p90 ms"] = ordered[int(0.9 * (len(ordered) - 1))] * 1000
+                figures[f"status requests{label}"] = len(ordered)
+        return figures
 
 
 async def results_read_costs(store: Store, job_id: str) -> dict[str, float]:
@@ -209,37 +245,39 @@ async def _rebuilt(conn: AsyncConnection, job_id: str) -> bytes:
 
 
 async def on_database(
-    label: str, kind: str, admin_dsn: str, go: Callable[[str], Awaitable[dict[str, float]]]
-) -> dict[str, float]:
+    label: str, kind: str, admin_dsn: str, go: Callable[[str], Awaitable[list[dict[str, float]]]]
+) -> list[dict[str, float]]:
     if kind == "SQLite":
         with tempfile.TemporaryDirectory() as tmp:
-            figures = await go(f"sqlite+aiosqlite:///{tmp}/overhead.db")
+            runs = await go(f"sqlite+aiosqlite:///{tmp}/overhead.db")
     else:
         async with scratch_postgres(admin_dsn, "wipsvc_bench") as dsn:
-            figures = await go(sqlalchemy_url(dsn))
-    summary = ", ".join(f"{name.strip()} {value:.2f}" for name, value in figures.items())
-    print(f"-- {label}: {summary}", flush=True)
-    return figures
+            runs = await go(sqlalchemy_url(dsn))
+    for figures in runs:
+        summary = ", ".join(f"{name.strip()} {value:.2f}" for name, value in figures.items())
+        print(f"-- {label}: {summary}", flush=True)
+    return runs
 
 
-async def median_run(
-    kind: str, admin_dsn: str, shop: SampleShop, size: int, runs: int
-) -> tuple[dict[str, float], list[float]]:
-    """``runs`` no-op jobs of ``size`` products: the figures of the run of median CPU, and every
-    run's whole CPU (ms). A run's CPU varies by a few ms on a shared machine: at 1 and 100
-    products that is much of what the marginal cost is computed from."""
-    results: list[dict[str, float]] = []
-    for n in range(runs):
+async def noop_sizes(
+    kind: str, admin_dsn: str, shop: SampleShop, sizes: Sequence[int], runs: int
+) -> dict[int, tuple[dict[str, float], list[float]]]:
+    """``runs`` no-op jobs of each of ``sizes`` products, interleaved on one warmed-up service (so
+    that a moment of load elsewhere on the machine falls on every size alike): for each size, the
+    figures of the run of median CPU and every run's whole CPU (ms)."""
 
-        async def go(url: str) -> dict[str, float]:
-            return await run(url, size, noop=True, shop=shop)
+    async def go(url: str) -> list[dict[str, float]]:
+        return await run_jobs(url, list(sizes) * runs, noop=True, shop=shop, warm_up=max(sizes[0], 100))
 
-        label = f"no-op, {kind}, {size}" + (f" ({n + 1}/{runs})" if runs > 1 else "")
-        results.append(await on_database(label, kind, admin_dsn, go))
-    spent = sorted(figures["ms CPU per product (whole process)"] * size for figures in results)
-    median = statistics.median_low(spent)
-    chosen = next(f for f in results if f["ms CPU per product (whole process)"] * size == median)
-    return chosen, spent
+    every = await on_database(f"no-op, {kind}, sizes {'/'.join(map(str, sizes))}", kind, admin_dsn, go)
+    chosen: dict[int, tuple[dict[str, float], list[float]]] = {}
+    for index, size in enumerate(sizes):
+        results = every[index :: len(sizes)]
+        spent = sorted(figures["ms CPU per product (whole process)"] * size for figures in results)
+        median = statistics.median_low(spent)
+        figures = next(f for f in results if f["ms CPU per product (whole process)"] * size == median)
+        chosen[size] = figures, spent
+    return chosen
 
 
 def print_table(results: dict[str, dict[str, float]]) -> None:
@@ -279,30 +317,28 @@ async def main() -> None:
     builtin: dict[str, dict[str, float]] = {}
     async with SampleShop() as shop:
         for kind in ("SQLite", "PostgreSQL"):
-            one, _ = await median_run(kind, args.postgres, shop, 1, args.runs)
-            one_off[kind] = one["ms CPU per product (whole process)"]
+            sized = await noop_sizes(kind, args.postgres, shop, (1, args.small, args.large), args.runs)
+            one_off[kind] = sized[1][0]["ms CPU per product (whole process)"]
             for size in (args.small, args.large):
-                figures, spent[f"{kind}, {size}"] = await median_run(
-                    kind, args.postgres, shop, size, args.runs
-                )
+                figures, spent[f"{kind}, {size}"] = sized[size]
                 whole = figures["ms CPU per product (whole process)"] * size
                 # Less the 1-product job (a run's one-off costs and one product), per product beyond it.
                 figures["ms CPU per product, marginal"] = (whole - one_off[kind]) / (size - 1)
                 noop[f"{kind}, {size}"] = figures
 
-            async def polled(url: str) -> dict[str, float]:
-                return await run(url, args.large, noop=True, shop=shop, poll=True)
+            async def polled(url: str) -> list[dict[str, float]]:
+                return await run_jobs(url, [args.large], noop=True, shop=shop, poll=True, warm_up=args.small)
 
             if args.poll:
                 label = f"{kind}, {args.large}, polled"
-                noop[label] = await on_database(f"no-op, {label}", kind, args.postgres, polled)
+                [noop[label]] = await on_database(f"no-op, {label}", kind, args.postgres, polled)
 
-            async def real(url: str) -> dict[str, float]:
-                return await run(url, args.builtin, noop=False, shop=shop)
+            async def real(url: str) -> list[dict[str, float]]:
+                return await run_jobs(url, [args.builtin], noop=False, shop=shop)
 
             if args.builtin > 0:
                 label = f"{kind}, {args.builtin}"
-                builtin[label] = await on_database(f"built-in, {label}", kind, args.postgres, real)
+                [builtin[label]] = await on_database(f"built-in, {label}", kind, args.postgres, real)
     print("\n== no-op backends: the engine's own cost ==")
     print_table(noop)
     if builtin:

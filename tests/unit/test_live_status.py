@@ -9,8 +9,8 @@ from typing import Any
 from tests.support.clocks import ManualClock
 from wipsvc.domain.statuses import JobStatus
 from wipsvc.jobs.live_status import LiveStatus
-from wipsvc.store import JobRecord
-from wipsvc.store.lease import Lease
+from wipsvc.store import JobRecord, LeaseLost
+from wipsvc.store.lease import Lease, LeaseGuard
 from wipsvc.store.ledger_batch import Committed
 
 
@@ -39,9 +39,13 @@ def _job(**changed: Any) -> JobRecord:
     return JobRecord(**{**values, **changed})
 
 
-def _status(clock: ManualClock, results: dict[int, str] | None = None) -> LiveStatus:
+def _guard(clock: ManualClock) -> LeaseGuard:
     lease = Lease("j", "me", seconds=15, margin=3).renewed(sent_at=0.0)  # certain until 12
-    return LiveStatus(_job(), results or {}, lambda: lease, clock=clock)
+    return LeaseGuard(lease, clock=clock)
+
+
+def _status(clock: ManualClock, results: dict[int, str] | None = None) -> LiveStatus:
+    return LiveStatus(_job(), results or {}, _guard(clock).certainly_held)
 
 
 def test_results_follow_the_jobs_order_whatever_order_products_finish_in() -> None:
@@ -68,4 +72,13 @@ def test_nothing_is_answered_once_the_lease_is_not_certainly_valid() -> None:
     clock.now = 11.9
     assert live.current() is not None
     clock.now = 12.0  # a paused owner, say: its successor's progress is in the database only
+    assert live.current() is None
+
+
+def test_nothing_is_answered_once_the_lease_is_lost() -> None:
+    clock = ManualClock()
+    guard = _guard(clock)
+    live = LiveStatus(_job(), {}, guard.certainly_held)
+    assert live.current() is not None
+    guard.lose(LeaseLost("taken over"))
     assert live.current() is None

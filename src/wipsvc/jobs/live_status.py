@@ -8,41 +8,31 @@ next renewal). So the runner keeps the job as last committed, and a poll here is
 on a loop busy with a thousand products, each database read of a poll waited several turns of it.
 
 What this answers is what the database held at the batch's commit, as a read then would have
-seen. Two limits keep it from going stale: it is answered only while the lease is certainly valid
-by the owner's own clock (a paused or cut-off owner falls back to the database, where its
-successor's progress is), and the runner drops it the moment the job stops running here (ended,
-paused, lost). A cancel requested through another instance shows here once its signal arrives
-(~0.1 s); through this instance, before the cancel's answer is sent.
+seen. Two limits keep it from going stale: it is answered only while the runner certainly holds
+the job (its lease not lost, and certainly valid by its own clock: a paused or cut-off owner falls
+back to the database, where its successor's progress is), and the runner drops it the moment the
+job stops running here (ended, paused, lost). A cancel requested through another instance shows
+here once its signal arrives (~0.1 s); through this instance, before the cancel's answer is sent.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from wipsvc.store import JobRecord
-from wipsvc.store.lease import Clock, Lease
 from wipsvc.store.ledger_batch import Committed
 from wipsvc.store.ledger_results import join_results
 
 
 class LiveStatus:
-    def __init__(
-        self,
-        job: JobRecord,
-        results: dict[int, str],
-        lease: Callable[[], Lease],
-        *,
-        clock: Clock = time.monotonic,
-    ) -> None:
-        """``job`` and ``results`` (JSON by wip id) as read once the run started; ``lease`` the
-        runner's lease as last renewed."""
+    def __init__(self, job: JobRecord, results: dict[int, str], held: Callable[[], bool]) -> None:
+        """``job`` and ``results`` (JSON by wip id) as read once the run started; ``held`` says
+        whether the runner certainly still holds the job (`LeaseGuard.certainly_held`)."""
         self._job = job
         self._results = dict(results)
         self._joined: str | None = None  # the results as one array, until the next batch
-        self._lease = lease
-        self._clock = clock
+        self._held = held
 
     def committed(self, batch: Committed) -> None:
         """A batch of this job's writes has committed (batches commit one at a time)."""
@@ -58,9 +48,9 @@ class LiveStatus:
         self._job = replace(self._job, cancel_requested=True)
 
     def current(self) -> tuple[JobRecord, str] | None:
-        """The job and its results as a JSON array (submission order), or None once the lease is
-        not certainly valid: then only the database knows."""
-        if self._lease().remaining(self._clock()) <= 0:
+        """The job and its results as a JSON array (submission order), or None once the job is not
+        certainly held: then only the database knows."""
+        if not self._held():
             return None
         if self._joined is None:
             results = self._results

@@ -145,7 +145,7 @@ class JobRunner:
             log.warning("job %s: could not read its status to keep: %s", job_id, describe_error(error))
             return
         if job is not None:
-            self._live = LiveStatus(job, results, lambda: self._guard.lease)
+            self._live = LiveStatus(job, results, self._guard.certainly_held)
 
     async def _run_products(self) -> Outcome:
         # The lease is renewed from the start: opening the backends may take a while (Google's

@@ -112,6 +112,10 @@ class LeaseGuard:
     def lost(self) -> bool:
         return self._lost is not None
 
+    def certainly_held(self) -> bool:
+        """Not lost, and certainly valid by this owner's clock now."""
+        return self._lost is None and self._lease.remaining(self._clock()) > 0
+
     def renewed(self, lease: Lease) -> None:
         self._lease = lease
         self._wake()
