@@ -2,18 +2,18 @@
 the embedded defaults, on SQLite and on PostgreSQL; SAQ's no-op jobs on the same PostgreSQL as a
 reference.
 
-    python bench/overhead.py [--small 100] [--large 1000] [--runs 5] [--builtin 200]
+    python bench/overhead.py [--small 100] [--large 1000] [--runs 15] [--builtin 200]
                              [--postgres postgresql://postgres@127.0.0.1:5432/test] [--saq-jobs 2000]
 
 The real service (``create_app`` under uvicorn, in this process so that its store and event bus can
 be timed and its SQL counted) runs each job. **No-op backends** (``bench/noop_backends.py``): every
 step answers at once, nothing is parsed; what is left is the engine: the ledger, checkpoints,
-events, leases. Jobs of 1 product and of two sizes, ``--runs`` times each, interleaved on one
-service warmed up by a job first (the run of median CPU counts), to see whether the cost per
-product stays flat: the whole run's CPU per product, and the marginal one (the whole run less the
-1-product job's, over the products beyond the first); then once more at the large size while a
-client asks for the job's status every 20 ms (its latency is printed), and the CPU of reading the
-ended job's 1,000 results as a poll does and as it did.
+events, leases. ``--runs`` rounds of jobs (1 product and the small size three times each, then the
+large size) on one service warmed up by a job first, the run of median CPU of each size counting,
+to see whether the cost per product stays flat: the whole run's CPU per product, and the marginal
+one (the whole run less the 1-product job's, over the products beyond the first); then once more
+at the large size while a client asks for the job's status every 20 ms (its latency is printed),
+and the CPU of reading the ended job's 1,000 results as a poll does and as it did.
 **Built-in backends**: the sample shop's demo pages (local, no latency), the local sheet in the
 service's database, structured-data extraction, template descriptions, Python cleaning, no quotas.
 PostgreSQL runs use a scratch database (created and dropped here).
@@ -108,6 +108,7 @@ async def run_jobs(
         llm_requests_per_minute=None,
         apps_script_max_concurrent=None,
         sheets_coalesce=False,
+        job_starts_per_minute=10_000,  # a client's start quota: dozens of jobs run here in a minute
     )
     fetcher: PageFetcher = (
         NoopFetcher()
@@ -260,19 +261,21 @@ async def on_database(
 
 
 async def noop_sizes(
-    kind: str, admin_dsn: str, shop: SampleShop, sizes: Sequence[int], runs: int
+    kind: str, admin_dsn: str, shop: SampleShop, round_of_sizes: Sequence[int], rounds: int
 ) -> dict[int, tuple[dict[str, float], list[float]]]:
-    """``runs`` no-op jobs of each of ``sizes`` products, interleaved on one warmed-up service (so
-    that a moment of load elsewhere on the machine falls on every size alike): for each size, the
-    figures of the run of median CPU and every run's whole CPU (ms)."""
+    """``rounds`` rounds of no-op jobs of ``round_of_sizes`` products, on one warmed-up service,
+    so that a moment of load elsewhere on the machine falls on every size alike: for each size,
+    the figures of the run of median CPU and every run's whole CPU (ms)."""
+    plan = list(round_of_sizes) * rounds
 
     async def go(url: str) -> list[dict[str, float]]:
-        return await run_jobs(url, list(sizes) * runs, noop=True, shop=shop, warm_up=max(sizes[0], 100))
+        return await run_jobs(url, plan, noop=True, shop=shop, warm_up=100)
 
-    every = await on_database(f"no-op, {kind}, sizes {'/'.join(map(str, sizes))}", kind, admin_dsn, go)
+    label = f"no-op, {kind}, rounds of {'/'.join(map(str, round_of_sizes))}"
+    every = await on_database(label, kind, admin_dsn, go)
     chosen: dict[int, tuple[dict[str, float], list[float]]] = {}
-    for index, size in enumerate(sizes):
-        results = every[index :: len(sizes)]
+    for size in dict.fromkeys(round_of_sizes):
+        results = [figures for planned, figures in zip(plan, every, strict=True) if planned == size]
         spent = sorted(figures["ms CPU per product (whole process)"] * size for figures in results)
         median = statistics.median_low(spent)
         figures = next(f for f in results if f["ms CPU per product (whole process)"] * size == median)
@@ -302,7 +305,10 @@ async def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--saq-jobs", type=int, default=2000, help="SAQ's no-op jobs (0: skip SAQ)")
     parser.add_argument(
-        "--runs", type=int, default=5, help="runs of each no-op job size (1, small, large); the median counts"
+        "--runs",
+        type=int,
+        default=15,
+        help="rounds of no-op jobs (1 and small products three times each, then large); the median counts",
     )
     parser.add_argument("--no-poll", dest="poll", action="store_false", help="skip the polled run")
     args = parser.parse_args()
@@ -317,7 +323,10 @@ async def main() -> None:
     builtin: dict[str, dict[str, float]] = {}
     async with SampleShop() as shop:
         for kind in ("SQLite", "PostgreSQL"):
-            sized = await noop_sizes(kind, args.postgres, shop, (1, args.small, args.large), args.runs)
+            # The small jobs three times a round: their CPU is a few dozen ms, where a few ms of
+            # noise weigh; the median of three times as many runs steadies them.
+            round_of_sizes = (1, args.small) * 3 + (args.large,)
+            sized = await noop_sizes(kind, args.postgres, shop, round_of_sizes, args.runs)
             one_off[kind] = sized[1][0]["ms CPU per product (whole process)"]
             for size in (args.small, args.large):
                 figures, spent[f"{kind}, {size}"] = sized[size]
