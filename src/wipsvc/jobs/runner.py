@@ -146,6 +146,8 @@ class JobRunner:
             return
         if job is not None:
             self._live = LiveStatus(job, results, self._guard.certainly_held)
+            if self._cancel.is_set():  # a cancel that came while the job was being read
+                self._live.cancel_requested()
 
     async def _run_products(self) -> Outcome:
         # The lease is renewed from the start: opening the backends may take a while (Google's
