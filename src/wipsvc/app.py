@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 
 from wipsvc.adapters.base import PageFetcher
 from wipsvc.adapters.google_sheets import GoogleSheetsBackend
-from wipsvc.api.deps import AppRuntime, NotStarted, app_runtime, get_access
+from wipsvc.api.deps import AppRuntime, NotStarted, app_runtime, get_access, single_query_values
 from wipsvc.api.errors import install_error_handlers
 from wipsvc.api.hosts import guard_hosts
 from wipsvc.api.limits import ActiveJobCap, HeadSizeLimit, RateLimiter, install_limits
@@ -156,7 +156,8 @@ def create_api(
         )
     api.add_middleware(RequestLog)  # added last, so outermost: every answer has its request id
     api.include_router(health.router)
-    # Every /api route needs an API key (when keys exist); set here so no route can forget it.
+    # Every /api route needs an API key (when keys exist) and takes each query parameter once;
+    # set here so no route can forget it.
     routers = (
         stats.router,
         all_jobs.router,
@@ -167,7 +168,7 @@ def create_api(
         schedules.router,
     )
     for router in routers:
-        api.include_router(router, dependencies=[Depends(get_access)])
+        api.include_router(router, dependencies=[Depends(get_access), Depends(single_query_values)])
     api.include_router(metrics.router)
     include_dashboard(api)
     include_docs(api)

@@ -166,3 +166,18 @@ async def test_duplicate_and_existing_skus(
     existing = await client.post("/api/sinks/wip", json={"products": [{"sku": sku, "url": url}]})
     assert sku in _error(existing, 409, "conflict")["message"]
     assert (await client.get("/api/sinks/wip")).json()["total"] == len(ids)
+
+
+async def test_a_query_parameter_given_twice_is_refused(client: httpx.AsyncClient, ids: list[int]) -> None:
+    # Read silently as its last value before: `?status=ready&status=error` listed errors only.
+    repeated = await client.get("/api/sinks/wip", params=[("search", "a"), ("search", "b"), ("limit", "5")])
+    error = _error(repeated, 422, "validation_error")
+    assert "query.search: given more than once" in error["message"]
+    assert [detail["loc"] for detail in error["details"]] == [["query", "search"]]
+    jobs = await client.get(
+        "/api/sinks/wip/jobs", params=[("limit", "1"), ("status", "queued"), ("limit", "2")]
+    )
+    assert "query.limit" in _error(jobs, 422, "validation_error")["message"]
+    # A name the route does not take is ignored, once or twice.
+    unknown = await client.get("/api/sinks/wip", params=[("x", "1"), ("x", "2"), ("search", "zz")])
+    assert unknown.status_code == 200 and unknown.json()["total"] == 0

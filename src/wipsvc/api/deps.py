@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Path, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.applications import Starlette
 
@@ -113,6 +116,32 @@ async def get_access(
 
 
 Access = Annotated[Principal, Depends(get_access)]
+
+
+async def single_query_values(request: Request) -> None:
+    """422 for a query parameter of the route given more than once. Every one of ours takes one
+    value, and the framework would silently keep the last (`?status=ready&status=error` read as
+    `error`). Names the route does not take are ignored, as they are when given once."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    if len(set(names)) == len(names):
+        return
+    route = request.scope.get("route")
+    declared = _query_names(route.dependant) if isinstance(route, APIRoute) else set()
+    repeated = [name for name in dict.fromkeys(names) if name in declared and names.count(name) > 1]
+    if repeated:
+        raise RequestValidationError(
+            [
+                {"type": "repeated", "loc": ("query", name), "msg": "given more than once; takes one value"}
+                for name in repeated
+            ]
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 def ensure_visible(access: Principal, collection: str) -> None:
