@@ -53,11 +53,13 @@ readme-tools:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl jq >/dev/null; \
 	  else echo "curl and jq are needed by tests/e2e/test_readme_using_it.py: install them"; fi; }
 
+# On two cores (pytest-xdist): every test uses ephemeral ports, scratch databases and Redis names
+# of its own, so they run side by side; `pytest` alone still runs them one at a time.
 test: lint browser readme-tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test-fast: $(DEV_STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -n 2 -m "not slow"
 
 # Refresh the vendored browser files (Socket.IO client, Swagger UI, ReDoc) from npm; the service needs no npm.
 vendor:
