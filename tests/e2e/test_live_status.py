@@ -3,35 +3,17 @@ reading the database, and says exactly what the database says."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.live import LiveServer, make_settings, start_job, until_processed, wait_for_job
-from wipsvc.adapters.base import FetchedPage, PageFetcher
+from tests.support.slow import GatedFetcher
 from wipsvc.adapters.scraper import SafeFetcher
 from wipsvc.demo.shop import BROKEN_SKUS, SampleShop
 from wipsvc.jobs.registry import JobRegistry
 from wipsvc.services import Services
-
-
-class HoldingFetcher:
-    """Fetches at once, except the ``held`` pages: those wait until the test lets them go."""
-
-    def __init__(self, inner: PageFetcher, held: set[str]) -> None:
-        self.inner = inner
-        self.held = held
-        self.release = asyncio.Event()
-
-    async def fetch(self, url: str) -> FetchedPage:
-        if url in self.held:
-            await self.release.wait()
-        return await self.inner.fetch(url)
-
-    async def aclose(self) -> None:
-        """The inner fetcher belongs to the test's fixture."""
 
 
 def _without_eta(body: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +63,7 @@ async def test_a_running_jobs_poll_is_answered_from_its_runner_as_the_database_w
 ) -> None:
     products = [p for p in shop.products() if p[0] not in BROKEN_SKUS][:6]
     held = {url for _, url in products[3:]}
-    holding = HoldingFetcher(fetcher, held)
+    holding = GatedFetcher(fetcher, held)
     settings = make_settings(database_url, workers_per_job=None)
     async with LiveServer(settings, fetcher=holding) as server, server.client() as client:
         for collection in ("sinks", "taps"):
@@ -107,7 +89,7 @@ async def test_a_running_jobs_poll_is_answered_from_its_runner_as_the_database_w
         assert cancelling["job"]["cancel_requested"] is True
         assert _without_eta(cancelling) == _without_eta(await _from_the_database(client, services, url))
 
-        holding.release.set()
+        holding.gate.set()
         ended = await wait_for_job(client, "sinks", job_id)
         assert ended["status"] == "cancelled" and ended["processed_products"] == 6
         assert job_id not in services.registry.running_job_ids

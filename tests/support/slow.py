@@ -23,16 +23,19 @@ class SlowFetcher:
 
 
 class GatedFetcher:
-    """Holds every fetch until the test opens the gate, so a job stays running meanwhile."""
+    """Holds every fetch (or only those of ``held`` URLs) until the test opens the gate, so a job
+    stays running meanwhile."""
 
-    def __init__(self, inner: PageFetcher) -> None:
+    def __init__(self, inner: PageFetcher, held: set[str] | None = None) -> None:
         self.inner = inner
+        self.held = held
         self.gate = asyncio.Event()
         self.waiting = 0
 
     async def fetch(self, url: str) -> FetchedPage:
-        self.waiting += 1
-        await self.gate.wait()
+        if self.held is None or url in self.held:
+            self.waiting += 1
+            await self.gate.wait()
         return await self.inner.fetch(url)
 
     async def aclose(self) -> None:
